@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the datastore.kubernetes collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Server-side apply, change detection and diffs.
+
+An object is applied with one GET and one server-side apply PATCH. The API server
+does not write an object whose applied state already matches, so an unchanged
+object keeps its ``resourceVersion`` and ``changed`` is read off the server's
+answer. Check mode sends the PATCH as a dry run and compares it with the live
+object instead.
+"""
+
+from __future__ import annotations
+
+__metaclass__ = type
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
+    Conflict,
+    ImmutableField,
+    InvalidInput,
+    KubeApiError,
+)
+
+VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
+MASK = "<masked>"
+MASK_CHANGED = "<masked, changed>"
+# Applied one at a time, before anything after them: later objects may live in them.
+BARRIER_KINDS = frozenset(("Namespace", "CustomResourceDefinition"))
+
+
+def object_ref(obj):
+    """``Kind namespace/name`` (or ``Kind name``) for messages."""
+    meta = obj.get("metadata") or {}
+    if meta.get("namespace"):
+        return "%s %s/%s" % (obj.get("kind"), meta["namespace"], meta.get("name"))
+    return "%s %s" % (obj.get("kind"), meta.get("name"))
+
+
+def clean(obj):
+    """A copy of ``obj`` without status and the metadata the server maintains."""
+    if obj is None:
+        return None
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    for key in VOLATILE_METADATA:
+        meta.pop(key, None)
+    return out
+
+
+def mask_secret(before, after):
+    """Mask the values of a Secret pair, marking the keys whose value changed."""
+    def values(obj):
+        if not obj:
+            return {}
+        merged = dict(obj.get("data") or {})
+        merged.update(obj.get("stringData") or {})
+        return merged
+
+    old, new = values(before), values(after)
+
+    def masked(obj, other):
+        if obj is None:
+            return None
+        out = dict(obj)
+        for field in ("data", "stringData"):
+            if field in out and out[field] is not None:
+                out[field] = {
+                    k: (MASK_CHANGED if (k in other and other.get(k) != v) else MASK)
+                    for k, v in out[field].items()
+                }
+        return out
+
+    return masked(before, new), masked(after, old)
+
+
+def make_diff(before, after):
+    """Diff-mode payload for one object; Secret values are masked."""
+    before, after = clean(before), clean(after)
+    if (after or before or {}).get("kind") == "Secret":
+        before, after = mask_secret(before, after)
+    return {"before": before or {}, "after": after or {}}
+
+
+class ApplyResult:
+    """What applying one object did."""
+
+    __slots__ = ("before", "after", "changed", "created")
+
+    def __init__(self, before, after, changed):
+        self.before = before
+        self.after = after
+        self.changed = changed
+        self.created = before is None and after is not None
+
+    def diff(self):
+        return make_diff(self.before, self.after)
+
+
+def validate_manifest(obj, field="definition"):
+    """Check the parts of a manifest the client needs, before anything is sent."""
+    if not isinstance(obj, dict):
+        raise InvalidInput(field, "each manifest must be a mapping, got %s" % type(obj).__name__)
+    for key in ("apiVersion", "kind"):
+        if not obj.get(key) or not isinstance(obj.get(key), str):
+            raise InvalidInput(field, "manifest has no %s" % key)
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        raise InvalidInput(field, "%s manifest has no metadata.name" % obj["kind"])
+
+
+def immutable_fields(error):
+    """Fields a 422 answer says cannot change in place (empty when it says nothing of the kind)."""
+    if not isinstance(error, KubeApiError) or error.status != 422:
+        return []
+    fields = []
+    for cause in error.causes:
+        text = (cause.get("message") or "").lower()
+        if "immutable" in text or "forbidden" in (cause.get("reason") or "").lower():
+            fields.append(cause.get("field") or "")
+    if not fields and "immutable" in error.msg.lower():
+        fields.append("")
+    return fields
+
+
+def apply_object(client, obj, check_mode=False, force=False):
+    """Apply one object; raises typed errors that name the object."""
+    meta = obj["metadata"]
+    before = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+    try:
+        after = client.apply(obj, dry_run=check_mode, force=force)
+    except Conflict as exc:
+        raise Conflict("%s: fields are owned by another manager (%s); set force=true to take them over"
+                       % (object_ref(obj), exc.msg), status=exc.status, reason=exc.reason)
+    except KubeApiError as exc:
+        fields = immutable_fields(exc)
+        if fields and before is not None:
+            raise ImmutableField("%s: %s cannot change in place" % (object_ref(obj), ", ".join(f for f in fields if f)
+                                                                     or "a field"), fields=fields)
+        raise KubeApiError("%s: %s" % (object_ref(obj), exc.msg), status=exc.status, reason=exc.reason,
+                           causes=exc.causes)
+    if check_mode:
+        changed = before is None or clean(before) != clean(after)
+    else:
+        changed = before is None or (before["metadata"].get("resourceVersion")
+                                     != after["metadata"].get("resourceVersion"))
+    return ApplyResult(before, after, changed)
+
+
+def apply_objects(client, objs, check_mode=False, force=False, concurrency=8):
+    """Apply many objects in order, concurrently between barriers; results keep input order.
+
+    Namespaces and CRDs are applied alone and before what follows them, because
+    later objects may need them. Everything between two barriers goes out on up to
+    ``concurrency`` threads sharing the client's connection pool.
+    """
+    results = [None] * len(objs)
+    batch = []
+
+    def flush():
+        if not batch:
+            return
+        if len(batch) == 1 or concurrency <= 1:
+            for idx in batch:
+                results[idx] = apply_object(client, objs[idx], check_mode, force)
+        else:
+            with ThreadPoolExecutor(max_workers=min(concurrency, len(batch))) as pool:
+                futures = [(idx, pool.submit(apply_object, client, objs[idx], check_mode, force)) for idx in batch]
+                for idx, fut in futures:
+                    results[idx] = fut.result()
+        del batch[:]
+
+    for idx, obj in enumerate(objs):
+        if obj.get("kind") in BARRIER_KINDS:
+            flush()
+            batch.append(idx)
+            flush()
+        else:
+            batch.append(idx)
+    flush()
+    return results
+
+
+def delete_object(client, obj, check_mode=False, propagation="Background"):
+    """Delete an object; returns ``(changed, before)``."""
+    meta = obj["metadata"]
+    before = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+    if before is None:
+        return False, None
+    if not check_mode:
+        client.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"), propagation=propagation)
+    return True, before

@@ -1,0 +1,429 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the datastore.kubernetes collection
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Kubernetes API client shared by every module.
+
+One ``KubeClient`` per module run: it holds one connection pool, maps kinds to REST
+paths without discovery for the kinds the collection manages, retries transient
+failures with backoff and turns every other failure into a typed exception.
+"""
+
+from __future__ import annotations
+
+__metaclass__ = type
+
+import json
+import os
+import random
+import time
+from urllib.parse import urlencode
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
+    Conflict,
+    InvalidInput,
+    KubeApiError,
+    NotFound,
+    TransientError,
+)
+
+try:
+    import urllib3
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - exercised only without the library
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = exc
+
+FIELD_MANAGER = "datastore.kubernetes"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+TRANSIENT_STATUSES = frozenset((429, 500, 502, 503, 504))
+
+# Connection options, documented once in doc_fragments/kube.py.
+KUBE_CONNECTION_ARGSPEC = {
+    "kubeconfig": {"type": "raw", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG", "KUBECONFIG"])},
+    "context": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
+    "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
+    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
+    "client_cert": {"type": "path", "aliases": ["cert_file"], "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE"])},
+    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False,
+                   "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"])},
+    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"])},
+    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"], "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"])},
+    "proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_PROXY"])},
+    "impersonate_user": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])},
+    "impersonate_groups": {"type": "list", "elements": "str"},
+    "request_timeout": {"type": "float", "default": 30.0},
+    "api_retries": {"type": "int", "default": 5},
+}
+
+# Kinds the collection manages: (group/version, kind) -> (plural, namespaced).
+# Knowing them up front saves a discovery round trip per run.
+KNOWN_KINDS = {
+    ("v1", "Pod"): ("pods", True),
+    ("v1", "Service"): ("services", True),
+    ("v1", "ConfigMap"): ("configmaps", True),
+    ("v1", "Secret"): ("secrets", True),
+    ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
+    ("v1", "PersistentVolume"): ("persistentvolumes", False),
+    ("v1", "Namespace"): ("namespaces", False),
+    ("v1", "ServiceAccount"): ("serviceaccounts", True),
+    ("v1", "Node"): ("nodes", False),
+    ("v1", "Endpoints"): ("endpoints", True),
+    ("v1", "Event"): ("events", True),
+    ("v1", "LimitRange"): ("limitranges", True),
+    ("v1", "ResourceQuota"): ("resourcequotas", True),
+    ("apps/v1", "StatefulSet"): ("statefulsets", True),
+    ("apps/v1", "Deployment"): ("deployments", True),
+    ("apps/v1", "DaemonSet"): ("daemonsets", True),
+    ("apps/v1", "ReplicaSet"): ("replicasets", True),
+    ("apps/v1", "ControllerRevision"): ("controllerrevisions", True),
+    ("batch/v1", "Job"): ("jobs", True),
+    ("batch/v1", "CronJob"): ("cronjobs", True),
+    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
+    ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
+    ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
+    ("discovery.k8s.io/v1", "EndpointSlice"): ("endpointslices", True),
+    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): ("clusterroles", False),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
+    ("storage.k8s.io/v1", "StorageClass"): ("storageclasses", False),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): ("customresourcedefinitions", False),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
+    ("scheduling.k8s.io/v1", "PriorityClass"): ("priorityclasses", False),
+}
+
+
+def check_kubernetes_library(module):
+    """Fail the module with install advice when the kubernetes library is missing."""
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+
+
+def _kubeconfig_source(value):
+    """Normalise the ``kubeconfig`` option: a dict, a list of paths, or one path."""
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, list):
+        paths = [os.path.expanduser(str(p)) for p in value]
+    else:
+        paths = [os.path.expanduser(p) for p in str(value).split(os.pathsep) if p]
+    for path in paths:
+        if not os.path.exists(path):
+            raise InvalidInput("kubeconfig", "file %s does not exist" % path)
+    return paths
+
+
+def _load_kubeconfig(configuration, source, context):
+    """Fill ``configuration`` from a kubeconfig dict or from one or more files."""
+    if isinstance(source, dict):
+        loader = k8s_config.kube_config.KubeConfigLoader(config_dict=source, active_context=context)
+        loader.load_and_set(configuration)
+        return
+    if len(source) == 1:
+        k8s_config.load_kube_config(config_file=source[0], context=context, client_configuration=configuration,
+                                    persist_config=False)
+        return
+    merger = k8s_config.kube_config.KubeConfigMerger(os.pathsep.join(source))
+    loader = k8s_config.kube_config.KubeConfigLoader(
+        config_dict=merger.config, active_context=context, config_base_path=None)
+    loader.load_and_set(configuration)
+
+
+def build_configuration(params):
+    """Return a ``kubernetes.client.Configuration`` from the connection options."""
+    configuration = k8s_client.Configuration()
+    source = _kubeconfig_source(params.get("kubeconfig"))
+    host = params.get("host")
+    try:
+        if source is not None:
+            _load_kubeconfig(configuration, source, params.get("context"))
+        elif host:
+            pass
+        elif os.path.exists(os.path.expanduser("~/.kube/config")):
+            _load_kubeconfig(configuration, [os.path.expanduser("~/.kube/config")], params.get("context"))
+        elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(SERVICE_ACCOUNT_DIR + "/token"):
+            # AWX and other in-cluster runners: use the pod's ServiceAccount.
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            raise InvalidInput("kubeconfig", "no cluster to talk to: set kubeconfig, host, the KUBECONFIG or "
+                                             "K8S_AUTH_HOST environment variable, or run inside a pod")
+    except ConfigException as exc:
+        raise InvalidInput("kubeconfig", "cannot be loaded: %s" % exc)
+
+    if host:
+        configuration.host = host
+    if params.get("api_key"):
+        token = params["api_key"]
+        configuration.api_key = {"authorization": "Bearer " + token}
+        configuration.api_key_prefix = {}
+    if params.get("client_cert"):
+        configuration.cert_file = params["client_cert"]
+    if params.get("client_key"):
+        configuration.key_file = params["client_key"]
+    if params.get("ca_cert"):
+        configuration.ssl_ca_cert = params["ca_cert"]
+    if params.get("validate_certs") is not None:
+        configuration.verify_ssl = params["validate_certs"]
+    if params.get("proxy"):
+        configuration.proxy = params["proxy"]
+    # Several threads share the pool when many objects are applied at once.
+    configuration.connection_pool_maxsize = 16
+    return configuration
+
+
+class KubeClient:
+    """A thin REST client over one connection pool.
+
+    Objects go in and out as plain dicts, exactly as the API server speaks them.
+    """
+
+    def __init__(self, configuration, request_timeout=30.0, retries=5, impersonate_user=None,
+                 impersonate_groups=None):
+        self.configuration = configuration
+        self.api_client = k8s_client.ApiClient(configuration)
+        self.request_timeout = request_timeout
+        self.retries = retries
+        self.extra_headers = {}
+        if impersonate_user:
+            self.extra_headers["Impersonate-User"] = impersonate_user
+        self._impersonate_groups = list(impersonate_groups or [])
+        self._discovered = {}
+        self.requests_made = 0
+
+    # -- paths -----------------------------------------------------------------
+    def resource_info(self, api_version, kind):
+        """Return ``(plural, namespaced)`` for a kind, using discovery only for unknown kinds."""
+        known = KNOWN_KINDS.get((api_version, kind))
+        if known:
+            return known
+        key = (api_version, kind)
+        if key not in self._discovered:
+            path = "/api/v1" if api_version == "v1" else "/apis/%s" % api_version
+            try:
+                listing = self.request("GET", path)
+            except NotFound:
+                raise InvalidInput("apiVersion", "%s is not served by this cluster" % api_version)
+            for res in listing.get("resources", []):
+                if "/" not in res["name"]:
+                    self._discovered[(api_version, res["kind"])] = (res["name"], res["namespaced"])
+            if key not in self._discovered:
+                raise InvalidInput("kind", "%s is not a kind of %s on this cluster" % (kind, api_version))
+        return self._discovered[key]
+
+    def path(self, api_version, kind, namespace=None, name=None, subresource=None):
+        """REST path of a collection or of one object."""
+        plural, namespaced = self.resource_info(api_version, kind)
+        base = "/api/v1" if api_version == "v1" else "/apis/%s" % api_version
+        parts = [base]
+        if namespaced:
+            if not namespace:
+                raise InvalidInput("namespace", "%s %s needs a namespace" % (kind, name or ""))
+            parts.append("namespaces/%s" % namespace)
+        parts.append(plural)
+        if name:
+            parts.append(name)
+        if subresource:
+            parts.append(subresource)
+        return "/".join(parts)
+
+    # -- transport -------------------------------------------------------------
+    def _headers(self, content_type=None):
+        headers = {"Accept": "application/json", "User-Agent": FIELD_MANAGER}
+        headers.update(self.extra_headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        if self.configuration.refresh_api_key_hook is not None:
+            self.configuration.refresh_api_key_hook(self.configuration)
+        auth = self.configuration.get_api_key_with_prefix("authorization")
+        if auth:
+            headers["Authorization"] = auth
+        return headers
+
+    def _url(self, path, query):
+        url = self.configuration.host.rstrip("/") + path
+        pairs = []
+        for key, value in (query or {}).items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            pairs.append((key, str(value)))
+        if pairs:
+            url += "?" + urlencode(pairs)
+        return url
+
+    def raw(self, method, path, body=None, query=None, content_type=None, timeout=None, stream=False):
+        """Send one request with retries; return the urllib3 response (status < 400)."""
+        headers = self._headers(content_type or ("application/json" if body is not None else None))
+        if self._impersonate_groups:
+            # urllib3 accepts repeated headers only through HTTPHeaderDict.
+            headers = urllib3.HTTPHeaderDict(headers)
+            for group in self._impersonate_groups:
+                headers.add("Impersonate-Group", group)
+        payload = None
+        if body is not None:
+            payload = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        url = self._url(path, query)
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests_made += 1
+            try:
+                resp = self.api_client.rest_client.pool_manager.request(
+                    method, url, body=payload, headers=headers, preload_content=not stream,
+                    timeout=urllib3.Timeout(connect=min(10.0, timeout or self.request_timeout),
+                                            read=timeout or self.request_timeout),
+                    retries=False)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                if attempt > self.retries:
+                    raise TransientError("cannot reach the Kubernetes API server at %s: %s"
+                                         % (self.configuration.host, exc.__class__.__name__), status=None)
+                self._backoff(attempt)
+                continue
+            if resp.status < 400:
+                return resp
+            data = resp.data if not stream else resp.read()
+            if resp.status in TRANSIENT_STATUSES and attempt <= self.retries:
+                self._backoff(attempt, resp.headers.get("Retry-After"))
+                continue
+            raise self._error(method, path, resp.status, data)
+
+    def request(self, method, path, body=None, query=None, content_type=None, timeout=None):
+        """Send a request and return the decoded JSON body (``None`` for an empty body)."""
+        resp = self.raw(method, path, body=body, query=query, content_type=content_type, timeout=timeout)
+        if not resp.data:
+            return None
+        return json.loads(resp.data)
+
+    @staticmethod
+    def _backoff(attempt, retry_after=None):
+        delay = min(8.0, 0.25 * (2 ** (attempt - 1)))
+        if retry_after:
+            try:
+                delay = max(delay, min(float(retry_after), 30.0))
+            except ValueError:
+                pass
+        time.sleep(delay * (0.75 + random.random() / 2))
+
+    @staticmethod
+    def _error(method, path, status, data):
+        try:
+            body = json.loads(data)
+        except (TypeError, ValueError):
+            body = {}
+        message = body.get("message") or (data[:300].decode("utf-8", "replace") if data else "")
+        reason = body.get("reason")
+        causes = (body.get("details") or {}).get("causes") or []
+        text = "%s %s: %s %s" % (method, path, status, message)
+        if status == 404:
+            return NotFound(text, status=status, reason=reason, causes=causes)
+        if status == 409:
+            return Conflict(text, status=status, reason=reason, causes=causes)
+        if status in TRANSIENT_STATUSES:
+            return TransientError(text, status=status, reason=reason, causes=causes)
+        return KubeApiError(text, status=status, reason=reason, causes=causes)
+
+    # -- verbs -----------------------------------------------------------------
+    def get(self, api_version, kind, name, namespace=None):
+        """Return the object, or ``None`` when it does not exist."""
+        try:
+            return self.request("GET", self.path(api_version, kind, namespace, name))
+        except NotFound:
+            return None
+
+    def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None):
+        """Return the List object (``items`` and ``metadata.resourceVersion``)."""
+        return self.request("GET", self.path(api_version, kind, namespace),
+                            query={"labelSelector": label_selector, "fieldSelector": field_selector})
+
+    def apply(self, obj, dry_run=False, force=False, field_manager=FIELD_MANAGER):
+        """Server-side apply ``obj``; returns the object the server holds (or would hold)."""
+        meta = obj.get("metadata") or {}
+        path = self.path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        query = {"fieldManager": field_manager, "force": bool(force), "dryRun": "All" if dry_run else None}
+        return self.request("PATCH", path, body=json.dumps(obj), query=query,
+                            content_type="application/apply-patch+yaml")
+
+    def create(self, obj, dry_run=False):
+        meta = obj.get("metadata") or {}
+        path = self.path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
+        return self.request("POST", path, body=obj, query={"fieldManager": FIELD_MANAGER,
+                                                           "dryRun": "All" if dry_run else None})
+
+    def patch(self, api_version, kind, name, namespace, patch, patch_type="merge", dry_run=False,
+              subresource=None):
+        content_type = {"merge": "application/merge-patch+json",
+                        "strategic": "application/strategic-merge-patch+json",
+                        "json": "application/json-patch+json"}[patch_type]
+        return self.request("PATCH", self.path(api_version, kind, namespace, name, subresource), body=patch,
+                            query={"fieldManager": FIELD_MANAGER, "dryRun": "All" if dry_run else None},
+                            content_type=content_type)
+
+    def delete(self, api_version, kind, name, namespace=None, propagation=None, dry_run=False,
+               preconditions=None):
+        """Delete an object; returns the server's answer or ``None`` if it was already gone."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        if dry_run:
+            body["dryRun"] = ["All"]
+        if preconditions:
+            body["preconditions"] = preconditions
+        try:
+            return self.request("DELETE", self.path(api_version, kind, namespace, name), body=body)
+        except NotFound:
+            return None
+
+    def pod_log(self, namespace, name, container=None, tail_lines=None):
+        """Return the tail of a pod's log as text ('' when the server has none)."""
+        try:
+            resp = self.raw("GET", self.path("v1", "Pod", namespace, name, "log"),
+                            query={"container": container, "tailLines": tail_lines})
+        except KubeApiError:
+            return ""
+        return resp.data.decode("utf-8", "replace")
+
+    def watch(self, api_version, kind, namespace=None, resource_version=None, label_selector=None,
+              field_selector=None, timeout=60):
+        """Yield ``(event_type, object)`` from a watch until the server closes it.
+
+        Raises ``KubeApiError`` with status 410 when ``resource_version`` is too old,
+        so callers re-list. BOOKMARK events are yielded so callers can track versions.
+        """
+        query = {"watch": True, "allowWatchBookmarks": True, "resourceVersion": resource_version,
+                 "labelSelector": label_selector, "fieldSelector": field_selector,
+                 "timeoutSeconds": max(1, int(timeout))}
+        resp = self.raw("GET", self.path(api_version, kind, namespace), query=query, stream=True,
+                        timeout=timeout + 5)
+        buf = b""
+        try:
+            for chunk in resp.stream(4096, decode_content=True):
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise KubeApiError("watch %s: %s" % (kind, status.get("message")),
+                                           status=status.get("code"), reason=status.get("reason"))
+                    yield event.get("type"), event.get("object")
+        finally:
+            resp.release_conn()
+
+
+def kube_client(params):
+    """Build a ``KubeClient`` from a module's ``params``."""
+    configuration = build_configuration(params)
+    return KubeClient(configuration, request_timeout=params.get("request_timeout") or 30.0,
+                      retries=params.get("api_retries") if params.get("api_retries") is not None else 5,
+                      impersonate_user=params.get("impersonate_user"),
+                      impersonate_groups=params.get("impersonate_groups"))

@@ -1,0 +1,133 @@
+"""Shared pytest fixtures: the collection on a path Python can import, the local environment, module runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATE_DIR = os.environ.get("DATASTORE_K8S_STATE", "/tmp/datastore-kubernetes-localenv")
+ENV_FILE = os.path.join(STATE_DIR, "env.sh")
+
+
+def _collections_root():
+    """A directory holding ansible_collections/datastore/kubernetes -> this checkout."""
+    root = os.path.join(tempfile.gettempdir(), "datastore-kubernetes-collections-%s" % os.getuid(),
+                        uuid.uuid5(uuid.NAMESPACE_URL, REPO).hex[:12])
+    link = os.path.join(root, "ansible_collections", "datastore", "kubernetes")
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    if not os.path.islink(link) or os.readlink(link) != REPO:
+        tmp = link + ".tmp%d" % os.getpid()
+        os.symlink(REPO, tmp)
+        os.replace(tmp, link)
+    return root
+
+
+COLLECTIONS_ROOT = _collections_root()
+if COLLECTIONS_ROOT not in sys.path:
+    sys.path.insert(0, COLLECTIONS_ROOT)
+
+
+def read_env_file(path=ENV_FILE):
+    """Parse the ``export KEY=VALUE`` lines that ``make localenv-up`` writes."""
+    env = {}
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if not line.startswith("export "):
+                continue
+            key, _, value = line[len("export "):].partition("=")
+            env[key] = value.strip("'\"")
+    return env
+
+
+@pytest.fixture(scope="session")
+def localenv():
+    """The running local environment's settings; fails (does not skip) when it is down."""
+    if not os.path.exists(ENV_FILE):
+        pytest.fail("the local environment is not running: run `make localenv-up` (no %s)" % ENV_FILE)
+    env = read_env_file()
+    os.environ.update(env)
+    return env
+
+
+def module_env(localenv, extra=None):
+    env = dict(os.environ)
+    env.update(localenv)
+    env["PYTHONPATH"] = COLLECTIONS_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture(scope="session")
+def run_module(localenv):
+    """Run one module of the collection the way Ansible does (JSON in, JSON out).
+
+    ``run_module("statefulset", {...}, check=True, diff=True)`` returns the result dict,
+    with ``failed`` set when the module failed.
+    """
+
+    def _run(name, params, check=False, diff=False, env=None, verbosity=0, timeout=600):
+        args = dict(params)
+        args["_ansible_check_mode"] = check
+        args["_ansible_diff"] = diff
+        args["_ansible_verbosity"] = verbosity
+        proc = subprocess.run(
+            [sys.executable, "-m", "ansible_collections.datastore.kubernetes.plugins.modules." + name],
+            input=json.dumps({"ANSIBLE_MODULE_ARGS": args}), capture_output=True, text=True,
+            env=module_env(localenv, env), timeout=timeout, check=False)
+        try:
+            result = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError("module %s printed no JSON (rc=%s): stdout=%s stderr=%s"
+                                 % (name, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+        result["_stdout"] = proc.stdout
+        result["_stderr"] = proc.stderr
+        return result
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def kube(localenv):
+    """An independent client (the upstream kubernetes library) to check what the cluster holds."""
+    from kubernetes import client, config
+
+    config.load_kube_config(config_file=localenv["KUBECONFIG"])
+    return client.ApiClient()
+
+
+@pytest.fixture
+def namespace(kube):
+    """A fresh namespace per test, deleted afterwards."""
+    from kubernetes import client
+
+    name = "t-" + uuid.uuid4().hex[:10]
+    core = client.CoreV1Api(kube)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def kubectl(localenv):
+    """Run kubectl against the local cluster; returns parsed JSON for ``-o json``."""
+
+    def _run(*args, check=True):
+        proc = subprocess.run([localenv["KUBECTL"], "--kubeconfig", localenv["KUBECONFIG"], *args],
+                              capture_output=True, text=True, check=False, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError("kubectl %s failed: %s" % (" ".join(args), proc.stderr))
+        if "-o" in args and "json" in args and proc.returncode == 0:
+            return json.loads(proc.stdout)
+        return proc
+
+    return _run
