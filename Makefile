@@ -1,0 +1,130 @@
+# datastore.kubernetes — development entry points.
+#
+#   make demo      install what is needed, start the local environment, run playbooks/site.yml
+#   make test      lint, sanity, unit, integration and molecule against the local environment
+#   make bench     benchmarks against the alternatives (results in benchmarks/results/)
+#   make localenv-up / localenv-down / localenv-status
+#
+# Everything heavy (Go builds, virtual environments, binaries) is cached in
+# $(CACHE), outside the repository, and reused by later runs.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CACHE ?= $(or $(DATASTORE_K8S_CACHE),$(HOME)/.cache/datastore-kubernetes)
+STATE ?= $(or $(DATASTORE_K8S_STATE),/tmp/datastore-kubernetes-localenv)
+export DATASTORE_K8S_CACHE := $(CACHE)
+export DATASTORE_K8S_STATE := $(STATE)
+
+PYTHON_BASE ?= python3
+REQ_HASH := $(shell cat tests/requirements.txt requirements.txt | sha256sum | cut -c1-12)
+VENV ?= $(CACHE)/venv-$(REQ_HASH)
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(CACHE)/bin:$(PATH)
+
+# ansible_collections/datastore/kubernetes must be a real path for ansible-test,
+# and an importable one for Ansible: a link for running, a copy for sanity.
+REPO_ID := $(shell printf %s "$(CURDIR)" | sha256sum | cut -c1-12)
+COLL_LINK_ROOT := /tmp/datastore-kubernetes-collections-$(shell id -u)/$(REPO_ID)
+COLL_COPY_ROOT := $(CACHE)/sanity-$(REPO_ID)
+export ANSIBLE_COLLECTIONS_PATH := $(COLL_LINK_ROOT)
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+
+LOCALENV := tools/localenv/localenv.sh
+ENV_FILE := $(STATE)/env.sh
+WITH_ENV := set -a && source $(ENV_FILE) && set +a &&
+PYTEST_ARGS ?=
+
+.PHONY: help
+help:
+	@grep -E '^#   make' Makefile | sed 's/^#   //'
+
+# ----------------------------------------------------------------------------- setup
+
+$(PY): tests/requirements.txt requirements.txt
+	$(PYTHON_BASE) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $(PY)
+
+.PHONY: venv
+venv: $(PY)
+
+.PHONY: collection-link
+collection-link:
+	@mkdir -p $(COLL_LINK_ROOT)/ansible_collections/datastore
+	@ln -sfn $(CURDIR) $(COLL_LINK_ROOT)/ansible_collections/datastore/kubernetes
+
+.PHONY: localenv-install
+localenv-install: venv
+	PYTHON=$(PY) $(LOCALENV) install
+
+.PHONY: localenv-up
+localenv-up: localenv-install
+	PYTHON=$(PY) $(LOCALENV) up
+
+.PHONY: localenv-down
+localenv-down:
+	$(LOCALENV) down
+
+.PHONY: localenv-status
+localenv-status:
+	$(LOCALENV) status
+
+# ----------------------------------------------------------------------------- demo
+
+.PHONY: demo
+demo: localenv-up collection-link
+	$(WITH_ENV) ansible-playbook -i playbooks/inventory/dev playbooks/site.yml
+
+# ----------------------------------------------------------------------------- tests
+
+.PHONY: lint
+lint: venv collection-link
+	ansible-lint --profile production --offline
+
+.PHONY: sanity
+sanity: venv
+	@rm -rf $(COLL_COPY_ROOT)
+	@mkdir -p $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes
+	@git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes/ 2>/dev/null || true
+	cd $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes && \
+	  ansible-test sanity --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+	    --local --color no --skip-test validate-modules-requirements $(SANITY_ARGS)
+
+.PHONY: unit
+unit: venv collection-link
+	pytest -q tests/unit $(PYTEST_ARGS)
+
+.PHONY: integration
+integration: venv collection-link
+	$(WITH_ENV) pytest -q tests/integration $(PYTEST_ARGS)
+
+.PHONY: molecule
+molecule: venv collection-link
+	$(WITH_ENV) molecule test -s default
+
+# The whole suite: the local environment is started for it and stopped after it,
+# whatever the outcome.
+.PHONY: test
+test: venv collection-link localenv-install
+	$(MAKE) lint
+	$(MAKE) sanity
+	$(MAKE) unit
+	PYTHON=$(PY) $(LOCALENV) up
+	status=0; \
+	  $(MAKE) integration || status=$$?; \
+	  if [ $$status -eq 0 ]; then $(MAKE) molecule || status=$$?; fi; \
+	  $(LOCALENV) down; \
+	  exit $$status
+
+# ----------------------------------------------------------------------------- benchmarks
+
+.PHONY: bench
+bench: localenv-up collection-link
+	$(WITH_ENV) $(PY) benchmarks/run.py
+
+.PHONY: build
+build: venv
+	ansible-galaxy collection build --force --output-path $(CACHE)/dist .
