@@ -84,14 +84,18 @@ demo: localenv-up collection-link
 lint: venv collection-link
 	ansible-lint --profile production --offline
 
+ANSIBLE_TEST_PIP := $(shell $(PY) -c "from ansible_test._internal.python_requirements import get_venv_packages" 2>/dev/null; echo 24.2)
+
 .PHONY: sanity
 sanity: venv
+	@mkdir -p $(HOME)/.ansible/test/cache
+	@for v in 24_2 $(subst .,_,$(ANSIBLE_TEST_PIP)); do cp tools/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_$$v.py; done
 	@rm -rf $(COLL_COPY_ROOT)
 	@mkdir -p $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes
 	@git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes/ 2>/dev/null || true
 	cd $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes && \
 	  ansible-test sanity --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
-	    --local --color no --skip-test validate-modules-requirements $(SANITY_ARGS)
+	    --local --color no $(SANITY_ARGS)
 
 .PHONY: unit
 unit: venv collection-link

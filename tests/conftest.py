@@ -42,7 +42,7 @@ def read_env_file(path=ENV_FILE):
             line = line.strip()
             if not line.startswith("export "):
                 continue
-            key, _, value = line[len("export "):].partition("=")
+            key, value = line[len("export "):].split("=", 1)
             env[key] = value.strip("'\"")
     return env
 

@@ -5,9 +5,9 @@
 
 An object is applied with one GET and one server-side apply PATCH. The API server
 does not write an object whose applied state already matches, so an unchanged
-object keeps its ``resourceVersion`` and ``changed`` is read off the server's
-answer. Check mode sends the PATCH as a dry run and compares it with the live
-object instead.
+object keeps its ``resourceVersion``; ``changed`` is read off the server's answer
+by comparing the object it returns with the one it held (status and server-kept
+metadata aside). Check mode sends the PATCH as a dry run and compares the same way.
 """
 
 from __future__ import annotations
@@ -138,15 +138,13 @@ def apply_object(client, obj, check_mode=False, force=False):
     except KubeApiError as exc:
         fields = immutable_fields(exc)
         if fields and before is not None:
-            raise ImmutableField("%s: %s cannot change in place" % (object_ref(obj), ", ".join(f for f in fields if f)
-                                                                     or "a field"), fields=fields)
+            names = ", ".join(f for f in fields if f) or "a field"
+            raise ImmutableField("%s: %s cannot change in place" % (object_ref(obj), names), fields=fields)
         raise KubeApiError("%s: %s" % (object_ref(obj), exc.msg), status=exc.status, reason=exc.reason,
                            causes=exc.causes)
-    if check_mode:
-        changed = before is None or clean(before) != clean(after)
-    else:
-        changed = before is None or (before["metadata"].get("resourceVersion")
-                                     != after["metadata"].get("resourceVersion"))
+    # Compare what was asked for, not resourceVersions: a controller writing status
+    # between the GET and the PATCH must not make an unchanged object look changed.
+    changed = before is None or clean(before) != clean(after)
     return ApplyResult(before, after, changed)
 
 

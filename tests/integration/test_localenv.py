@@ -90,10 +90,13 @@ def test_api_server_reports_its_real_version(kube):
 def test_server_side_apply_and_immutable_volume_claim_templates(dyn, namespace):
     from kubernetes.dynamic.exceptions import DynamicApiError
 
-    created = _apply(dyn, _sts("ssa", namespace, replicas=1))
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": namespace},
+          "data": {"k": "v"}}
+    created = _apply(dyn, cm)
     assert created.metadata.managedFields[0].manager == "localenv-test"
-    again = _apply(dyn, _sts("ssa", namespace, replicas=1))
+    again = _apply(dyn, cm)
     assert again.metadata.resourceVersion == created.metadata.resourceVersion, "a no-op apply must not write"
+    _apply(dyn, _sts("ssa", namespace, replicas=1))
     changed = _sts("ssa", namespace, replicas=1)
     changed["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "2Gi"
     with pytest.raises(DynamicApiError) as err:
@@ -129,8 +132,12 @@ def test_job_completes(dyn, kube, namespace):
 
     _apply(dyn, _job("load", namespace))
     batch = client.BatchV1Api(kube)
-    job = _wait(lambda: (lambda j: j if (j.status.succeeded or 0) >= 1 else None)(
-        batch.read_namespaced_job("load", namespace)), timeout=60)
+
+    def succeeded():
+        job = batch.read_namespaced_job("load", namespace)
+        return job if (job.status.succeeded or 0) >= 1 else None
+
+    job = _wait(succeeded, timeout=60)
     assert any(c.type == "Complete" and c.status == "True" for c in job.status.conditions)
     core = client.CoreV1Api(kube)
     pod = core.list_namespaced_pod(namespace, label_selector="job-name=load").items[0]
@@ -143,9 +150,12 @@ def test_job_marked_to_fail_fails_with_the_chosen_exit_code(dyn, kube, namespace
 
     _apply(dyn, _job("broken", namespace, annotations={"datastore.test/fail-exit-code": "7"}))
     batch = client.BatchV1Api(kube)
-    job = _wait(lambda: (lambda j: j if any(c.type == "Failed" and c.status == "True"
-                                            for c in (j.status.conditions or [])) else None)(
-        batch.read_namespaced_job("broken", namespace)), timeout=60)
+
+    def failed():
+        job = batch.read_namespaced_job("broken", namespace)
+        return job if any(c.type == "Failed" and c.status == "True" for c in (job.status.conditions or [])) else None
+
+    job = _wait(failed, timeout=60)
     assert job.status.failed == 1
     pod = client.CoreV1Api(kube).list_namespaced_pod(namespace, label_selector="job-name=broken").items[0]
     assert pod.status.phase == "Failed"
@@ -164,9 +174,12 @@ def test_daemonset_gets_one_pod_per_node(dyn, kube, namespace):
             "spec": {"containers": [{"name": "agent", "image": "example/agent:1"}]}}},
     })
     core = client.CoreV1Api(kube)
-    pods = _wait(lambda: (lambda ps: ps if len(ps) == len(nodes) and all(
-        p.status.phase == "Running" for p in ps) else None)(
-        core.list_namespaced_pod(namespace, label_selector="app=agent").items), timeout=60)
+
+    def one_per_node():
+        pods = core.list_namespaced_pod(namespace, label_selector="app=agent").items
+        return pods if len(pods) == len(nodes) and all(p.status.phase == "Running" for p in pods) else None
+
+    pods = _wait(one_per_node, timeout=60)
     assert sorted(p.spec.node_name for p in pods) == sorted(n.metadata.name for n in nodes)
 
 
@@ -177,6 +190,7 @@ def test_pod_a_record_and_srv_record_resolve_through_coredns(dyn, kube, namespac
     _apply(dyn, _headless("dns", namespace))
     _apply(dyn, _sts("dns", namespace, replicas=2))
     core = client.CoreV1Api(kube)
+
     def ready_ip():
         pods = {p.metadata.name: p for p in core.list_namespaced_pod(namespace, label_selector="app=dns").items}
         pod = pods.get("dns-1")
@@ -188,6 +202,7 @@ def test_pod_a_record_and_srv_record_resolve_through_coredns(dyn, kube, namespac
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = [localenv["DNS_SERVER"]]
     resolver.port = int(localenv["DNS_PORT"])
+
     fqdn = "dns-1.dns.%s.svc.cluster.local" % namespace
 
     def answers(name, rtype):
@@ -197,8 +212,12 @@ def test_pod_a_record_and_srv_record_resolve_through_coredns(dyn, kube, namespac
             return None
 
     assert _wait(lambda: answers(fqdn, "A"), timeout=30) == [pod_ip]
-    srv = _wait(lambda: (lambda a: a if a and len(a) == 2 else None)(
-        answers("_client._tcp.dns.%s.svc.cluster.local" % namespace, "SRV")), timeout=30)
+
+    def both_srv():
+        found = answers("_client._tcp.dns.%s.svc.cluster.local" % namespace, "SRV")
+        return found if found and len(found) == 2 else None
+
+    srv = _wait(both_srv, timeout=30)
     targets = sorted(r.split()[-1] for r in srv)
     assert targets == ["dns-0.dns.%s.svc.cluster.local." % namespace, fqdn + "."]
     assert all(r.split()[2] == "9042" for r in srv)

@@ -320,9 +320,11 @@ spec:
   - logsFile: $STATE/pod.log
     follow: false
 EOF
+  local stages=()
+  for f in "$HERE"/kwok/*.yaml; do stages+=(--config "$f"); done
   start kwok "kwok" "$BIN/kwok" --kubeconfig "$STATE/kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-label-selector "type=kwok" \
-    --config "$HERE/kwok-stages.yaml" --config "$STATE/kwok-logs.yaml" --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
+    "${stages[@]}" --config "$STATE/kwok-logs.yaml" --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
     --server-address "127.0.0.1:$KWOK_PORT" --node-lease-duration-seconds 40
   local nodes=""
   for i in 0 1 2; do
