@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the datastore.kubernetes collection
-# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Kubernetes API client shared by every module.
 
 One ``KubeClient`` per module run: it holds one connection pool, maps kinds to REST
@@ -416,6 +416,9 @@ class KubeClient:
                         raise KubeApiError("watch %s: %s" % (kind, status.get("message")),
                                            status=status.get("code"), reason=status.get("reason"))
                     yield event.get("type"), event.get("object")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # The stream broke (API server restarted, connection dropped): callers re-list.
+            raise TransientError("watch %s: the stream ended early: %s" % (kind, exc.__class__.__name__))
         finally:
             resp.release_conn()
 

@@ -1,0 +1,118 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the datastore.kubernetes collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a StatefulSet looks like from the outside: DNS names, seeds, pods by ordinal, claims.
+
+Shared by the ``statefulset`` and ``info`` modules; pure functions over API objects.
+"""
+
+from __future__ import annotations
+
+__metaclass__ = type
+
+import re
+
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+REVISION_LABEL = "controller-revision-hash"
+
+
+def service_fqdn(service, namespace, domain):
+    return "%s.%s.svc.%s" % (service, namespace, domain)
+
+
+def pod_fqdn(pod, service, namespace, domain):
+    """The stable name a StatefulSet pod gets through its headless Service."""
+    return "%s.%s" % (pod, service_fqdn(service, namespace, domain))
+
+
+def srv_names(ports, service, namespace, domain):
+    """``{port name: SRV name}`` for every named port of the Service."""
+    return {p["name"]: "_%s._%s.%s" % (p["name"], (p.get("protocol") or "TCP").lower(),
+                                       service_fqdn(service, namespace, domain))
+            for p in ports or [] if p.get("name")}
+
+
+def ordinal_start(sts):
+    return (((sts.get("spec") or {}).get("ordinals") or {}).get("start")) or 0
+
+
+def seeds(sts, domain, count=None):
+    """FQDNs of the first ``count`` ordinals (default ``min(3, replicas)``), pods existing or not."""
+    spec = sts.get("spec") or {}
+    replicas = spec.get("replicas", 1)
+    count = min(3, replicas) if count is None else min(count, replicas)
+    name, namespace = sts["metadata"]["name"], sts["metadata"]["namespace"]
+    start = ordinal_start(sts)
+    return [pod_fqdn("%s-%d" % (name, start + n), spec.get("serviceName") or name, namespace, domain)
+            for n in range(count)]
+
+
+def pod_ordinal(pod, sts_name):
+    """The pod's ordinal, or ``None`` when the pod is not a StatefulSet pod of ``sts_name``."""
+    meta = pod.get("metadata") or {}
+    match = re.match(r"^%s-(\d+)$" % re.escape(sts_name), meta.get("name") or "")
+    if not match:
+        return None
+    index = (meta.get("labels") or {}).get(POD_INDEX_LABEL)
+    return int(index) if index and index.isdigit() else int(match.group(1))
+
+
+def _condition(obj, ctype):
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return cond
+    return {}
+
+
+def pod_ready(pod):
+    return _condition(pod, "Ready").get("status") == "True"
+
+
+def claim_names(pod, templates):
+    """PVC names of a pod: from its volumes, else as the controller names them (<template>-<pod>)."""
+    volumes = (pod.get("spec") or {}).get("volumes") or []
+    names = [v["persistentVolumeClaim"]["claimName"] for v in volumes if v.get("persistentVolumeClaim")]
+    if names:
+        return names
+    return ["%s-%s" % (t, pod["metadata"]["name"]) for t in templates]
+
+
+def template_names(sts):
+    return [(t.get("metadata") or {}).get("name") for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []]
+
+
+def pod_entries(pods, sts, domain):
+    """One entry per pod of the StatefulSet, by ordinal."""
+    name, namespace = sts["metadata"]["name"], sts["metadata"]["namespace"]
+    spec, status = sts.get("spec") or {}, sts.get("status") or {}
+    service = spec.get("serviceName") or name
+    update_revision = status.get("updateRevision")
+    templates = template_names(sts)
+    out = []
+    for pod in pods:
+        ordinal = pod_ordinal(pod, name)
+        if ordinal is None:
+            continue
+        meta = pod["metadata"]
+        revision = (meta.get("labels") or {}).get(REVISION_LABEL)
+        out.append({
+            "name": meta["name"],
+            "ordinal": ordinal,
+            "fqdn": pod_fqdn(meta["name"], service, namespace, domain),
+            "ready": pod_ready(pod),
+            "phase": (pod.get("status") or {}).get("phase"),
+            "node": (pod.get("spec") or {}).get("nodeName"),
+            "ip": (pod.get("status") or {}).get("podIP"),
+            "pvcs": claim_names(pod, templates),
+            "revision": revision,
+            "updated": bool(update_revision) and revision == update_revision,
+            "terminating": bool(meta.get("deletionTimestamp")),
+        })
+    return sorted(out, key=lambda e: e["ordinal"])
+
+
+def claims_of(pvcs, sts_name, templates):
+    """PVCs made from the StatefulSet's claim templates (``<template>-<sts>-<ordinal>``), by name."""
+    patterns = [re.compile(r"^%s-%s-(\d+)$" % (re.escape(t), re.escape(sts_name))) for t in templates if t]
+    return sorted((p for p in pvcs if any(pat.match(p["metadata"]["name"]) for pat in patterns)),
+                  key=lambda p: p["metadata"]["name"])

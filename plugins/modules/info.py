@@ -1,0 +1,193 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the datastore.kubernetes collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: info
+short_description: Report the state of a datastore's StatefulSet
+version_added: 0.1.0
+description:
+  - Reads a StatefulSet and its headless Service and reports the pods by ordinal with readiness and node,
+    the PVCs made from the claim templates and their phase, and the Service's endpoints from its EndpointSlices.
+  - Optionally reports the Vault lease recorded on credential Secrets (the annotations
+    C(datastore.kubernetes/lease-id) and C(datastore.kubernetes/lease-expires), or the
+    C(datastore.kubernetes/vault-lease-id) and C(datastore.kubernetes/vault-lease-expires) that
+    M(datastore.kubernetes.vault_db_secret) writes). Secrets are read as metadata only; their values are never
+    requested.
+  - Never changes anything.
+author:
+  - Datastore Kubernetes maintainers (@datastore-kubernetes)
+extends_documentation_fragment:
+  - datastore.kubernetes.kube
+  - datastore.kubernetes.kube.ATTRIBUTES
+attributes:
+  check_mode:
+    description: Reads only, so check mode changes nothing about what it does.
+    support: full
+  diff_mode:
+    description: Reads only; there is never a difference to show.
+    support: none
+options:
+  name:
+    description: Name of the StatefulSet.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the StatefulSet.
+    type: str
+    default: default
+  service_name:
+    description: Name of the headless Service. Defaults to the StatefulSet's C(serviceName), else O(name).
+    type: str
+  cluster_domain:
+    description: DNS domain of the cluster, used in the returned names.
+    type: str
+    default: cluster.local
+  vault_secret:
+    description: Names of Secrets (in O(namespace)) whose lease annotations are reported in RV(leases).
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Report the Cassandra ring
+  datastore.kubernetes.info:
+    name: cassandra
+    namespace: db
+    vault_secret: cassandra-app-credentials
+  register: ring
+
+- name: Fail when a node is not ready
+  ansible.builtin.assert:
+    that: ring.ready_replicas == ring.replicas
+    fail_msg: "not ready: {{ ring.pods | rejectattr('ready') | map(attribute='name') | join(', ') }}"
+
+- name: Warn when the credentials expire within an hour
+  ansible.builtin.debug:
+    msg: "{{ item.secret }} lease expires at {{ item.lease_expires }}"
+  loop: "{{ ring.leases }}"
+  when: item.expires_in_seconds is not none and item.expires_in_seconds < 3600
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the StatefulSet exists.
+  returned: always
+  type: bool
+statefulset:
+  description: The StatefulSet without C(managedFields); empty when it does not exist.
+  returned: always
+  type: dict
+service:
+  description: The headless Service without C(managedFields); empty when it does not exist.
+  returned: always
+  type: dict
+replicas:
+  description: Desired replicas (V(null) when the StatefulSet does not exist).
+  returned: always
+  type: int
+ready_replicas:
+  description: Ready replicas (V(null) when the StatefulSet does not exist).
+  returned: always
+  type: int
+updated_replicas:
+  description: Replicas on the update revision (V(null) when the StatefulSet does not exist).
+  returned: always
+  type: int
+pods:
+  description: The StatefulSet's pods, by ordinal.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Pod name., type: str, sample: cassandra-0}
+    ordinal: {description: Ordinal of the pod., type: int, sample: 0}
+    fqdn: {description: Stable DNS name of the pod., type: str, sample: cassandra-0.cassandra.db.svc.cluster.local}
+    ready: {description: Whether the pod is ready., type: bool}
+    phase: {description: Pod phase., type: str, sample: Running}
+    node: {description: Node the pod runs on., type: str}
+    ip: {description: Pod IP address., type: str}
+    pvcs: {description: Names of the pod's PVCs., type: list, elements: str, sample: [data-cassandra-0]}
+    revision: {description: Controller revision the pod runs., type: str}
+    updated: {description: Whether the pod runs the StatefulSet's update revision., type: bool}
+    terminating: {description: Whether the pod is being deleted., type: bool}
+pvcs:
+  description: PVCs made from the claim templates (V(<template>-<statefulset>-<ordinal>)), including those of removed ordinals.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: PVC name., type: str, sample: data-cassandra-0}
+    phase: {description: PVC phase., type: str, sample: Bound}
+    storage_class: {description: StorageClass of the PVC., type: str}
+    requested: {description: Storage requested., type: str, sample: 10Gi}
+    capacity: {description: Storage provisioned., type: str, sample: 10Gi}
+    access_modes: {description: Access modes., type: list, elements: str}
+    volume: {description: Bound PersistentVolume., type: str}
+    uid: {description: UID of the PVC., type: str}
+endpoints:
+  description: Endpoints of the Service's EndpointSlices (C(discovery.k8s.io/v1)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    addresses: {description: Addresses of the endpoint., type: list, elements: str}
+    address_type: {description: V(IPv4), V(IPv6) or V(FQDN)., type: str}
+    hostname: {description: Hostname of the endpoint (the pod name for StatefulSet pods)., type: str}
+    pod: {description: Name of the pod behind the endpoint., type: str}
+    node: {description: Node of the endpoint., type: str}
+    ready: {description: Whether the endpoint is ready., type: bool}
+    serving: {description: Whether the endpoint is serving., type: bool}
+    terminating: {description: Whether the endpoint is terminating., type: bool}
+    ports: {description: Ports of the slice (name, port, protocol)., type: list, elements: dict}
+service_fqdn:
+  description: FQDN of the Service (V(null) when it does not exist).
+  returned: always
+  type: str
+  sample: cassandra.db.svc.cluster.local
+srv_names:
+  description: SRV name of every named port of the Service, by port name.
+  returned: always
+  type: dict
+  sample: {cql: _cql._tcp.cassandra.db.svc.cluster.local}
+seeds:
+  description: FQDNs of the first ordinals (up to three).
+  returned: always
+  type: list
+  elements: str
+leases:
+  description: One entry per O(vault_secret). Never contains secret values.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    secret: {description: Secret name., type: str}
+    exists: {description: Whether the Secret exists., type: bool}
+    lease_id: {description: Vault lease id from the annotation., type: str}
+    lease_expires: {description: Lease expiry from the annotation, as written there., type: str}
+    expires_in_seconds: {description: Seconds until the lease expires (negative once expired)., type: int}
+    expired: {description: Whether the lease has expired (V(null) when unknown)., type: bool}
+    annotations: {description: "The Secret's C(datastore.kubernetes/) annotations about the lease.", type: dict}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _common
+from ansible_collections.datastore.kubernetes.plugins.module_utils._info import argument_spec, run
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    check_kubernetes_library(module)
+    _common.run_module(module, run)
+
+
+if __name__ == "__main__":
+    main()
