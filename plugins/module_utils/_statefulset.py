@@ -160,8 +160,10 @@ def _present(module, client, params, sts, svc):
     expansions = _plan_expansion(client, module, live, sts) if changes else []
 
     # Every write is dry-run first, so the API server's own validation fails the run before anything is stored.
-    dry_svc = ApplyResult(live_svc, _dry_run_create(client, svc), True) if svc_recreate else _dry_run(client, svc,
-                                                                                                     force)
+    if svc_recreate:
+        dry_svc = ApplyResult(live_svc, _dry_run_create(client, svc), True)
+    else:
+        dry_svc = _dry_run(client, svc, force)
     reset = bool(live) and not changes and _needs_strategy_reset(live, sts)
     if changes:
         dry_sts = ApplyResult(live, _dry_run_create(client, sts), True)
@@ -197,7 +199,7 @@ def _present(module, client, params, sts, svc):
     current = sts_res.after
     if params["wait"] and not check:
         current = _wait(client, current, timeout)
-    result = _report(client, params, current, svc_res.after, live_svc, check)
+    result = _report(client, params, current, svc_res.after, check)
     result.update({
         "changed": bool(svc_res.changed or sts_res.changed or expanded),
         "recreated": bool(changes),
@@ -257,7 +259,7 @@ def _wait(client, sts, timeout):
         raise WaitTimeout("%s (%s)%s%s" % (head, summary, sep, tail), not_ready=exc.details.get("not_ready"))
 
 
-def _report(client, params, sts, svc, live_svc, check):
+def _report(client, params, sts, svc, check):
     """The result keys that describe the StatefulSet: pods, DNS names, seeds."""
     ns, domain = params["namespace"], params["cluster_domain"]
     svc_name = sts["spec"].get("serviceName") or params["name"]

@@ -120,7 +120,11 @@ READY_PREDICATES = {
 
 def _ref(obj):
     meta = obj.get("metadata") or {}
-    return "%s %s/%s" % (obj.get("kind"), meta.get("namespace", ""), meta.get("name"))
+    return _name(obj.get("kind"), meta.get("namespace"), meta.get("name"))
+
+
+def _name(kind, namespace, name):
+    return "%s %s/%s" % (kind, namespace, name) if namespace else "%s %s" % (kind, name)
 
 
 def pod_problems(pod):
@@ -176,7 +180,7 @@ def watch_until(client, api_version, kind, namespace, name, predicate, timeout, 
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise WaitTimeout("%s %s/%s: not ready after %ss" % (kind, namespace or "", name, timeout), last=last)
+            raise WaitTimeout("%s: not ready after %ss" % (_name(kind, namespace, name), timeout), last=last)
         try:
             listing = client.list(api_version, kind, namespace, field_selector=field_selector)
             items = listing.get("items") or []
