@@ -22,18 +22,21 @@ PIDS="$STATE/pids"
 PKI="$STATE/pki"
 PYTHON="${PYTHON:-python3}"
 
-ETCD_PORT=23790
-ETCD_PEER_PORT=23800
-API_PORT=16443
-KCM_PORT=16257
-SCHED_PORT=16259
-KWOK_PORT=16250
-DNS_PORT=10053
-DNS_HEALTH_PORT=18081
-BAO_PORT=18200
-PG_PORT=15432
-CHARTS_PORT=18879
-REGISTRY_PORT=15000
+# LOCALENV_PORT_OFFSET moves every port, so a second environment (the fault
+# injection suite's, say) can run beside the first with its own DATASTORE_K8S_STATE.
+OFF="${LOCALENV_PORT_OFFSET:-0}"
+ETCD_PORT=$((23790 + OFF))
+ETCD_PEER_PORT=$((23800 + OFF))
+API_PORT=$((16443 + OFF))
+KCM_PORT=$((16257 + OFF))
+SCHED_PORT=$((16259 + OFF))
+KWOK_PORT=$((16250 + OFF))
+DNS_PORT=$((10053 + OFF))
+DNS_HEALTH_PORT=$((18081 + OFF))
+BAO_PORT=$((18200 + OFF))
+PG_PORT=$((15432 + OFF))
+CHARTS_PORT=$((18879 + OFF))
+REGISTRY_PORT=$((15000 + OFF))
 
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"
@@ -320,8 +323,13 @@ spec:
   - logsFile: $STATE/pod.log
     follow: false
 EOF
-  local stages=()
-  for f in "$HERE"/kwok/*.yaml; do stages+=(--config "$f"); done
+  # The stages name the port of kwok's kubelet server; it moves with the offset.
+  local stages=() f
+  mkdir -p "$STATE/kwok"
+  for f in "$HERE"/kwok/*.yaml; do
+    sed "s/Port: 16250/Port: $KWOK_PORT/" "$f" >"$STATE/kwok/$(basename "$f")"
+    stages+=(--config "$STATE/kwok/$(basename "$f")")
+  done
   start kwok "kwok" "$BIN/kwok" --kubeconfig "$STATE/kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-label-selector "type=kwok" \
     "${stages[@]}" --config "$STATE/kwok-logs.yaml" --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
@@ -500,6 +508,7 @@ export CHART_REPO_DIR='$STATE/charts'
 export OCI_REGISTRY='$( [ -f "$PIDS/registry" ] && echo "127.0.0.1:$REGISTRY_PORT" )'
 export LOCALENV_STATE='$STATE'
 export LOCALENV_LOGS='$LOGS'
+export LOCALENV_PORT_OFFSET='$OFF'
 EOF
   chmod 600 "$STATE/env.sh.tmp"
   mv "$STATE/env.sh.tmp" "$STATE/env.sh"
