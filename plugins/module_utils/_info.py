@@ -42,7 +42,7 @@ def argument_spec():
         namespace={"type": "str", "default": "default"},
         service_name={"type": "str"},
         cluster_domain={"type": "str", "default": "cluster.local"},
-        vault_secret={"type": "list", "elements": "str", "default": []},
+        vault_secret={"type": "list", "elements": "str", "default": [], "no_log": False},
     )
 
 

@@ -126,7 +126,7 @@ def load_items(definition=None, src=None):
                             for sub, doc in enumerate(_yaml_documents(entry, "definition[%d]" % idx)))
             else:
                 docs.append(("definition[%d]" % idx, entry))
-        return _expand([d for _, d in docs], lambda i: docs[i][0])
+        return _expand([d for _unused, d in docs], lambda i: docs[i][0])
     raise InvalidInput("definition", "must be a mapping, a list of mappings or YAML text, got %s"
                        % type(definition).__name__)
 
@@ -331,7 +331,7 @@ def run_all(func, args_list, concurrency):
             first.details["not_ready"] = [line for e in errors for line in (e.details.get("not_ready") or [])]
     if errors:
         raise errors[0]
-    return [value for _, value in outcomes]
+    return [value for _unused, value in outcomes]
 
 
 # -- the module's work ---------------------------------------------------------------------

@@ -287,8 +287,10 @@ def _absent(module, client, params):
     live = client.get(*STS, name=name, namespace=ns)
     svc_name = ((live or {}).get("spec") or {}).get("serviceName") or spec.service_name(params)
     live_svc = client.get(*SVC, name=svc_name, namespace=ns)
-    templates = report.template_names(live) if live else [t["name"] for t in params.get("volume_claim_templates")
-                                                         or []]
+    if live:
+        templates = report.template_names(live)
+    else:
+        templates = [t["name"] for t in params.get("volume_claim_templates") or []]
     pvcs = report.claims_of(client.list(*PVC, namespace=ns).get("items") or [], name, templates)
     pods = []
     if live:

@@ -48,7 +48,7 @@ def argument_spec():
             "protocol": {"type": "str", "choices": ["TCP", "UDP", "SCTP"], "default": "TCP"}}},
         env={"type": "raw"},
         env_from={"type": "list", "elements": "dict", "options": {
-            "config_map": {"type": "str"}, "secret": {"type": "str"}, "prefix": {"type": "str"},
+            "config_map": {"type": "str"}, "secret": {"type": "str", "no_log": False}, "prefix": {"type": "str"},
             "optional": {"type": "bool"}}},
         volume_claim_templates={"type": "list", "elements": "dict", "options": {
             "name": {"type": "str", "required": True}, "size": {"type": "str", "required": True},
@@ -140,8 +140,8 @@ def _env_list(env):
         if isinstance(val, dict):
             out.append({"name": key, "valueFrom": copy.deepcopy(val)})
         elif isinstance(val, bool) or val is None or isinstance(val, (list, tuple)):
-            raise InvalidInput("env.%s" % key, "must be a string, a number or a valueFrom mapping, got %r; "
-                                              "quote it in YAML" % (val,))
+            raise InvalidInput("env.%s" % key,
+                               "must be a string, a number or a valueFrom mapping, got %r; quote it in YAML" % (val,))
         else:
             out.append({"name": key, "value": str(val)})
     return out

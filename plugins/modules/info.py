@@ -138,14 +138,14 @@ endpoints:
   elements: dict
   contains:
     addresses: {description: Addresses of the endpoint., type: list, elements: str}
-    address_type: {description: V(IPv4), V(IPv6) or V(FQDN)., type: str}
+    address_type: {description: 'V(IPv4), V(IPv6) or V(FQDN).', type: str}
     hostname: {description: Hostname of the endpoint (the pod name for StatefulSet pods)., type: str}
     pod: {description: Name of the pod behind the endpoint., type: str}
     node: {description: Node of the endpoint., type: str}
     ready: {description: Whether the endpoint is ready., type: bool}
     serving: {description: Whether the endpoint is serving., type: bool}
     terminating: {description: Whether the endpoint is terminating., type: bool}
-    ports: {description: Ports of the slice (name, port, protocol)., type: list, elements: dict}
+    ports: {description: 'Ports of the slice: name, port and protocol.', type: list, elements: dict}
 service_fqdn:
   description: FQDN of the Service (V(null) when it does not exist).
   returned: always
@@ -170,7 +170,7 @@ leases:
     secret: {description: Secret name., type: str}
     exists: {description: Whether the Secret exists., type: bool}
     lease_id: {description: Vault lease id from the annotation., type: str}
-    lease_expires: {description: Lease expiry from the annotation, as written there., type: str}
+    lease_expires: {description: 'Lease expiry from the annotation, as written there.', type: str}
     expires_in_seconds: {description: Seconds until the lease expires (negative once expired)., type: int}
     expired: {description: Whether the lease has expired (V(null) when unknown)., type: bool}
     annotations: {description: "The Secret's C(datastore.kubernetes/) annotations about the lease.", type: dict}

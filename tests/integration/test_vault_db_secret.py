@@ -127,7 +127,7 @@ def test_issue_then_rerun_mints_nothing(run, core, vault, mount, namespace, loca
 
     second = run("vault_db_secret", params(mount, namespace))
     assert not second["changed"] and second["action"] == "unchanged" and second["reason"] == "lease_valid", second
-    _, meta2 = creds(run, core, namespace)
+    _unused, meta2 = creds(run, core, namespace)
     assert meta2.resource_version == meta.resource_version, "an unchanged run wrote the Secret"
     assert count_leases(vault, mount, ROLE) == before + 1, "a re-run minted a lease"
 
@@ -135,7 +135,7 @@ def test_issue_then_rerun_mints_nothing(run, core, vault, mount, namespace, loca
     retemplated = params(mount, namespace, templates={"jdbc": "jdbc:postgresql://db:5432/app?user={username}"})
     third = run("vault_db_secret", retemplated)
     assert third["changed"] and third["action"] == "updated", third
-    data3, _ = creds(run, core, namespace)
+    data3, _unused = creds(run, core, namespace)
     assert data3["password"] == data["password"] and "uri" not in data3 and "jdbc" in data3
     assert count_leases(vault, mount, ROLE) == before + 1
 
@@ -144,7 +144,7 @@ def test_renew_within_window(run, core, kube, vault, mount, namespace, localenv)
     apps = make_deployment(kube, namespace)
     targets = [{"kind": "Deployment", "name": "app"}]
     run("vault_db_secret", params(mount, namespace, restart_targets=targets))
-    _, meta = creds(run, core, namespace)
+    _unused, meta = creds(run, core, namespace)
     lease_id = meta.annotations[ANN + "vault-lease-id"]
     count = count_leases(vault, mount, ROLE)
     generation = template_annotations(apps, namespace)[0]
@@ -194,7 +194,7 @@ def test_rotation_with_grace_restarts_once_and_revokes_later(run, core, kube, va
 
     # A rotation right after: a second restart, even within the same second.
     rotated2 = run("vault_db_secret", params(mount, namespace, rotate=True, revoke_grace=4, restart_targets=targets))
-    newer, _ = creds(run, core, namespace)
+    newer, _unused = creds(run, core, namespace)
     gen2, ann2 = template_annotations(apps, namespace)
     assert gen2 == gen1 + 1 and ann2[ANN + "credentials-hash"] != ann1[ANN + "credentials-hash"]
     assert len(rotated2["superseded_leases"]) == 2
@@ -208,18 +208,18 @@ def test_rotation_with_grace_restarts_once_and_revokes_later(run, core, kube, va
     assert not pg_login(localenv, old["username"], old["password"]), "old password still works after the grace"
     assert not pg_login(localenv, new["username"], new["password"])
     assert pg_login(localenv, newer["username"], newer["password"])
-    _, meta3 = creds(run, core, namespace)
+    _unused, meta3 = creds(run, core, namespace)
     assert ANN + "vault-superseded-leases" not in meta3.annotations
     assert count_leases(vault, mount, ROLE) == count
 
 
 def test_rotation_without_grace_revokes_at_once(run, core, vault, mount, namespace, localenv):
     run("vault_db_secret", params(mount, namespace))
-    old, _ = creds(run, core, namespace)
+    old, _unused = creds(run, core, namespace)
     count = count_leases(vault, mount, ROLE)
     rotated = run("vault_db_secret", params(mount, namespace, rotate=True))
     assert rotated["action"] == "rotated" and len(rotated["revoked_leases"]) == 1, rotated
-    new, _ = creds(run, core, namespace)
+    new, _unused = creds(run, core, namespace)
     assert not pg_login(localenv, old["username"], old["password"])
     assert pg_login(localenv, new["username"], new["password"])
     assert count_leases(vault, mount, ROLE) == count
@@ -230,7 +230,7 @@ def test_lease_gone_is_replaced(run, core, vault, mount, namespace, localenv):
     vault.sys.revoke_lease(first["lease"]["lease_id"])
     again = run("vault_db_secret", params(mount, namespace))
     assert again["changed"] and again["action"] == "rotated" and again["reason"] == "lease_gone", again
-    data, _ = creds(run, core, namespace)
+    data, _unused = creds(run, core, namespace)
     assert pg_login(localenv, data["username"], data["password"])
 
 
@@ -298,7 +298,7 @@ path "sys/leases/revoke" { capabilities = ["update"] }
         again = run("vault_db_secret", params(mount, namespace, **auth), env={"VAULT_TOKEN": "", "BAO_TOKEN": ""})
         assert not again["changed"] and not again["vault_token_kept"], again
 
-        wrong = run("vault_db_secret", params(mount, namespace, **dict(auth, auth_role="no-such-role")),
+        wrong = run("vault_db_secret", params(mount, namespace, **{**auth, "auth_role": "no-such-role"}),
                     env={"VAULT_TOKEN": "", "BAO_TOKEN": ""})
         assert wrong["failed"], wrong
         assert "'no-such-role'" in wrong["msg"] and "auth mount '%s'" % auth_mount in wrong["msg"], wrong["msg"]
@@ -319,20 +319,20 @@ def test_static_credentials_follow_vault(run, core, vault, mount, namespace, loc
         static = params(mount, namespace, role=user, credential_type="static", name="static-creds")
         first = run("vault_db_secret", static)
         assert first["changed"] and first["action"] == "issued" and first["lease"]["lease_id"] is None, first
-        data, _ = creds(run, core, namespace, "static-creds")
+        data, _unused = creds(run, core, namespace, "static-creds")
         assert data["username"] == user and pg_login(localenv, user, data["password"])
         assert not run("vault_db_secret", static)["changed"]
 
         rotated = run("vault_db_secret", dict(static, rotate=True))
         assert rotated["changed"] and rotated["action"] == "rotated", rotated
-        new, _ = creds(run, core, namespace, "static-creds")
+        new, _unused = creds(run, core, namespace, "static-creds")
         assert new["password"] != data["password"] and pg_login(localenv, user, new["password"])
 
         # Vault rotating by itself is followed on the next run.
         vault.write_data("%s/rotate-role/%s" % (mount, user), data={})
         followed = run("vault_db_secret", static)
         assert followed["changed"] and followed["reason"] == "vault_rotated", followed
-        newest, _ = creds(run, core, namespace, "static-creds")
+        newest, _unused = creds(run, core, namespace, "static-creds")
         assert pg_login(localenv, user, newest["password"])
     finally:
         try:
@@ -384,7 +384,7 @@ path "sys/leases/*" { capabilities = ["update"] }
 
         first = run("vault_db_secret", params(mount, namespace, **auth), env=env)
         assert first["action"] == "issued" and first["vault_token_kept"], first
-        data, _ = creds(run, core, namespace)
+        data, _unused = creds(run, core, namespace)
         assert pg_login(localenv, data["username"], data["password"]), "the lease died with the login token"
         assert len(_login_tokens(vault, auth_mount)) == 1, "the token that owns the lease is gone"
 

@@ -52,7 +52,7 @@ class FakeKube:
         only = (field_selector or "").partition("metadata.name=")[2] or None
         items = []
         with self.lock:
-            for (k, ns, _), obj in sorted(self.store.items()):
+            for (k, ns, _unused), obj in sorted(self.store.items()):
                 labels = obj["metadata"].get("labels") or {}
                 if only and obj["metadata"]["name"] != only:
                     continue

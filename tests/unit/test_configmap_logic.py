@@ -49,7 +49,7 @@ def test_literal_values_become_text():
 def test_env_file_parsing():
     text = "\ufeffA=1\n  # comment\n\n   B= two \nC=x=y\nD=\"quoted\"\n#E=5\nF=\n"
     pairs = cm.parse_env_file(text, "f.env", "from_env_file[0]")
-    assert [(k, v) for k, v, _ in pairs] == [("A", "1"), ("B", " two "), ("C", "x=y"), ("D", '"quoted"'), ("F", "")]
+    assert [(k, v) for k, v, _unused in pairs] == [("A", "1"), ("B", " two "), ("C", "x=y"), ("D", '"quoted"'), ("F", "")]
 
 
 def test_env_file_key_with_trailing_space_is_rejected():
@@ -170,17 +170,17 @@ def test_hash_suffix_generations_and_pruning():
         names.append(out["name"])
         assert out["name"] == "app-" + out["content_hash"]
         assert out["configmap"]["metadata"]["labels"][cm.BASE_LABEL] == "app"
-    live = sorted(n for (_, _, n) in kube.store)
+    live = sorted(n for (_unused, _unused, n) in kube.store)
     assert live == sorted(names[-3:])
     again = cm.run(kube, params(from_literal={"v": "5"}, hash_suffix=True, keep_generations=3))
     assert not again["changed"] and again["pruned"] == []
     # Check mode lists what would be pruned but keeps it.
     preview = cm.run(kube, params(from_literal={"v": "6"}, hash_suffix=True, keep_generations=1), check_mode=True)
     assert sorted(preview["pruned"]) == sorted(names[-3:])
-    assert sorted(n for (_, _, n) in kube.store) == sorted(names[-3:])
+    assert sorted(n for (_unused, _unused, n) in kube.store) == sorted(names[-3:])
     # keep_generations=1 keeps only the current one, even when it is an old content.
     out = cm.run(kube, params(from_literal={"v": "3"}, hash_suffix=True, keep_generations=1))
-    assert [n for (_, _, n) in kube.store] == [names[2]] and out["name"] == names[2]
+    assert [n for (_unused, _unused, n) in kube.store] == [names[2]] and out["name"] == names[2]
 
 
 def test_hash_suffix_name_limits():
@@ -228,5 +228,5 @@ def test_absent_with_hash_suffix_removes_every_generation():
     cm.run(kube, params(name="other", from_literal={"v": "1"}, hash_suffix=True))
     out = cm.run(kube, params(state="absent", hash_suffix=True))
     assert len(out["deleted"]) == 2
-    assert [n for (_, _, n) in kube.store] == [cm.run(kube, params(name="other", from_literal={"v": "1"},
-                                                                    hash_suffix=True))["name"]]
+    generated = cm.run(kube, params(name="other", from_literal={"v": "1"}, hash_suffix=True))["name"]
+    assert [n for (_unused, _unused, n) in kube.store] == [generated]

@@ -30,8 +30,8 @@ METADATA_V4 = {"name": "r1", "chart": "tiny", "version": "0.1.0", "appVersion": 
                "labels": {"name": "r1", "owner": "helm", "status": "deployed", "version": "2"},
                "namespace": "apps", "revision": 2, "status": "deployed", "deployedAt": "2026-01-01T00:01:00Z",
                "applyMethod": "ssa"}
-UPGRADE_OUT = dict(STATUS_V4, version=3, chart={"metadata": {"name": "tiny", "version": "0.2.0",
-                                                            "appVersion": "1.1"}},
+UPGRADE_OUT = dict(STATUS_V4, version=3,
+                   chart={"metadata": {"name": "tiny", "version": "0.2.0", "appVersion": "1.1"}},
                    info=dict(STATUS_V4["info"], description="x"))
 
 
@@ -105,8 +105,8 @@ def test_values_equal_normalises_numbers():
 def test_sensitive_values_are_masked_everywhere():
     values = {"auth": {"password": "s3cret-pw", "user": "app"}, "list": [{"token": "tok-123"}]}
     paths = ["auth.password", "list[0].token"]
-    assert _helm_values.mask_values(values, paths) == {"auth": {"password": "<masked>", "user": "app"},
-                                                "list": [{"token": "<masked>"}]}
+    expected = {"auth": {"password": "<masked>", "user": "app"}, "list": [{"token": "<masked>"}]}
+    assert _helm_values.mask_values(values, paths) == expected
     secrets = _helm_values.sensitive_leaves(values, paths)
     assert set(secrets) == {"s3cret-pw", "tok-123"}
     manifest = ("---\n# Source: c/templates/s.yaml\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n"

@@ -194,8 +194,8 @@ def test_waits_run_concurrently(monkeypatch):
 
 def test_wait_failures_are_reported_together(monkeypatch):
     def failing(client, obj, timeout):
-        raise WaitTimeout("%s not ready" % obj["metadata"]["name"], not_ready=["pod %s-0: Ready=False"
-                                                                                % obj["metadata"]["name"]])
+        name = obj["metadata"]["name"]
+        raise WaitTimeout("%s not ready" % name, not_ready=["pod %s-0: Ready=False" % name])
 
     monkeypatch.setattr(res, "wait_ready", failing)
     pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n}, "spec": {}} for n in ("a", "b")]

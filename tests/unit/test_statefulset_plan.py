@@ -22,7 +22,7 @@ class FakeClient:
 
     def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None):
         self.calls.append(("list", kind))
-        return {"items": [o for (k, _), o in sorted(self.objects.items()) if k == kind]}
+        return {"items": [o for (k, _unused), o in sorted(self.objects.items()) if k == kind]}
 
 
 class FakeModule:
@@ -53,7 +53,7 @@ def pvc(name, size="1Gi", storage_class="standard"):
 
 
 def test_immutable_fail_names_field_and_remedy():
-    live, _ = built(params())
+    live, _unused = built(params())
     desired, svc = built(params("2Gi"))
     with pytest.raises(ImmutableField) as exc:
         sts_mod._immutable(params("2Gi"), desired, svc, live, None)
@@ -64,7 +64,7 @@ def test_immutable_fail_names_field_and_remedy():
 
 
 def test_immutable_recreate_plans_instead_of_failing():
-    live, _ = built(params())
+    live, _unused = built(params())
     desired, svc = built(params("2Gi", on_immutable="recreate"))
     changes, svc_recreate = sts_mod._immutable(params("2Gi", on_immutable="recreate"), desired, svc, live, None)
     assert [c[0] for c in changes] == ["volumeClaimTemplates"] and svc_recreate is False
@@ -78,8 +78,8 @@ def test_non_headless_service_is_an_immutable_change():
 
 
 def test_expansion_plan_when_class_allows_it():
-    live, _ = built(params())
-    desired, _ = built(params("2Gi"))
+    live, _unused = built(params())
+    desired, _unused = built(params("2Gi"))
     client = FakeClient({("PersistentVolumeClaim", "data-cassandra-0"): pvc("data-cassandra-0"),
                          ("PersistentVolumeClaim", "data-cassandra-1"): pvc("data-cassandra-1", "4Gi"),
                          ("PersistentVolumeClaim", "data-other-0"): pvc("data-other-0"),
@@ -88,8 +88,8 @@ def test_expansion_plan_when_class_allows_it():
 
 
 def test_expansion_refused_before_writing_when_class_cannot_expand():
-    live, _ = built(params())
-    desired, _ = built(params("2Gi"))
+    live, _unused = built(params())
+    desired, _unused = built(params("2Gi"))
     client = FakeClient({("PersistentVolumeClaim", "data-cassandra-0"): pvc("data-cassandra-0", storage_class="slow"),
                          ("StorageClass", "slow"): {"allowVolumeExpansion": False}})
     with pytest.raises(ImmutableField) as exc:
@@ -100,8 +100,8 @@ def test_expansion_refused_before_writing_when_class_cannot_expand():
 
 
 def test_shrinking_template_only_warns():
-    live, _ = built(params("2Gi"))
-    desired, _ = built(params("1Gi"))
+    live, _unused = built(params("2Gi"))
+    desired, _unused = built(params("1Gi"))
     module = FakeModule()
     client = FakeClient({("PersistentVolumeClaim", "data-cassandra-0"): pvc("data-cassandra-0", "2Gi")})
     assert sts_mod._plan_expansion(client, module, live, desired) == []
@@ -109,9 +109,9 @@ def test_shrinking_template_only_warns():
 
 
 def test_strategy_switch_to_on_delete_needs_reset():
-    live, _ = built(params())
+    live, _unused = built(params())
     live["spec"]["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
-    desired, _ = built(params(update_strategy={"type": "OnDelete", "partition": None}))
+    desired, _unused = built(params(update_strategy={"type": "OnDelete", "partition": None}))
     assert sts_mod._needs_strategy_reset(live, desired)
     assert not sts_mod._needs_strategy_reset(desired, desired)
     probe = sts_mod._with_live_strategy(desired, live)

@@ -44,8 +44,8 @@ def test_seeds():
         "cassandra-0.cassandra.db.svc.cluster.local", "cassandra-1.cassandra.db.svc.cluster.local"]
     assert report.seeds(sts(3), "cluster.local", 1) == ["cassandra-0.cassandra.db.svc.cluster.local"]
     assert report.seeds(sts(0), "cluster.local") == []
-    assert report.seeds(sts(2, service="peers", start=5), "c.l") == ["cassandra-5.peers.db.svc.c.l",
-                                                                      "cassandra-6.peers.db.svc.c.l"]
+    expected = ["cassandra-5.peers.db.svc.c.l", "cassandra-6.peers.db.svc.c.l"]
+    assert report.seeds(sts(2, service="peers", start=5), "c.l") == expected
 
 
 def test_pod_ordinal():
