@@ -49,6 +49,9 @@ except ImportError:  # pragma: no cover
 
 DESCRIPTION_PREFIX = "datastore.kubernetes chart-digest="
 PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback", "uninstalling", "failed")
+# helm's own rules; checked here because a name starting with "-" would reach helm's argv as a flag.
+_RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$")
 
 
@@ -81,6 +84,10 @@ class Chart:
             meta, self.digest = archive_info(ref)
             self.meta = meta
             self.name, self.version = meta.get("name"), str(meta.get("version"))
+        elif ref.startswith(("/", "./", "../", "~")):
+            # helm reads these as paths too; say which option is wrong instead of helm's "path not found".
+            raise InvalidInput("chart_ref", "%s does not exist (a local chart is a directory or a packaged .tgz)"
+                               % ref)
         else:
             # A name from a repository added with `helm repo add` (repo/chart).
             self.kind = "named"
@@ -426,6 +433,13 @@ def _handle_pending(helm, rel, params, check_mode, result):
 def run_release(helm, params, check_mode=False, diff_mode=False):
     """Make the release match the request (or be gone); returns the module result."""
     name, namespace = params["name"], params["namespace"]
+    if not _RELEASE_NAME.match(name) or len(name) > 53:
+        raise InvalidInput("name", "%r is not a valid release name: at most 53 lower-case letters, digits, '-' and "
+                                   "'.', starting and ending with a letter or digit" % (name,))
+    if not _NAMESPACE.match(namespace) or len(namespace) > 63:
+        raise InvalidInput("namespace", "%r is not a valid namespace name (a DNS-1123 label)" % (namespace,))
+    if (params.get("wait_timeout") or 0) < 0:
+        raise InvalidInput("wait_timeout", "must be 0 or more, got %s" % params["wait_timeout"])
     paths = params.get("sensitive_values") or []
     result = {"changed": False, "name": name, "namespace": namespace}
     chart = Chart(params) if params.get("state") != "absent" else None

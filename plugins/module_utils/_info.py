@@ -21,6 +21,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._statefulset_spec import (
     DNS1123_SUBDOMAIN,
+    check_dns_domain,
     check_dns_label,
 )
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import selector_string
@@ -51,9 +52,7 @@ def validate(params):
     check_dns_label("namespace", params.get("namespace"))
     if params.get("service_name") is not None:
         check_dns_label("service_name", params["service_name"])
-    domain = params.get("cluster_domain") or ""
-    if not DNS1123_SUBDOMAIN.match(domain):
-        raise InvalidInput("cluster_domain", "%r is not a valid DNS domain" % (domain,))
+    check_dns_domain("cluster_domain", params.get("cluster_domain") or "")
     for idx, secret in enumerate(params.get("vault_secret") or []):
         if not isinstance(secret, str) or not DNS1123_SUBDOMAIN.match(secret) or len(secret) > 253:
             raise InvalidInput("vault_secret[%d]" % idx, "%r is not a valid Secret name" % (secret,))

@@ -103,6 +103,8 @@ def build_job(params):
                           ("active_deadline_seconds", "activeDeadlineSeconds"),
                           ("ttl_seconds_after_finished", "ttlSecondsAfterFinished")):
         if params.get(option) is not None:
+            if isinstance(params[option], int) and params[option] < 0:
+                raise InvalidInput(option, "must be 0 or more, got %s" % params[option])
             spec[field] = params[option]
     if spec.get("completionMode") == "Indexed" and not spec.get("completions"):
         raise InvalidInput("completions", "is required with completion_mode=Indexed")

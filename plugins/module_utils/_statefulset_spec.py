@@ -86,6 +86,13 @@ def check_dns_label(field, value, max_len=63):
                                   "and ending with a letter or digit, at most %d characters" % (value, max_len))
 
 
+def check_dns_domain(field, value):
+    """A DNS domain (the cluster domain): DNS-1123 labels of at most 63 characters, 253 in all."""
+    if (not isinstance(value, str) or not DNS1123_SUBDOMAIN.match(value) or len(value) > 253
+            or any(len(label) > 63 for label in value.split("."))):
+        raise InvalidInput(field, "%r is not a valid DNS domain" % (value,))
+
+
 def check_port_name(field, value):
     """IANA_SVC_NAME: what Kubernetes requires of a port name that SRV records are made of."""
     if (not isinstance(value, str) or len(value) > 15 or not IANA_SVC_NAME.match(value) or "--" in value
@@ -174,8 +181,8 @@ def validate(params):
     if params.get("wait_timeout") is not None and params["wait_timeout"] < 0:
         raise InvalidInput("wait_timeout", "must be 0 or more, got %s" % params["wait_timeout"])
     domain = params.get("cluster_domain")
-    if domain is not None and (not DNS1123_SUBDOMAIN.match(domain) or len(domain) > 253):
-        raise InvalidInput("cluster_domain", "%r is not a valid DNS domain" % (domain,))
+    if domain is not None:
+        check_dns_domain("cluster_domain", domain)
     strategy = params.get("update_strategy") or {}
     if strategy.get("partition") is not None:
         if strategy.get("type") == "OnDelete":
