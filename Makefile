@@ -2,6 +2,7 @@
 #
 #   make demo      install what is needed, start the local environment, run playbooks/site.yml
 #   make test      lint, sanity, unit, integration and molecule against the local environment
+#   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
 #   make localenv-up / localenv-down / localenv-status
 #
@@ -105,9 +106,40 @@ unit: venv collection-link
 integration: venv collection-link
 	$(WITH_ENV) pytest -q tests/integration $(PYTEST_ARGS)
 
+# The reliability suite (tests/reliability, figures in benchmarks/results/reliability.json).
+# Bad input and load use the local environment; tests/reliability/private stops and starts
+# servers, so it starts an environment of its own (ports moved by 200) in a pytest run of its
+# own. `make test` runs all but the tests marked slow (the node failure, which waits out the
+# node monitor grace period, and the secret scan, which runs the integration suite again).
+RELIABILITY_PRIVATE := tests/reliability/private
+RELIABILITY_MARKS ?=
+
+.PHONY: reliability-shared
+reliability-shared: venv collection-link
+	$(WITH_ENV) pytest -q tests/reliability --ignore=$(RELIABILITY_PRIVATE) $(PYTEST_ARGS)
+
+.PHONY: reliability-private
+reliability-private: venv collection-link localenv-install
+	pytest -q $(RELIABILITY_PRIVATE) $(if $(RELIABILITY_MARKS),-m "$(RELIABILITY_MARKS)") $(PYTEST_ARGS)
+
+.PHONY: reliability
+reliability: localenv-up
+	status=0; \
+	  $(MAKE) reliability-shared || status=$$?; \
+	  $(MAKE) reliability-private || status=$$?; \
+	  exit $$status
+
 .PHONY: molecule
 molecule: venv collection-link
 	$(WITH_ENV) molecule test -s default
+
+# One scenario per datastore role; they share .config/molecule/config.yml and
+# molecule/_shared/converge.yml.
+ROLE_SCENARIOS := $(filter-out _shared default kind,$(notdir $(wildcard molecule/*)))
+
+.PHONY: molecule-roles
+molecule-roles: venv collection-link
+	$(WITH_ENV) for s in $(ROLE_SCENARIOS); do molecule test -s $$s || exit 1; done
 
 # The whole suite: the local environment is started for it and stopped after it,
 # whatever the outcome.
@@ -119,7 +151,10 @@ test: venv collection-link localenv-install
 	PYTHON=$(PY) $(LOCALENV) up
 	status=0; \
 	  $(MAKE) integration || status=$$?; \
+	  if [ $$status -eq 0 ]; then $(MAKE) reliability-shared || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then $(MAKE) reliability-private RELIABILITY_MARKS="not slow" || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then $(MAKE) molecule-roles || status=$$?; fi; \
 	  $(LOCALENV) down; \
 	  exit $$status
 

@@ -105,12 +105,14 @@ def parse_args(argv):
                         help="comma-separated cases to run, of: %s (default: all)" % ", ".join(names))
     parser.add_argument("--runs", type=int, default=env_int("BENCH_RUNS", 3), help="runs per case (default 3)")
     parser.add_argument("--bulk-objects", type=int, default=env_int("BENCH_BULK_OBJECTS", 500))
-    parser.add_argument("--loop-objects", type=int, default=env_int("BENCH_LOOP_OBJECTS", 100),
+    parser.add_argument("--loop-objects", type=int, default=env_int("BENCH_LOOP_OBJECTS", 30),
                         help="ConfigMaps for the loop variants of the bulk case (one module run each)")
     parser.add_argument("--loop-runs", type=int, default=env_int("BENCH_LOOP_RUNS", 1))
     parser.add_argument("--site-runs", type=int, default=env_int("BENCH_SITE_RUNS", 2))
     parser.add_argument("--output", default=str(RESULTS_DIR), help="directory for results.json/.md/.png")
     parser.add_argument("--no-profile", action="store_true", help="do not profile our modules on a missed target")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only redraw results.md and results.png from the output directory's results.json")
     args = parser.parse_args(argv)
     unknown = set(args.cases.split(",")) - set(names)
     if unknown:
@@ -159,8 +161,17 @@ def write_outputs(results, meta, outdir, theirs_python):
     return tgts
 
 
+def report_only(outdir):
+    doc = json.loads((outdir / "results.json").read_text())
+    results = Results.from_dict(doc["cases"])
+    write_outputs(results, doc["meta"], outdir, harness.bench_venv() / "bin" / "python")
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.report_only:
+        return report_only(Path(args.output))
     missing = [name for name in REQUIRED_ENV if not os.environ.get(name)]
     if missing:
         sys.exit("benchmarks/run.py: %s not set; source the local environment's env.sh (make bench does)"

@@ -73,7 +73,13 @@ def run_module(localenv):
     with ``failed`` set when the module failed.
     """
 
+    # The reliability suite's secret scan sets DATASTORE_TEST_CAPTURE: every run then goes at full
+    # verbosity with diff, and its output is appended to that file to be searched for secrets.
+    capture = os.environ.get("DATASTORE_TEST_CAPTURE")
+
     def _run(name, params, check=False, diff=False, env=None, verbosity=0, timeout=600):
+        if capture:
+            diff, verbosity = True, max(verbosity, 4)
         args = dict(params)
         args["_ansible_check_mode"] = check
         args["_ansible_diff"] = diff
@@ -87,6 +93,9 @@ def run_module(localenv):
         except ValueError:
             raise AssertionError("module %s printed no JSON (rc=%s): stdout=%s stderr=%s"
                                  % (name, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+        if capture:
+            with open(capture, "a") as handle:
+                handle.write("== %s check=%s\n%s\n%s\n" % (name, check, proc.stdout, proc.stderr))
         result["_stdout"] = proc.stdout
         result["_stderr"] = proc.stderr
         return result

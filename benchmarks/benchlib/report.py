@@ -95,6 +95,22 @@ class Results:
             return None
         return median(samples)
 
+    @classmethod
+    def from_dict(cls, doc):
+        """Rebuild from ``to_dict()`` output (results.json's ``cases``), to redraw a report."""
+        res = cls()
+        for case_id, case in doc.items():
+            res.case(case_id, case["title"], case.get("description", ""))
+            res.cases[case_id]["contenders"] = dict(case.get("contenders") or {})
+            res.cases[case_id]["notes"] = list(case.get("notes") or [])
+            res.cases[case_id]["skipped"] = case.get("skipped")
+            for metric_id, metric in (case.get("metrics") or {}).items():
+                res.metric(case_id, metric_id, metric["label"], metric["unit"], metric.get("lower_is_better", True))
+                for name, data in metric["contenders"].items():
+                    for value in data["samples"]:
+                        res.add(case_id, metric_id, name, value)
+        return res
+
     def to_dict(self):
         out = {}
         for case_id in self.case_order:
@@ -216,11 +232,12 @@ def markdown(comparisons, targets, results, meta):
     for tgt in targets:
         measured = fmt(tgt["value"], tgt["unit"] if tgt["kind"] == "value" else "")
         result = verdict(tgt["met"])
-        if tgt.get("note"):
+        if tgt.get("note") and tgt["note"] != result:
             result += " (%s)" % tgt["note"]
-        lines.append("| %s | %s | %s %s | %s |" % (tgt["description"], measured, tgt["op"],
-                                                   fmt(tgt["limit"], tgt["unit"] if tgt["kind"] == "value" else ""),
-                                                   result))
+        limit = "%g" % tgt["limit"]
+        if tgt["kind"] == "value" and tgt["unit"]:
+            limit += " " + tgt["unit"]
+        lines.append("| %s | %s | %s %s | %s |" % (tgt["description"], measured, tgt["op"], limit, result))
     lines.append("")
     lines.append("## Comparisons")
     lines.append("")

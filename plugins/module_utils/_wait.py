@@ -151,16 +151,37 @@ def pod_problems(pod):
     return "pod %s: %s" % (name, "; ".join(reasons))
 
 
+def node_problem(client, name):
+    """Why a node cannot run ready pods (``None`` when it is Ready or cannot be read)."""
+    try:
+        node = client.get("v1", "Node", name)
+    except KubeApiError:
+        return None
+    cond = _condition(node or {}, "Ready")
+    if node is None or cond is None or cond.get("status") == "True":
+        return None
+    return "node %s is not ready (Ready=%s%s)" % (name, cond.get("status"), (": " + cond["reason"])
+                                                  if cond.get("reason") else "")
+
+
 def describe_pods(client, namespace, selector):
-    """Per-pod reasons for not being ready, for timeout messages."""
+    """Per-pod reasons for not being ready, for timeout messages; a node that is not ready is named."""
     if not selector:
         return []
     try:
         pods = client.list("v1", "Pod", namespace, label_selector=selector).get("items", [])
     except KubeApiError:
         return []
-    lines = [pod_problems(p) for p in sorted(pods, key=lambda p: p["metadata"]["name"])]
-    return [line for line in lines if line]
+    lines, nodes = [], {}
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        line = pod_problems(pod)
+        if not line:
+            continue
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and node not in nodes:
+            nodes[node] = node_problem(client, node)
+        lines.append(line + ("; " + nodes[node] if node and nodes[node] else ""))
+    return lines
 
 
 def selector_string(match_labels):

@@ -12,7 +12,10 @@ import os
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+# What the suite's playbook runs print: every task result in full, as JSON (callback_plugins/).
+JSON_CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "reliability_json"}
 RESULTS = os.path.join(REPO, "benchmarks", "results", "reliability.json")
 MODULES = "ansible_collections.datastore.kubernetes.plugins.modules."
 
@@ -117,3 +120,27 @@ def find_secrets(secrets, sources):
             if any(form in text for form in forms):
                 found.append((source, label))
     return found
+
+
+# -- playbooks ---------------------------------------------------------------------------
+def collections_root():
+    """The directory tests/conftest.py made importable (ansible_collections/datastore/kubernetes -> the repo)."""
+    for entry in sys.path:
+        if os.path.isdir(os.path.join(entry, "ansible_collections", "datastore", "kubernetes")):
+            return entry
+    raise RuntimeError("tests/conftest.py has not linked the collection")
+
+
+def ansible_playbook(localenv, args, extra_env=None, timeout=900):
+    """Run ansible-playbook from this interpreter's environment against the given local environment."""
+    import subprocess
+
+    env = dict(os.environ)
+    env.update(localenv)
+    env.update({"ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+                "ANSIBLE_HOST_KEY_CHECKING": "false", "ANSIBLE_RETRY_FILES_ENABLED": "false",
+                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins")})
+    env.update(extra_env or {})
+    binary = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    return subprocess.run([binary] + list(args), env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False, cwd=REPO)

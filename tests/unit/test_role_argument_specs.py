@@ -159,7 +159,7 @@ def test_checker_accepts_agreement(tmp_path):
     ("demo_replicas: 3\ndemo_labels: {a: b}\ndemo_class: null\ndemo_cmd: ['{{x}}']\ndemo_extra: 1\n",
      "demo_extra is in defaults/main.yml but has no option"),
     ("demo_replicas: 3\ndemo_labels: {a: b}\ndemo_class: null\n", "option demo_cmd is not in defaults"),
-])
+], ids=["value", "type", "nested-value", "missing-default", "variable-without-option", "option-without-variable"])
 def test_checker_finds_disagreement(tmp_path, defaults, expected):
     problems = role_problems(_write_role(tmp_path, defaults, SPECS))
     assert any(expected in p for p in problems), problems

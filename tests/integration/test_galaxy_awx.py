@@ -1,0 +1,255 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the datastore.kubernetes collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection as users get it: a Galaxy tarball, an execution environment, an AWX job.
+
+- the tarball built by ``ansible-galaxy collection build`` carries no development files, installs,
+  and its modules and roles work from the installed copy alone;
+- ``ansible-builder create`` accepts ``meta/execution-environment.yml``;
+- ``playbooks/site.yml`` runs through ansible-runner the way AWX launches a job template: cluster
+  credentials only as ``K8S_AUTH_*`` (a ServiceAccount token, no kubeconfig), Vault's as
+  ``VAULT_ADDR`` / ``VAULT_TOKEN``, everything else as extra vars.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import textwrap
+import uuid
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+DEV_ONLY = ("tests/", "tools/", "benchmarks/", "molecule/", ".ci/", ".config/", ".hypothesis/", ".pytest_cache/", "pytest.ini")
+
+# What a developer's shell (or the env file) may hold and an AWX job never sees.
+LOCAL_ONLY_ENV = ("KUBECONFIG", "K8S_AUTH_KUBECONFIG", "K8S_AUTH_CONTEXT", "VAULT_ADDR", "VAULT_TOKEN", "BAO_ADDR",
+                  "BAO_TOKEN", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "HELM", "KUBECTL",
+                  "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "PYTHONPATH")
+
+
+def _clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in LOCAL_ONLY_ENV}
+    env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
+    env.update(extra)
+    return env
+
+
+def _run(argv, env=None, cwd=None, timeout=600):
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, "%s failed (rc=%s)\nstdout: %s\nstderr: %s" % (
+        " ".join(argv), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:])
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    _run([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(out), REPO],
+         env=_clean_env())
+    built = glob.glob(str(out / "datastore-kubernetes-*.tar.gz"))
+    assert len(built) == 1, built
+    return built[0]
+
+
+@pytest.fixture(scope="module")
+def installed(tarball, tmp_path_factory):
+    """The tarball installed into a collections path of its own."""
+    root = tmp_path_factory.mktemp("collections")
+    # --force: a copy installed elsewhere (~/.ansible/collections) must not make this a no-op.
+    _run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--no-deps", "--force", "-p", str(root), tarball],
+         env=_clean_env(ANSIBLE_COLLECTIONS_PATH=str(root), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false"))
+    assert os.path.isfile(root / "ansible_collections" / "datastore" / "kubernetes" / "MANIFEST.json")
+    return root
+
+
+def test_tarball_has_no_development_files(tarball):
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+    leaked = [n for n in names if n.startswith(DEV_ONLY) or "/__pycache__/" in n or n.endswith(".pyc")]
+    assert leaked == []
+    for needed in ("MANIFEST.json", "meta/runtime.yml", "plugins/modules/statefulset.py",
+                   "roles/vault_database/meta/argument_specs.yml", "roles/db_credentials/tasks/main.yml",
+                   "roles/dataload/templates/job.yaml.j2", "roles/helm_apps/defaults/main.yml",
+                   "playbooks/site.yml", "playbooks/charts/datastore-console/Chart.yaml"):
+        assert needed in names, needed
+
+
+def test_installed_copy_runs_a_playbook(installed, localenv, namespace, kube, tmp_path):
+    """Only the installed copy is on the collections path, and the play uses FQCNs from it."""
+    from kubernetes import client
+
+    env = _clean_env(ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
+                     KUBECONFIG=localenv["KUBECONFIG"], VAULT_ADDR=localenv["VAULT_ADDR"],
+                     VAULT_TOKEN=localenv["VAULT_TOKEN"])
+    doc = json.loads(_run([os.path.join(BIN, "ansible-doc"), "--json", "datastore.kubernetes.configmap"],
+                          env=env).stdout)
+    assert doc["datastore.kubernetes.configmap"]["doc"]["filename"].startswith(str(installed))
+
+    mount = "galaxy-" + uuid.uuid4().hex[:8]
+    playbook = tmp_path / "smoke.yml"
+    playbook.write_text(textwrap.dedent("""\
+        - name: Smoke test of the installed collection
+          hosts: localhost
+          connection: local
+          gather_facts: false
+          tasks:
+            - name: A ConfigMap
+              datastore.kubernetes.configmap:
+                name: galaxy-smoke
+                namespace: "{{ ns }}"
+                from_literal: {installed: "yes"}
+            - name: The engine's mount through a role of the collection
+              ansible.builtin.include_role:
+                name: datastore.kubernetes.vault_database
+              vars:
+                vault_database_mount_point: "{{ mount }}"
+                vault_database_db_host: "{{ pg_host }}"
+                vault_database_db_port: "{{ pg_port | int }}"
+                vault_database_db_name: "{{ pg_db }}"
+                vault_database_db_username: "{{ pg_user }}"
+                vault_database_db_password: "{{ pg_password }}"
+                vault_database_db_sslmode: disable
+                vault_database_roles: [{name: smoke}]
+            - name: Remove it again
+              ansible.builtin.include_role:
+                name: datastore.kubernetes.vault_database
+              vars:
+                vault_database_state: absent
+                vault_database_mount_point: "{{ mount }}"
+                vault_database_roles: [{name: smoke}]
+                vault_database_disable_mount: true
+        """))
+    extra = {"ns": namespace, "mount": mount, "pg_host": localenv["PGHOST"], "pg_port": localenv["PGPORT"],
+             "pg_db": localenv["PGDATABASE"], "pg_user": localenv["PGUSER"], "pg_password": localenv["PGPASSWORD"]}
+    _run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-e",
+          "ansible_python_interpreter=" + sys.executable, "-e", json.dumps(extra), str(playbook)],
+         env=env, cwd=str(tmp_path))
+
+    cm = client.CoreV1Api(kube).read_namespaced_config_map("galaxy-smoke", namespace)
+    assert cm.data == {"installed": "yes"}
+
+
+def test_execution_environment_definition(tmp_path):
+    context = tmp_path / "context"
+    _run([os.path.join(BIN, "ansible-builder"), "create", "-f", os.path.join(REPO, "meta", "execution-environment.yml"),
+          "--context", str(context)], env=_clean_env(), cwd=str(tmp_path))
+    files = {os.path.relpath(os.path.join(d, f), context) for d, _, fs in os.walk(context) for f in fs}
+    assert {"_build/requirements.txt", "_build/bindep.txt"} <= files
+    assert files & {"Containerfile", "Dockerfile"}
+    with open(context / "_build" / "requirements.txt") as handle:
+        wanted = handle.read()
+    for library in ("kubernetes", "hvac", "PyYAML"):
+        assert library in wanted
+
+
+# -- AWX ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def awx_service_account(kube, namespace):
+    """A ServiceAccount bound to cluster-admin and a token for it (TokenRequest), as an AWX credential holds."""
+    from kubernetes import client
+
+    core, rbac = client.CoreV1Api(kube), client.RbacAuthorizationV1Api(kube)
+    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(
+        metadata=client.V1ObjectMeta(name="awx")))
+    binding = "awx-test-" + namespace
+    rbac.create_cluster_role_binding(client.V1ClusterRoleBinding(
+        metadata=client.V1ObjectMeta(name=binding),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"),
+        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="awx", namespace=namespace)]))
+    try:
+        answer = core.create_namespaced_service_account_token("awx", namespace, client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)))
+        yield answer.status.token
+    finally:
+        rbac.delete_cluster_role_binding(binding)
+
+
+def _runner(private_data_dir, playbook, envvars, extravars):
+    import ansible_runner
+
+    result = ansible_runner.run(private_data_dir=str(private_data_dir), playbook=playbook,
+                                inventory=os.path.join(REPO, "playbooks", "inventory", "dev"),
+                                envvars=envvars, extravars=extravars, quiet=True, timeout=900)
+    output = result.stdout.read() if result.stdout else ""
+    assert result.status == "successful" and result.rc == 0, "%s: %s rc=%s\n%s" % (
+        playbook, result.status, result.rc, output[-6000:])
+    return result
+
+
+def test_site_playbook_as_an_awx_job(localenv, awx_service_account, tmp_path, monkeypatch, kube):
+    from kubernetes import client
+
+    # AWX starts the job with only the credentials' injected variables: nothing of this shell leaks in.
+    for name in LOCAL_ONLY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.kube/config to fall back on
+    (tmp_path / "home").mkdir()
+
+    private = tmp_path / "job"
+    (private / "env").mkdir(parents=True)
+    os.symlink(REPO, private / "project")
+    # The collection as the execution environment would carry it.
+    collections = tmp_path / "collections" / "ansible_collections" / "datastore"
+    collections.mkdir(parents=True)
+    os.symlink(REPO, collections / "kubernetes")
+
+    suffix = uuid.uuid4().hex[:6]
+    envvars = {
+        # The "OpenShift or Kubernetes API Bearer Token" credential type injects these.
+        "K8S_AUTH_HOST": localenv["K8S_API"],
+        "K8S_AUTH_API_KEY": awx_service_account,
+        "K8S_AUTH_SSL_CA_CERT": localenv["K8S_CA_CERT"],
+        "K8S_AUTH_VERIFY_SSL": "true",
+        # The "HashiCorp Vault Secret Lookup"-style custom credential injects these.
+        "VAULT_ADDR": localenv["VAULT_ADDR"],
+        "VAULT_TOKEN": localenv["VAULT_TOKEN"],
+        "ANSIBLE_COLLECTIONS_PATH": str(tmp_path / "collections"),
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+        "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
+    }
+    # The survey and the job template's extra vars.
+    extravars = {
+        "site_namespace": "awx-" + suffix,
+        "site_vault_mount": "awx-" + suffix,
+        "site_db_host": localenv["PGHOST"],
+        "site_db_port": int(localenv["PGPORT"]),
+        "site_db_admin_database": localenv["PGDATABASE"],
+        "site_db_admin_user": localenv["PGUSER"],
+        "site_db_admin_password": localenv["PGPASSWORD"],
+        "site_helm_binary": localenv["HELM"],
+    }
+    try:
+        first = _runner(private, "playbooks/site.yml", envvars, extravars)
+        assert first.stats["failures"] == {}
+        second = _runner(private, "playbooks/site.yml", envvars, extravars)
+        assert second.stats["changed"] == {}, "second run changed: %s" % second.stats["changed"]
+
+        secret = client.CoreV1Api(kube).read_namespaced_secret("app-db-credentials", extravars["site_namespace"])
+        lease = secret.metadata.annotations["datastore.kubernetes/vault-lease-id"]
+        assert lease.startswith(extravars["site_vault_mount"] + "/creds/app/")
+        assert base64.b64decode(secret.data["username"]).decode()
+
+        rotated = _runner(private, "playbooks/rotate_credentials.yml", envvars, extravars)
+        assert rotated.stats["changed"]
+        secret = client.CoreV1Api(kube).read_namespaced_secret("app-db-credentials", extravars["site_namespace"])
+        assert secret.metadata.annotations["datastore.kubernetes/vault-lease-id"] != lease
+    finally:
+        _runner(private, "playbooks/teardown.yml", envvars, extravars)
+    assert not [m for m in _vault_mounts(localenv) if m.startswith(extravars["site_vault_mount"] + "/")]
+
+
+def _vault_mounts(localenv):
+    import hvac
+
+    return list(hvac.Client(url=localenv["VAULT_ADDR"], token=localenv["VAULT_TOKEN"]).sys.list_mounted_secrets_engines()
+                ["data"].keys())
+
