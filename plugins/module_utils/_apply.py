@@ -29,6 +29,9 @@ MASK = "<masked>"
 MASK_CHANGED = "<masked, changed>"
 # Applied one at a time, before anything after them: later objects may live in them.
 BARRIER_KINDS = frozenset(("Namespace", "CustomResourceDefinition"))
+# From this many objects of one kind in one namespace, one LIST replaces their GETs.
+PREFETCH_MIN = 16
+_UNSET = object()
 
 
 def object_ref(obj):
@@ -126,10 +129,15 @@ def immutable_fields(error):
     return fields
 
 
-def apply_object(client, obj, check_mode=False, force=False):
-    """Apply one object; raises typed errors that name the object."""
+def apply_object(client, obj, check_mode=False, force=False, before=_UNSET):
+    """Apply one object; raises typed errors that name the object.
+
+    ``before`` is the live object (``None`` when it does not exist) when the caller
+    already has it; otherwise it is read with a GET.
+    """
     meta = obj["metadata"]
-    before = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+    if before is _UNSET:
+        before = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
     try:
         after = client.apply(obj, dry_run=check_mode, force=force)
     except Conflict as exc:
@@ -148,6 +156,37 @@ def apply_object(client, obj, check_mode=False, force=False):
     return ApplyResult(before, after, changed)
 
 
+def prefetch(client, objs, indexes):
+    """``index -> live object or None`` for the objects of ``indexes`` that are part of a big group.
+
+    Objects of one kind in one namespace, ``PREFETCH_MIN`` or more, are read with one
+    LIST instead of one GET each. A group whose LIST is refused (RBAC may allow GET
+    by name only) is left to the GETs.
+    """
+    groups = {}
+    for idx in indexes:
+        obj = objs[idx]
+        key = (obj["apiVersion"], obj["kind"], (obj.get("metadata") or {}).get("namespace"))
+        groups.setdefault(key, []).append(idx)
+    known = {}
+    for (api_version, kind, namespace), members in groups.items():
+        if len(members) < PREFETCH_MIN:
+            continue
+        try:
+            listing = client.list(api_version, kind, namespace)
+        except KubeApiError:
+            continue
+        live = {}
+        for item in (listing or {}).get("items") or []:
+            # Items of a list come without apiVersion and kind; a GET's answer has them.
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+            live[item["metadata"]["name"]] = item
+        for idx in members:
+            known[idx] = live.get(objs[idx]["metadata"]["name"])
+    return known
+
+
 def apply_objects(client, objs, check_mode=False, force=False, concurrency=8):
     """Apply many objects in order, concurrently between barriers; results keep input order.
 
@@ -161,12 +200,14 @@ def apply_objects(client, objs, check_mode=False, force=False, concurrency=8):
     def flush():
         if not batch:
             return
+        known = prefetch(client, objs, batch)
         if len(batch) == 1 or concurrency <= 1:
             for idx in batch:
-                results[idx] = apply_object(client, objs[idx], check_mode, force)
+                results[idx] = apply_object(client, objs[idx], check_mode, force, known.get(idx, _UNSET))
         else:
             with ThreadPoolExecutor(max_workers=min(concurrency, len(batch))) as pool:
-                futures = [(idx, pool.submit(apply_object, client, objs[idx], check_mode, force)) for idx in batch]
+                futures = [(idx, pool.submit(apply_object, client, objs[idx], check_mode, force,
+                                             known.get(idx, _UNSET))) for idx in batch]
                 for idx, fut in futures:
                     results[idx] = fut.result()
         del batch[:]

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -80,7 +81,7 @@ class InProcessRunner:
 def record(section, figures):
     """Merge ``figures`` into ``section`` of benchmarks/results/reliability.json (safe across processes)."""
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS + ".lock", "w") as lock:
+    with open(os.path.join(tempfile.gettempdir(), "datastore-kubernetes-reliability.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             with open(RESULTS) as handle:

@@ -29,10 +29,6 @@ SHARED_STATE = "/tmp/datastore-kubernetes-localenv"
 PORT_OFFSET = os.environ.get("RELIABILITY_PORT_OFFSET", "200")
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes minutes; left out of `make test`, run by `make reliability`")
-
-
 def pytest_collection_modifyitems(session, config, items):
     here = os.path.dirname(os.path.abspath(__file__))
     outside = [i.nodeid for i in items if not str(i.path).startswith(here + os.sep)]

@@ -178,7 +178,7 @@ def logs(localenv):
     return out
 
 
-def report(found, what):
+def report(found):
     return "%d secret value(s) found: %s" % (len(found), ", ".join("%s in %s" % (label, source) for source, label
                                                                        in found[:20]))
 
@@ -205,7 +205,7 @@ def test_integration_module_output_holds_no_secret(localenv, collector, tmp_path
                    integration_secrets_collected=len(secrets), integration_secrets_found=len(found))
     assert len(sources["module output"]) > 100000, "the integration run printed almost nothing: %s" % summary
     assert secrets, "no secret was collected"
-    assert not found, report(found, "integration")
+    assert not found, report(found)
 
 
 def site_ready(localenv, collector):
@@ -249,4 +249,4 @@ def test_site_playbook_output_holds_no_secret(localenv, collector, kube):
                    site_secrets_collected=len(secrets), site_secrets_found=len(found))
     if results["run"] != 0:
         SCANNED["site_yml"] += " (the play failed: its output was scanned all the same)"
-    assert not found, report(found, "site.yml")
+    assert not found, report(found)
