@@ -22,6 +22,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     ImmutableField,
     InvalidInput,
     KubeApiError,
+    NotFound,
 )
 
 VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -129,6 +130,26 @@ def immutable_fields(error):
     return fields
 
 
+def namespace_missing(error, namespace):
+    """Whether a 404 says the object's namespace does not exist (yet)."""
+    return bool(namespace) and isinstance(error, NotFound) and ('namespaces "%s" not found' % namespace) in error.msg
+
+
+def dry_run_create(client, obj):
+    """Server-side dry run of creating ``obj``; returns what the server would hold.
+
+    A namespace that does not exist yet (an earlier task of the same check-mode run
+    would create it) cannot be dry-run into: the object is then reported as it was
+    asked for, to be created.
+    """
+    try:
+        return client.create(obj, dry_run=True)
+    except NotFound as exc:
+        if namespace_missing(exc, obj["metadata"].get("namespace")):
+            return copy.deepcopy(obj)
+        raise
+
+
 def apply_object(client, obj, check_mode=False, force=False, before=_UNSET):
     """Apply one object; raises typed errors that name the object.
 
@@ -140,6 +161,11 @@ def apply_object(client, obj, check_mode=False, force=False, before=_UNSET):
         before = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
     try:
         after = client.apply(obj, dry_run=check_mode, force=force)
+    except NotFound as exc:
+        if check_mode and before is None and namespace_missing(exc, meta.get("namespace")):
+            # Check mode of a play that also creates the namespace: report the object as to be created.
+            return ApplyResult(None, copy.deepcopy(obj), True)
+        raise KubeApiError("%s: %s" % (object_ref(obj), exc.msg), status=exc.status, reason=exc.reason)
     except Conflict as exc:
         raise Conflict("%s: fields are owned by another manager (%s); set force=true to take them over"
                        % (object_ref(obj), exc.msg), status=exc.status, reason=exc.reason)

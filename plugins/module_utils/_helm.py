@@ -214,7 +214,9 @@ def connection_args(params):
     if params.get("host"):
         args += ["--kube-apiserver", params["host"]]
     if params.get("api_key"):
-        args += ["--kube-token", params["api_key"]]
+        # Through the environment, not argv: other local users can read a process's
+        # arguments, but not its environment.
+        env["HELM_KUBETOKEN"] = params["api_key"]
     if params.get("ca_cert"):
         args += ["--kube-ca-file", params["ca_cert"]]
     if params.get("validate_certs") is False:
@@ -254,7 +256,7 @@ class Helm:
         return out
 
     def _clean(self, text):
-        tokens = [v for k, v in zip(self.conn_args, self.conn_args[1:]) if k == "--kube-token"]
+        tokens = [self.env["HELM_KUBETOKEN"]] if self.env.get("HELM_KUBETOKEN") else []
         text = scrub((text or "").strip(), self.secrets + tokens)
         return text[-2000:]
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _wait
-from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import make_diff, object_ref
+from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import dry_run_create, make_diff, object_ref
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     InvalidInput,
     KubeApiError,
@@ -328,7 +328,7 @@ def run_job(client, params, check_mode=False, diff_mode=False):
             result["diff"] = make_diff(live, wanted)
         if check_mode:
             if live is None:
-                client.create(wanted, dry_run=True)
+                dry_run_create(client, wanted)
             result.update({"status": "Pending", "counts": {"succeeded": 0, "failed": 0, "active": 0}, "pods": []})
             result["recreated"] = live is not None
             return result

@@ -19,6 +19,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils import _state
 from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import (
     ApplyResult,
     apply_object,
+    dry_run_create,
     make_diff,
 )
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
@@ -119,7 +120,7 @@ def _dry_run_create(client, obj):
     scratch = copy.deepcopy(obj)
     scratch["metadata"]["name"] = (obj["metadata"]["name"][:50] + "-dry-run-check")
     try:
-        out = client.create(scratch, dry_run=True)
+        out = dry_run_create(client, scratch)
     except KubeApiError as exc:
         raise KubeApiError("%s: %s" % (_ref(obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]),
                                        exc.msg.replace(scratch["metadata"]["name"], obj["metadata"]["name"])),

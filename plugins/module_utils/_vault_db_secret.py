@@ -426,14 +426,21 @@ class SecretRun:
 
     # -- consumers ---------------------------------------------------------------------
     def restart_targets(self):
-        """Look every target up before any credential is issued, so a typo fails early."""
+        """Look every target up before any credential is issued.
+
+        A target that does not exist holds no credentials, so there is nothing to
+        restart: the Secret is often written before its consumers are deployed.
+        It is reported (warning and ``restart_missing``) so that a typo shows.
+        """
         found = []
         for target in self.p.get("restart_targets") or []:
             namespace = target.get("namespace") or self.p["namespace"]
             obj = self.kube.get(WORKLOAD_API, target["kind"], target["name"], namespace)
             if obj is None:
-                raise InvalidInput("restart_targets", "%s %s/%s does not exist"
-                                   % (target["kind"], namespace, target["name"]))
+                ref = "%s %s/%s" % (target["kind"], namespace, target["name"])
+                self.result.setdefault("restart_missing", []).append(ref)
+                self.module.warn("restart target %s does not exist; nothing to restart there" % ref)
+                continue
             found.append(obj)
         return found
 

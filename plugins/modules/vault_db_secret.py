@@ -261,6 +261,14 @@ restarted:
   type: list
   elements: dict
   sample: [{"kind": "Deployment", "name": "app", "namespace": "prod"}]
+restart_missing:
+  description:
+    - O(restart_targets) that do not exist (yet). They hold no credentials, so nothing is restarted there;
+      a warning names each one so that a misspelt target shows.
+  returned: when a restart target does not exist
+  type: list
+  elements: str
+  sample: ["Deployment prod/app"]
 vault_token_kept:
   description: Whether the token obtained by login was kept, because of O(keep_token) or because it issued the new lease.
   returned: always

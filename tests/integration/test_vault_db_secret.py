@@ -404,3 +404,16 @@ path "sys/leases/*" { capabilities = ["update"] }
     finally:
         vault.sys.disable_auth_method(auth_mount)
         vault.sys.delete_policy(policy)
+
+
+def test_missing_restart_target_is_reported_not_fatal(run, core, vault, mount, namespace):
+    targets = [{"kind": "Deployment", "name": "not-deployed-yet"}]
+    first = run("vault_db_secret", params(mount, namespace, restart_targets=targets))
+    assert first["changed"] and first["action"] == "issued", first
+    assert first["restart_missing"] == ["Deployment %s/not-deployed-yet" % namespace]
+    warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in first.get("warnings", [])]
+    assert any("not-deployed-yet" in w for w in warnings), warnings
+    data, _meta = creds(run, core, namespace)
+    assert data["username"]
+    rotated = run("vault_db_secret", params(mount, namespace, rotate=True, revoke_grace=0, restart_targets=targets))
+    assert rotated["action"] == "rotated" and rotated["restarted"] == [], rotated

@@ -171,9 +171,10 @@ def test_connection_args():
                                               "api_key": "tok", "ca_cert": "/ca.crt", "validate_certs": False,
                                               "impersonate_user": "u", "impersonate_groups": ["g1", "g2"]})
     assert args == ["--kubeconfig", "/k/config", "--kube-context", "prod", "--kube-apiserver", "https://h:6443",
-                    "--kube-token", "tok", "--kube-ca-file", "/ca.crt", "--kube-insecure-skip-tls-verify",
+                    "--kube-ca-file", "/ca.crt", "--kube-insecure-skip-tls-verify",
                     "--kube-as-user", "u", "--kube-as-group", "g1", "--kube-as-group", "g2"]
-    assert env == {} and temps == []
+    assert "tok" not in args, "a bearer token must not be on helm's command line"
+    assert env == {"HELM_KUBETOKEN": "tok"} and temps == []
     args, env, temps = _helm.connection_args({"kubeconfig": {"apiVersion": "v1"}})
     try:
         assert args == ["--kubeconfig", temps[0]] and oct(os.stat(temps[0]).st_mode & 0o777) == "0o600"
@@ -272,7 +273,7 @@ def test_absent_and_not_found():
 
 def test_errors_are_scrubbed():
     run = FakeRun({"status": (1, "", "Error: template: bad value hunter22 in --kube-token abcdefabcdefabcdefabcdef")})
-    helm = _helm.Helm("helm", run, conn_args=["--kube-token", "abcdefabcdefabcdefabcdef"], secrets=["hunter22"])
+    helm = _helm.Helm("helm", run, env={"HELM_KUBETOKEN": "abcdefabcdefabcdefabcdef"}, secrets=["hunter22"])
     with pytest.raises(HelmError) as err:
         helm.status("r1", "apps")
     assert "hunter22" not in err.value.msg and "abcdefabcdefabcdefabcdef" not in err.value.msg
