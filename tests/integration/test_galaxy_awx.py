@@ -141,7 +141,7 @@ def test_execution_environment_definition(tmp_path):
     context = tmp_path / "context"
     _run([os.path.join(BIN, "ansible-builder"), "create", "-f", os.path.join(REPO, "meta", "execution-environment.yml"),
           "--context", str(context)], env=_clean_env(), cwd=str(tmp_path))
-    files = {os.path.relpath(os.path.join(d, f), context) for d, _, fs in os.walk(context) for f in fs}
+    files = {os.path.relpath(os.path.join(d, f), context) for d, _dirs, fs in os.walk(context) for f in fs}
     assert {"_build/requirements.txt", "_build/bindep.txt"} <= files
     assert files & {"Containerfile", "Dockerfile"}
     with open(context / "_build" / "requirements.txt") as handle:
@@ -252,4 +252,3 @@ def _vault_mounts(localenv):
 
     return list(hvac.Client(url=localenv["VAULT_ADDR"], token=localenv["VAULT_TOKEN"]).sys.list_mounted_secrets_engines()
                 ["data"].keys())
-
