@@ -99,7 +99,7 @@ def env_int(name, default):
 
 
 def parse_args(argv):
-    names = [name for name, _ in CASES]
+    names = [name for name, _func in CASES]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--cases", default=os.environ.get("BENCH_CASES", ",".join(names)),
                         help="comma-separated cases to run, of: %s (default: all)" % ", ".join(names))
@@ -147,7 +147,16 @@ def versions(theirs, cluster):
     return out
 
 
+def environment(ver):
+    return ("local control plane %s with kwok nodes, OpenBao and PostgreSQL on loopback; %s CPUs; ansible-core %s "
+            "for both sides; kubernetes.core %s and community.hashi_vault %s (ansible %s); kubectl %s; helm %s "
+            "(helm 3 where kubernetes.core.helm takes part)"
+            % (ver.get("kubernetes_server"), ver.get("cpus"), ver.get("ansible-core"), ver.get("kubernetes.core"),
+               ver.get("community.hashi_vault"), ver.get("ansible"), ver.get("kubectl"), ver.get("helm_cli")))
+
+
 def write_outputs(results, meta, outdir, theirs_python):
+    meta["environment"] = environment(meta.get("versions") or {})
     rows = [cmp.evaluate(results) for cmp in comparisons()]
     tgts = [tgt.evaluate(results) for tgt in targets()]
     doc = {"meta": meta, "targets": tgts, "comparisons": rows, "cases": results.to_dict()}
@@ -209,13 +218,6 @@ def main(argv=None):
             "duration_s": round(time.time() - started, 1),
             "versions": versions(theirs, cluster),
         }
-        ver = meta["versions"]
-        meta["environment"] = (
-            "local control plane %s with kwok nodes, OpenBao, PostgreSQL on loopback; %s CPUs; "
-            "ansible-core %s for both sides; kubernetes.core %s, community.hashi_vault %s (ansible %s); "
-            "kubectl %s; %s" % (ver.get("kubernetes_server"), ver.get("cpus"), ver.get("ansible-core"),
-                                ver.get("kubernetes.core"), ver.get("community.hashi_vault"), ver.get("ansible"),
-                                ver.get("kubectl"), ver.get("helm_cli")))
         outdir = Path(args.output)
         tgts = write_outputs(results, meta, outdir, theirs.python)
         for tgt in tgts:

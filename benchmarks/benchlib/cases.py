@@ -136,7 +136,7 @@ def case_bulk(b):
             path = b.workdir / ("bulk-%s.json" % ns)
             path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}))
             cmd = [kubectl, "apply", "--server-side", "--field-manager", "bench-kubectl", "-f", str(path)]
-            create, _ = timed(cmd)
+            create = timed(cmd)[0]
             noop, out = timed(cmd)
             if "serverside-applied" not in out:
                 raise BenchError("kubectl: unexpected output: %s" % out[-500:])
@@ -349,8 +349,8 @@ def case_helm(b):
     def phase(c, ns, message):
         before_calls, before_revs = calls(), _revisions(helm, ns)
         if c.side == "cli":
-            seconds, _ = timed([str(wrapper), "upgrade", "--install", "bench", str(chart), "-n", ns,
-                                "--set", "message=%s" % message], env=dict(os.environ, **env))
+            cmd = [str(wrapper), "upgrade", "--install", "bench", str(chart), "-n", ns, "--set", "message=%s" % message]
+            seconds = timed(cmd, env=dict(os.environ, **env))[0]
         else:
             run = b.playbook(c, {"bench_namespace": ns, "bench_chart": str(chart), "bench_message": message,
                                  "bench_helm": str(wrapper)}, extra_env=env)

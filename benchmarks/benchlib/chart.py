@@ -28,8 +28,8 @@ def main(src, dest):
     labels, values, colours, texts = [], [], [], []
     for row in reversed(rows):
         unit = " [%s]" % row["unit"] if row["unit"] else ""
-        labels.append("%s: %s%s\n%s vs %s" % (row["case_title"], row["metric_label"], unit, row["ours_label"],
-                                               row["theirs_label"]))
+        labels.append("%s: %s%s\n%s vs %s"
+                      % (row["case_title"], row["metric_label"], unit, row["ours_label"], row["theirs_label"]))
         ratio = row["ratio"]
         values.append(max(ratio, FLOOR))
         colours.append("#2e7d32" if ratio <= 1.0 else "#c62828")
@@ -42,8 +42,8 @@ def main(src, dest):
     axis.set_xscale("log")
     axis.axvline(1.0, color="black", linewidth=0.8)
     axis.set_xlabel("ratio ours / theirs (median; log scale; left of 1 = ours faster or doing less)")
-    for bar, text in zip(bars, texts):
-        axis.text(bar.get_width() * 1.08, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=7)
+    for rect, text in zip(bars, texts):
+        axis.text(rect.get_width() * 1.08, rect.get_y() + rect.get_height() / 2, text, va="center", fontsize=7)
     met = sum(1 for t in doc["targets"] if t["met"] is True)
     missed = sum(1 for t in doc["targets"] if t["met"] is False)
     axis.set_title("datastore.kubernetes vs alternatives - targets met %d, missed %d, not measured %d"

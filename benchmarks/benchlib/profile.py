@@ -58,6 +58,9 @@ def _run(theirs, ours, module, args, workdir, out=None):
     path.unlink()
     if proc.returncode != 0:
         raise BenchError("profiling %s failed: %s" % (module, proc.stdout[-1000:]))
+    if out:
+        # The report names the argument file; it was a temporary one, of no use to a reader.
+        Path(out).write_text(Path(out).read_text().replace(str(path), "<module arguments>"))
 
 
 def profile_missed(missed, theirs, ours, cluster, workdir, outdir):

@@ -249,7 +249,7 @@ def markdown(comparisons, targets, results, meta):
             row["theirs_label"], fmt(row["theirs_median"], row["unit"]), fmt(row["ratio"])))
     lines.append("")
     notes = [(results.cases[c]["title"], results.cases[c]) for c in results.case_order]
-    if any(case["notes"] or case["skipped"] for _, case in notes):
+    if any(case["notes"] or case["skipped"] for _title, case in notes):
         lines.append("## Notes")
         lines.append("")
         for title, case in notes:

@@ -57,6 +57,7 @@ class _Lib:
             cls.client, cls.config, cls.ConfigException = client, config, ConfigException
         return cls
 
+
 FIELD_MANAGER = "datastore.kubernetes"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 TRANSIENT_STATUSES = frozenset((429, 500, 502, 503, 504))
@@ -444,6 +445,13 @@ class KubeClient:
 
 def kube_client(params):
     """Build a ``KubeClient`` from a module's ``params``."""
+    timeout = params.get("request_timeout")
+    # "inf" and "nan" pass Ansible's float check; urllib3 would raise on them, and on a negative value,
+    # at the first call (0 means the default).
+    if timeout and not 0 < timeout < float("inf"):
+        raise InvalidInput("request_timeout", "must be a positive number of seconds, got %r" % (timeout,))
+    if (params.get("api_retries") or 0) < 0:
+        raise InvalidInput("api_retries", "must be 0 or more, got %s" % params["api_retries"])
     configuration = build_configuration(params)
     return KubeClient(configuration, request_timeout=params.get("request_timeout") or 30.0,
                       retries=params.get("api_retries") if params.get("api_retries") is not None else 5,

@@ -293,7 +293,8 @@ def test_info(runner, empty_ns):
         replace(base, "service_name", bad_dns_label), replace(base, "cluster_domain", bad_dns_subdomain),
         replace(base, "vault_secret", st.lists(bad_dns_subdomain, min_size=1, max_size=2), "vault_secret[0]"),
         replace(base, "vault_secret", not_a_list),
-        replace(base, "request_timeout", not_an_int),
+        replace(base, "request_timeout", st.one_of(not_an_int, st.sampled_from(["inf", "-inf", "nan", "-1", "-0.5"]))),
+        replace(base, "api_retries", negative),
     )
 
     @SETTINGS
@@ -430,8 +431,6 @@ def test_vault_db_secret(runner, vault, db_mount, empty_ns, kube):
         replace(base, "restart_targets", st.lists(st.fixed_dictionaries({"kind": words.filter(
             lambda w: w not in ("StatefulSet", "Deployment", "DaemonSet")), "name": st.just("x")}),
             min_size=1, max_size=1), "kind"),
-        replace(base, "restart_targets", st.just([{"kind": "StatefulSet", "name": "missing-" + uuid.uuid4().hex[:6]}]),
-                "restart_targets"),
         replace(base, "auth_method", words.filter(lambda w: w not in (
             "token", "approle", "kubernetes", "userpass", "jwt", "oidc"))),
         replace(base, "url", words.map(lambda w: "ftp://" + w), "url"),

@@ -35,8 +35,12 @@ def pytest_collection_modifyitems(session, config, items):
     if outside:
         raise pytest.UsageError("tests/reliability/private needs a pytest run of its own (it replaces the local "
                                 "environment); run it apart from %s" % outside[0])
-    # The orphaned-lease check looks at what every other test left behind: it goes last.
-    items.sort(key=lambda item: "test_leases" in item.nodeid)
+    # The secret scan runs the integration suite first, while every part is as started; the faults
+    # follow (the node failure last of them); the orphaned-lease check looks at what all of them
+    # left behind, so it goes last.
+    order = ("test_secret_scan.py", "test_faults.py", "test_leases.py")
+    items.sort(key=lambda item: (order.index(item.path.name) if item.path.name in order else 1,
+                                 "test_kwok" in item.name))
 
 
 def _read_env(path):

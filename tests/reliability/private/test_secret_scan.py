@@ -126,6 +126,8 @@ def watch_secrets(kube, collector, stop):
                     annotations = obj.metadata.annotations or {}
                     if VAULT_SOURCE in annotations or obj.type == "kubernetes.io/service-account-token":
                         for key, value in (obj.data or {}).items():
+                            if "user" in key.lower():
+                                continue  # a user name is reported on purpose; the password is the secret
                             collector.add("Secret %s/%s %s" % (obj.metadata.namespace, obj.metadata.name, key),
                                           base64.b64decode(value).decode("utf-8", "replace"))
             except Exception:  # an expired version or a restart: list again
