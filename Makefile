@@ -148,6 +148,7 @@ test: venv collection-link localenv-install
 	$(MAKE) lint
 	$(MAKE) sanity
 	$(MAKE) unit
+	$(LOCALENV) down
 	PYTHON=$(PY) $(LOCALENV) up
 	status=0; \
 	  $(MAKE) integration || status=$$?; \

@@ -15,6 +15,10 @@ options:
   kubeconfig:
     description:
       - Kubeconfig to use. A path, a list of paths (merged like C(KUBECONFIG)), or the kubeconfig itself as a dictionary.
+      - When several files are merged, the first file that defines a cluster, user or context wins, and so does the
+        first C(current-context). Relative paths in a file are relative to that file's directory.
+      - The kubeconfig's C(certificate-authority), C(insecure-skip-tls-verify), C(tls-server-name), C(proxy-url),
+        client certificates, C(token), C(tokenFile) and impersonation (C(as), C(as-groups)) are honoured.
       - When neither O(kubeconfig) nor O(host) is set, C(~/.kube/config) is used if it exists,
         otherwise the pod's ServiceAccount when running inside a cluster (as AWX execution pods do).
       - Falls back to the E(K8S_AUTH_KUBECONFIG) and then the E(KUBECONFIG) environment variable.
@@ -88,7 +92,9 @@ notes:
   - Connection options can be set once for every module of the collection with
     C(module_defaults) and the group C(group/datastore.kubernetes.k8s).
 requirements:
-  - kubernetes >= 29.0.0 (Python library)
+  - urllib3 >= 1.26 (Python library)
+  - PyYAML (Python library), to read a kubeconfig written in YAML
+  - kubernetes >= 29.0.0 (Python library), only for a kubeconfig whose user authenticates with an C(exec) plugin or an C(auth-provider)
 """
 
     WAIT = r"""

@@ -17,10 +17,11 @@ import json
 import os
 import random
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     Conflict,
     InvalidInput,
@@ -32,35 +33,23 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
 try:
     import urllib3
 
-    HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
-    KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else ImportError("No module named 'kubernetes'")
+    HAS_URLLIB3 = True
+    URLLIB3_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - exercised only without the library
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = exc
+    HAS_URLLIB3 = False
+    URLLIB3_IMPORT_ERROR = exc
 
-
-class _Lib:
-    """The kubernetes library, imported when the first client is built.
-
-    Importing it takes 0.15-0.35 s, a large part of a task's time; modules that never
-    build a client (helm_release, vault_db_engine without Kubernetes auth) skip it.
-    """
-
-    client = config = ConfigException = None
-
-    @classmethod
-    def load(cls):
-        if cls.client is None:
-            from kubernetes import client, config  # pylint: disable=import-outside-toplevel
-            from kubernetes.config.config_exception import ConfigException  # pylint: disable=import-outside-toplevel
-
-            cls.client, cls.config, cls.ConfigException = client, config, ConfigException
-        return cls
+# The kubernetes library is needed only for kubeconfig users that authenticate with an
+# exec plugin or an auth-provider; everything else is read by _kubeconfig.
+HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
+KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else ImportError("No module named 'kubernetes'")
 
 
 FIELD_MANAGER = "datastore.kubernetes"
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT_DIR = _kubeconfig.SERVICE_ACCOUNT_DIR
 TRANSIENT_STATUSES = frozenset((429, 500, 502, 503, 504))
+# Several threads share the pool when many objects are applied at once.
+POOL_MAXSIZE = 16
 
 # Connection options, documented once in doc_fragments/kube.py.
 KUBE_CONNECTION_ARGSPEC = {
@@ -119,9 +108,14 @@ KNOWN_KINDS = {
 
 
 def check_kubernetes_library(module):
-    """Fail the module with install advice when the kubernetes library is missing."""
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    """Fail the module with install advice when a library every run needs is missing.
+
+    The kubernetes library is not one of them: it is needed only for a kubeconfig
+    whose user authenticates with an exec plugin or an auth-provider, and its absence
+    is reported when such a kubeconfig is loaded.
+    """
+    if not HAS_URLLIB3:
+        module.fail_json(msg=missing_required_lib("urllib3"), exception=str(URLLIB3_IMPORT_ERROR))
 
 
 def _kubeconfig_source(value):
@@ -138,50 +132,60 @@ def _kubeconfig_source(value):
     return paths
 
 
-def _load_kubeconfig(configuration, source, context):
-    """Fill ``configuration`` from a kubeconfig dict or from one or more files."""
-    k8s_config = _Lib.load().config
-    if isinstance(source, dict):
-        loader = k8s_config.kube_config.KubeConfigLoader(config_dict=source, active_context=context)
-        loader.load_and_set(configuration)
-        return
-    if len(source) == 1:
-        k8s_config.load_kube_config(config_file=source[0], context=context, client_configuration=configuration,
-                                    persist_config=False)
-        return
-    merger = k8s_config.kube_config.KubeConfigMerger(os.pathsep.join(source))
-    loader = k8s_config.kube_config.KubeConfigLoader(
-        config_dict=merger.config, active_context=context, config_base_path=None)
-    loader.load_and_set(configuration)
+def _library_configuration(cfg):
+    """Load the selected context with the kubernetes library (exec plugins, auth-providers)."""
+    doc, base_path = cfg.library_kubeconfig()
+    user = doc["contexts"][0]["context"].get("user") or ""
+    if not HAS_KUBERNETES:
+        raise InvalidInput("kubeconfig", "user %s of context %s authenticates with %s, which needs the kubernetes "
+                                         "Python library. %s" % (user, cfg.context, cfg.auth_plugin,
+                                                                  missing_required_lib("kubernetes")))
+    # pylint: disable=import-outside-toplevel
+    from kubernetes.client import Configuration
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.kube_config import KubeConfigLoader
+
+    configuration = Configuration()
+    try:
+        KubeConfigLoader(config_dict=doc, active_context=cfg.context, config_base_path=base_path).load_and_set(
+            configuration)
+    except ConfigException as exc:
+        raise InvalidInput("kubeconfig", "user %s of context %s: %s" % (user, cfg.context, exc))
+    # Impersonation is not part of the library's Configuration: keep what the kubeconfig says.
+    for attr in ("impersonate_user", "impersonate_groups", "impersonate_uid", "impersonate_extra"):
+        setattr(configuration, attr, getattr(cfg, attr))
+    return configuration
 
 
 def build_configuration(params):
-    """Return a ``kubernetes.client.Configuration`` from the connection options."""
-    lib = _Lib.load()
-    configuration = lib.client.Configuration()
+    """Return the connection settings (a ``_kubeconfig.ClusterConfig``) from the connection options.
+
+    A kubeconfig whose user runs an exec plugin or an auth-provider is loaded by the
+    kubernetes library instead, and a ``kubernetes.client.Configuration`` is returned;
+    ``KubeClient`` works with either.
+    """
     source = _kubeconfig_source(params.get("kubeconfig"))
     host = params.get("host")
-    try:
-        if source is not None:
-            _load_kubeconfig(configuration, source, params.get("context"))
-        elif host:
-            pass
-        elif os.path.exists(os.path.expanduser("~/.kube/config")):
-            _load_kubeconfig(configuration, [os.path.expanduser("~/.kube/config")], params.get("context"))
-        elif os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(SERVICE_ACCOUNT_DIR + "/token"):
-            # AWX and other in-cluster runners: use the pod's ServiceAccount.
-            lib.config.load_incluster_config(client_configuration=configuration)
-        else:
-            raise InvalidInput("kubeconfig", "no cluster to talk to: set kubeconfig, host, the KUBECONFIG or "
-                                             "K8S_AUTH_HOST environment variable, or run inside a pod")
-    except lib.ConfigException as exc:
-        raise InvalidInput("kubeconfig", "cannot be loaded: %s" % exc)
+    context = params.get("context")
+    if source is not None:
+        configuration = _kubeconfig.load(source, context)
+    elif host:
+        configuration = _kubeconfig.ClusterConfig(host)
+    elif os.path.exists(os.path.expanduser("~/.kube/config")):
+        configuration = _kubeconfig.load([os.path.expanduser("~/.kube/config")], context)
+    elif _kubeconfig.in_cluster_available():
+        # AWX and other in-cluster runners: use the pod's ServiceAccount.
+        configuration = _kubeconfig.in_cluster()
+    else:
+        raise InvalidInput("kubeconfig", "no cluster to talk to: set kubeconfig, host, the KUBECONFIG or "
+                                         "K8S_AUTH_HOST environment variable, or run inside a pod")
+    if getattr(configuration, "auth_plugin", None):
+        configuration = _library_configuration(configuration)
 
     if host:
         configuration.host = host
     if params.get("api_key"):
-        token = params["api_key"]
-        configuration.api_key = {"authorization": "Bearer " + token}
+        configuration.api_key = {"authorization": "Bearer " + params["api_key"]}
         configuration.api_key_prefix = {}
     if params.get("client_cert"):
         configuration.cert_file = params["client_cert"]
@@ -189,13 +193,103 @@ def build_configuration(params):
         configuration.key_file = params["client_key"]
     if params.get("ca_cert"):
         configuration.ssl_ca_cert = params["ca_cert"]
+        configuration.ca_cert_data = None
     if params.get("validate_certs") is not None:
         configuration.verify_ssl = params["validate_certs"]
     if params.get("proxy"):
         configuration.proxy = params["proxy"]
-    # Several threads share the pool when many objects are applied at once.
-    configuration.connection_pool_maxsize = 16
     return configuration
+
+
+def _env_proxy(url):
+    """``(proxy, no_proxy)`` from the environment for ``url``, as kubectl reads them."""
+    scheme = urlsplit(url).scheme or "https"
+    proxy = None
+    for name in ("%s_proxy" % scheme, "%s_PROXY" % scheme.upper(), "all_proxy", "ALL_PROXY"):
+        if os.environ.get(name):
+            proxy = os.environ[name]
+            break
+    return proxy, os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+
+
+def bypasses_proxy(url, no_proxy):
+    """Whether ``url``'s host matches one of the comma-separated ``no_proxy`` entries."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        return True
+    host_port = "%s:%s" % (host, parts.port) if parts.port else host
+    for entry in (e.strip().lower() for e in (no_proxy or "").split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if "/" in entry:
+            import ipaddress  # pylint: disable=import-outside-toplevel
+
+            try:
+                if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        entry = entry.lstrip(".")
+        if host == entry or host_port == entry or host.endswith("." + entry):
+            return True
+    return False
+
+
+def _default_ca_bundle():
+    """certifi's bundle when it is installed (what the kubernetes library used), else the system's."""
+    try:
+        import certifi  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
+    return certifi.where()
+
+
+def pool_manager(configuration, maxsize=POOL_MAXSIZE):
+    """A urllib3 pool manager (or proxy manager) with ``configuration``'s TLS and proxy settings."""
+    verify = bool(getattr(configuration, "verify_ssl", True))
+    kwargs = {"num_pools": 4, "maxsize": maxsize, "cert_reqs": "CERT_REQUIRED" if verify else "CERT_NONE"}
+    ca_certs = getattr(configuration, "ssl_ca_cert", None)
+    ca_data = getattr(configuration, "ca_cert_data", None)
+    if verify and not ca_certs and not ca_data:
+        ca_certs = _default_ca_bundle()
+    if ca_certs:
+        kwargs["ca_certs"] = ca_certs
+    if ca_data:
+        kwargs["ca_cert_data"] = ca_data
+    for attr in ("cert_file", "key_file"):
+        if getattr(configuration, attr, None):
+            kwargs[attr] = getattr(configuration, attr)
+    server_name = getattr(configuration, "tls_server_name", None)
+    if server_name:
+        kwargs["server_hostname"] = server_name
+        if verify:
+            kwargs["assert_hostname"] = server_name
+    if not verify:
+        kwargs["assert_hostname"] = False
+
+    host = configuration.host
+    proxy = getattr(configuration, "proxy", None)
+    no_proxy = getattr(configuration, "no_proxy", None)
+    if not proxy:
+        proxy, env_no_proxy = _env_proxy(host)
+        no_proxy = no_proxy or env_no_proxy
+    if not proxy or bypasses_proxy(host, no_proxy):
+        return urllib3.PoolManager(**kwargs)
+    if proxy.lower().startswith("socks"):
+        try:
+            from urllib3.contrib.socks import SOCKSProxyManager  # pylint: disable=import-outside-toplevel
+        except ImportError:
+            raise InvalidInput("proxy", "a SOCKS proxy needs the PySocks Python library")
+        return SOCKSProxyManager(proxy, **kwargs)
+    parts = urlsplit(proxy)
+    if parts.username is not None:
+        kwargs["proxy_headers"] = urllib3.make_headers(
+            proxy_basic_auth="%s:%s" % (unquote(parts.username), unquote(parts.password or "")))
+    return urllib3.ProxyManager(proxy, **kwargs)
 
 
 class KubeClient:
@@ -207,13 +301,24 @@ class KubeClient:
     def __init__(self, configuration, request_timeout=30.0, retries=5, impersonate_user=None,
                  impersonate_groups=None):
         self.configuration = configuration
-        self.api_client = _Lib.load().client.ApiClient(configuration)
+        self.pool_manager = pool_manager(configuration)
         self.request_timeout = request_timeout
         self.retries = retries
         self.extra_headers = {}
+        # Headers sent once per value (urllib3 takes repeated headers only through HTTPHeaderDict).
+        self._repeated_headers = []
+        if not impersonate_user:
+            # The kubeconfig's ``as``, ``as-groups``, ``as-uid`` and ``as-user-extra``.
+            impersonate_user = getattr(configuration, "impersonate_user", None)
+            if impersonate_user:
+                impersonate_groups = impersonate_groups or getattr(configuration, "impersonate_groups", None)
+                if getattr(configuration, "impersonate_uid", None):
+                    self.extra_headers["Impersonate-Uid"] = configuration.impersonate_uid
+                for key, values in (getattr(configuration, "impersonate_extra", None) or {}).items():
+                    self._repeated_headers.extend(("Impersonate-Extra-" + quote(key, safe=""), v) for v in values)
         if impersonate_user:
             self.extra_headers["Impersonate-User"] = impersonate_user
-        self._impersonate_groups = list(impersonate_groups or [])
+        self._repeated_headers.extend(("Impersonate-Group", group) for group in impersonate_groups or [])
         self._discovered = {}
         self.requests_made = 0
 
@@ -259,9 +364,9 @@ class KubeClient:
         headers.update(self.extra_headers)
         if content_type:
             headers["Content-Type"] = content_type
-        if self.configuration.refresh_api_key_hook is not None:
-            self.configuration.refresh_api_key_hook(self.configuration)
-        auth = self.configuration.get_api_key_with_prefix("authorization")
+        # The library's Configuration keeps a kubeconfig token under "BearerToken"; both
+        # run an exec plugin's refresh hook here.
+        auth = self.configuration.get_api_key_with_prefix("authorization", alias="BearerToken")
         if auth:
             headers["Authorization"] = auth
         return headers
@@ -282,11 +387,10 @@ class KubeClient:
     def raw(self, method, path, body=None, query=None, content_type=None, timeout=None, stream=False):
         """Send one request with retries; return the urllib3 response (status < 400)."""
         headers = self._headers(content_type or ("application/json" if body is not None else None))
-        if self._impersonate_groups:
-            # urllib3 accepts repeated headers only through HTTPHeaderDict.
+        if self._repeated_headers:
             headers = urllib3.HTTPHeaderDict(headers)
-            for group in self._impersonate_groups:
-                headers.add("Impersonate-Group", group)
+            for name, value in self._repeated_headers:
+                headers.add(name, value)
         payload = None
         if body is not None:
             payload = body if isinstance(body, (str, bytes)) else json.dumps(body)
@@ -296,7 +400,7 @@ class KubeClient:
             attempt += 1
             self.requests_made += 1
             try:
-                resp = self.api_client.rest_client.pool_manager.request(
+                resp = self.pool_manager.request(
                     method, url, body=payload, headers=headers, preload_content=not stream,
                     timeout=urllib3.Timeout(connect=min(10.0, timeout or self.request_timeout),
                                             read=timeout or self.request_timeout),

@@ -89,7 +89,15 @@ def record(section, figures):
         except (OSError, ValueError):
             data = {}
         entry = data.setdefault(section, {})
-        entry.update(figures)
+        for key, value in figures.items():
+            # Mappings (per-case outcomes) accumulate across runs that each cover some of the cases.
+            if isinstance(value, dict) and isinstance(entry.get(key), dict):
+                entry[key].update(value)
+            else:
+                entry[key] = value
+        if "cases" in entry:
+            entry["survived"] = sum(1 for ok in entry["cases"].values() if ok)
+            entry["total"] = len(entry["cases"])
         entry["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         data["python"] = "%d.%d" % sys.version_info[:2]
         tmp = RESULTS + ".tmp"
