@@ -15,6 +15,7 @@ from __future__ import annotations
 __metaclass__ = type
 
 import copy
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
@@ -114,6 +115,38 @@ def validate_manifest(obj, field="definition"):
     meta = obj.get("metadata")
     if not isinstance(meta, dict) or not meta.get("name"):
         raise InvalidInput(field, "%s manifest has no metadata.name" % obj["kind"])
+    check_names(obj, field)
+
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# The API server's naming rule per kind, for the kinds the collection knows. Names it
+# would refuse are refused here, before the first object of a task is written.
+# (RBAC kinds and custom resources have looser rules and are left to the server.)
+_NAME_RULES = {"Namespace": ("DNS-1123 label", _DNS_LABEL, 63),
+               "Service": ("DNS-1035 label", _DNS_1035_LABEL, 63)}
+_SUBDOMAIN_KINDS = frozenset((
+    "ConfigMap", "Secret", "Pod", "PersistentVolumeClaim", "PersistentVolume", "ServiceAccount", "StatefulSet",
+    "Deployment", "DaemonSet", "ReplicaSet", "Job", "CronJob", "PodDisruptionBudget", "NetworkPolicy", "Ingress",
+    "StorageClass", "PriorityClass", "CustomResourceDefinition", "HorizontalPodAutoscaler", "LimitRange",
+    "ResourceQuota", "EndpointSlice"))
+
+
+def check_names(obj, field="definition"):
+    """Refuse a metadata.name or metadata.namespace the API server would refuse."""
+    meta = obj["metadata"]
+    kind = obj.get("kind")
+    rule = _NAME_RULES.get(kind) or (("DNS-1123 subdomain", _DNS_SUBDOMAIN, 253) if kind in _SUBDOMAIN_KINDS
+                                     else None)
+    name = meta.get("name")
+    if rule and isinstance(name, str) and (len(name) > rule[2] or not rule[1].match(name)):
+        raise InvalidInput(field, "metadata.name %r is not a valid %s name: it must be a %s (lower-case letters, "
+                                  "digits and '-', at most %d characters)" % (name, kind, rule[0], rule[2]))
+    namespace = meta.get("namespace")
+    if isinstance(namespace, str) and namespace and (len(namespace) > 63 or not _DNS_LABEL.match(namespace)):
+        raise InvalidInput(field, "metadata.namespace %r is not a valid namespace name (a DNS-1123 label)"
+                                  % (namespace,))
 
 
 def immutable_fields(error):

@@ -414,7 +414,10 @@ class KubeClient:
             if resp.status < 400:
                 return resp
             data = resp.data if not stream else resp.read()
-            if resp.status in TRANSIENT_STATUSES and attempt <= self.retries:
+            # The server answers a manifest it cannot even type (a list where a string
+            # belongs) with a 500; asking again cannot help.
+            malformed = resp.status == 500 and b"failed to create typed patch object" in (data or b"")
+            if resp.status in TRANSIENT_STATUSES and attempt <= self.retries and not malformed:
                 self._backoff(attempt, resp.headers.get("Retry-After"))
                 continue
             raise self._error(method, path, resp.status, data)

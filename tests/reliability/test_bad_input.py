@@ -273,9 +273,6 @@ def test_resource(runner, empty_ns, kube):
     CLEAN.add("resource")
 
 
-@pytest.mark.xfail(strict=True, reason="known: resource checks manifests locally but does not dry-run them, so an "
-                                       "object only the API server refuses fails the task after the valid objects "
-                                       "before it were applied")
 def test_resource_server_refusal_writes_nothing(runner, empty_ns, kube):
     good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "rel-res-ok"}, "data": {"a": "b"}}
     bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_A_Name"}, "data": {"a": "b"}}
