@@ -266,7 +266,7 @@ def test_helm_release_left_pending_by_killed_helm(run_module, localenv, namespac
                                        "--timeout", "60s"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: '"status":"pending-upgrade"' in subprocess.run(
-            helm + ["status", "app", "-o", "json"], capture_output=True, text=True).stdout.replace(" ", ""),
+            helm + ["status", "app", "-o", "json"], capture_output=True, text=True, check=False).stdout.replace(" ", ""),
             timeout=30, what="helm to mark the release pending-upgrade")
     finally:
         upgrade.send_signal(signal.SIGKILL)

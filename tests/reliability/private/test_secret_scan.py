@@ -145,7 +145,7 @@ def collector(localenv, kube, private_env):
         found.add("environment " + key, localenv[key])
     with open(os.path.join(private_env.state, "secrets")) as handle:
         for line in handle:
-            key, _, value = line.strip().partition("=")
+            key, _sep, value = line.strip().partition("=")
             if key.endswith(("PASS", "ROOT")):
                 found.add("environment " + key, value)
     proxy = vault_proxy(localenv["VAULT_ADDR"], found)
@@ -181,8 +181,8 @@ def logs(localenv):
 
 
 def report(found):
-    return "%d secret value(s) found: %s" % (len(found), ", ".join("%s in %s" % (label, source) for source, label
-                                                                       in found[:20]))
+    where = ", ".join("%s in %s" % (label, source) for source, label in found[:20])
+    return "%d secret value(s) found: %s" % (len(found), where)
 
 
 def test_integration_module_output_holds_no_secret(localenv, collector, tmp_path):
@@ -214,8 +214,7 @@ def site_ready(localenv, collector):
     site = os.path.join(REPO, "playbooks", "site.yml")
     if not os.path.exists(site):
         return "playbooks/site.yml does not exist"
-    proc = ansible_playbook(proxied_env(localenv, collector), ["-i", "playbooks/inventory/dev", "--syntax-check",
-                                                              site])
+    proc = ansible_playbook(proxied_env(localenv, collector), ["-i", "playbooks/inventory/dev", "--syntax-check", site])
     if proc.returncode != 0:
         return "ansible-playbook --syntax-check failed: %s" % (proc.stderr.strip().splitlines() or ["?"])[-1]
     return None
