@@ -33,6 +33,8 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_LINK_ROOT)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 
 LOCALENV := tools/localenv/localenv.sh
+# pytest results of the last run, summed up at the end of `make test`
+JUNIT_DIR := $(CACHE)/junit-$(REPO_ID)
 ENV_FILE := $(STATE)/env.sh
 WITH_ENV := set -a && source $(ENV_FILE) && set +a &&
 PYTEST_ARGS ?=
@@ -100,11 +102,11 @@ sanity: venv
 
 .PHONY: unit
 unit: venv collection-link
-	pytest -q tests/unit $(PYTEST_ARGS)
+	pytest -q tests/unit --junitxml=$(JUNIT_DIR)/unit.xml $(PYTEST_ARGS)
 
 .PHONY: integration
 integration: venv collection-link
-	$(WITH_ENV) pytest -q tests/integration $(PYTEST_ARGS)
+	$(WITH_ENV) pytest -q tests/integration --junitxml=$(JUNIT_DIR)/integration.xml $(PYTEST_ARGS)
 
 # The reliability suite (tests/reliability, figures in benchmarks/results/reliability.json).
 # Bad input and load use the local environment; tests/reliability/private stops and starts
@@ -116,11 +118,11 @@ RELIABILITY_MARKS ?=
 
 .PHONY: reliability-shared
 reliability-shared: venv collection-link
-	$(WITH_ENV) pytest -q tests/reliability --ignore=$(RELIABILITY_PRIVATE) $(PYTEST_ARGS)
+	$(WITH_ENV) pytest -q tests/reliability --ignore=$(RELIABILITY_PRIVATE) --junitxml=$(JUNIT_DIR)/reliability-shared.xml $(PYTEST_ARGS)
 
 .PHONY: reliability-private
 reliability-private: venv collection-link localenv-install
-	pytest -q $(RELIABILITY_PRIVATE) $(if $(RELIABILITY_MARKS),-m "$(RELIABILITY_MARKS)") $(PYTEST_ARGS)
+	pytest -q $(RELIABILITY_PRIVATE) $(if $(RELIABILITY_MARKS),-m "$(RELIABILITY_MARKS)") --junitxml=$(JUNIT_DIR)/reliability-private.xml $(PYTEST_ARGS)
 
 .PHONY: reliability
 reliability: localenv-up
@@ -145,6 +147,7 @@ molecule-roles: venv collection-link
 # whatever the outcome.
 .PHONY: test
 test: venv collection-link localenv-install
+	@rm -rf $(JUNIT_DIR)
 	$(MAKE) lint
 	$(MAKE) sanity
 	$(MAKE) unit
@@ -157,6 +160,7 @@ test: venv collection-link localenv-install
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule-roles || status=$$?; fi; \
 	  $(LOCALENV) down; \
+	  $(PY) tools/test_summary.py $(JUNIT_DIR) || true; \
 	  exit $$status
 
 # ----------------------------------------------------------------------------- benchmarks
