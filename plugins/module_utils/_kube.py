@@ -137,9 +137,9 @@ def _library_configuration(cfg):
     doc, base_path = cfg.library_kubeconfig()
     user = doc["contexts"][0]["context"].get("user") or ""
     if not HAS_KUBERNETES:
-        raise InvalidInput("kubeconfig", "user %s of context %s authenticates with %s, which needs the kubernetes "
-                                         "Python library. %s" % (user, cfg.context, cfg.auth_plugin,
-                                                                  missing_required_lib("kubernetes")))
+        reason = "user %s of context %s authenticates with %s, which needs the kubernetes Python library" % (
+            user, cfg.context, cfg.auth_plugin)
+        raise InvalidInput("kubeconfig", "%s. %s" % (reason, missing_required_lib("kubernetes")))
     # pylint: disable=import-outside-toplevel
     from kubernetes.client import Configuration
     from kubernetes.config.config_exception import ConfigException
