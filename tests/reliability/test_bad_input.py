@@ -36,6 +36,7 @@ CLEAN = set()  # modules whose every input failed clearly, without a traceback o
 # -- value generators ------------------------------------------------------------------
 words = st.text(alphabet=string.ascii_letters + string.digits + "_ -.:/@!", min_size=1, max_size=20)
 bad_value_type = words.filter(lambda w: w not in ("raw", "string", "json", "file"))
+bad_type_entry = st.fixed_dictionaries({"path": st.just("a"), "value": words, "value_type": bad_value_type})
 # Lists of small numbers only: ansible-core's own int check raises OverflowError on [2**63, 0, 0]
 # (it hands the list to decimal.Decimal as a sign/digits/exponent tuple); that is not this collection's code.
 not_an_int = st.one_of(st.text(alphabet=string.ascii_letters + "_-!", min_size=1, max_size=12),
@@ -348,9 +349,7 @@ def test_helm_release(runner, empty_ns, kube, chart_dir, localenv):
         replace(base, "chart_ref", st.just("/nonexistent/chart-" + uuid.uuid4().hex), "chart_ref"),
         replace(base, "set_values", st.lists(st.fixed_dictionaries({"value": words}), min_size=1, max_size=1),
                 "path"),
-        replace(base, "set_values", st.lists(st.fixed_dictionaries({"path": st.just("a"), "value": words,
-                                                                     "value_type": bad_value_type}),
-                                             min_size=1, max_size=1), "value_type"),
+        replace(base, "set_values", st.lists(bad_type_entry, min_size=1, max_size=1), "value_type"),
         replace(base, "set_values", st.just([{"path": "a", "value": "{not json", "value_type": "json"}]),
                 "set_values"),
         replace(base, "chart_version", st.just("not a version!"), "chart_version"),
