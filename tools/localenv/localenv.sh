@@ -72,7 +72,7 @@ install_kubernetes() {
   log "building kube-apiserver, kube-controller-manager, kube-scheduler v$K8S_VERSION (Go module k8s.io/kubernetes)"
   local minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
   mkdir -p "$BIN"
-  (cd "$HERE/gobuild" && go build -trimpath -ldflags "-s -w \
+  (cd "$HERE/gobuild" && go build -buildvcs=false -trimpath -ldflags "-s -w \
       -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION \
       -X k8s.io/component-base/version.gitMajor=1 \
       -X k8s.io/component-base/version.gitMinor=$minor \
@@ -88,7 +88,7 @@ install_etcd() {
   # so etcd is built from its Go module instead, like the control plane.
   if stamp_ok etcd "$ETCD_VERSION" && [ -x "$BIN/etcd" ]; then return 0; fi
   log "building etcd v$ETCD_VERSION (Go module go.etcd.io/etcd/server/v3)"
-  (cd "$HERE/etcdbuild" && go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3)
+  (cd "$HERE/etcdbuild" && go build -buildvcs=false -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3)
   stamp_set etcd "$ETCD_VERSION"
 }
 
