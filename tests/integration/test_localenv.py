@@ -314,3 +314,42 @@ def test_helm_install_of_a_local_chart_creates_its_objects(helm_var, kube, names
     assert out.returncode == 0, out.stderr
     cm = client.CoreV1Api(kube).read_namespaced_config_map("smoke-cm", namespace)
     assert cm.data == {"greeting": "hi"}
+
+
+def _listening_addresses(pid):
+    """Local addresses of the TCP/UDP sockets a process listens on (from /proc)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table, listening in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")):
+        with open("/proc/%d/net/%s" % (pid, table)) as handle:
+            next(handle)
+            for line in handle:
+                fields = line.split()
+                if fields[3] == listening and fields[9] in inodes:
+                    found.append((table, fields[1].split(":")[0]))
+    return found
+
+
+def test_every_part_listens_on_loopback_only(localenv):
+    loopback = {"0100007F", "00000000000000000000000001000000"}
+    pids_dir = os.path.join(localenv["LOCALENV_STATE"], "pids")
+    pid_files = [(part, os.path.join(pids_dir, part)) for part in sorted(os.listdir(pids_dir))]
+    pid_files.append(("postgres", os.path.join(localenv["LOCALENV_STATE"], "pg", "postmaster.pid")))
+    checked = 0
+    for part, pid_file in pid_files:
+        with open(pid_file) as handle:
+            pid = int(handle.readline().strip())
+        if not os.path.isdir("/proc/%d" % pid):
+            continue
+        for table, address in _listening_addresses(pid):
+            checked += 1
+            assert address in loopback, "%s listens on %s address %s" % (part, table, address)
+    assert checked >= 8, "too few listening sockets found (%d)" % checked
