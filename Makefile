@@ -127,7 +127,7 @@ reliability-private: venv collection-link localenv-install
 .PHONY: reliability
 reliability: localenv-up
 	status=0; \
-	  $(MAKE) reliability-shared || status=$$?; \
+	  RELIABILITY_RANDOM=1 $(MAKE) reliability-shared || status=$$?; \
 	  $(MAKE) reliability-private || status=$$?; \
 	  exit $$status
 

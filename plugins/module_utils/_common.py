@@ -8,6 +8,11 @@ from __future__ import annotations
 __metaclass__ = type
 
 import copy
+import decimal
+import json
+import sys
+
+from ansible.module_utils import basic
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KUBE_CONNECTION_ARGSPEC
@@ -36,3 +41,46 @@ def run_module(module, work):
         kwargs = {k: v for k, v in exc.to_fail_kwargs().items() if k not in _PRIVATE_DETAILS and v is not None}
         module.fail_json(**kwargs)
     module.exit_json(**result)
+
+
+def _non_finite_options(argument_spec):
+    """Top-level int options whose raw value is an infinite or NaN number."""
+    try:
+        raw = json.loads(basic._ANSIBLE_ARGS or b"{}").get("ANSIBLE_MODULE_ARGS", {})  # pylint: disable=protected-access
+    except (TypeError, ValueError):
+        return []
+    fields = []
+    for name, spec in argument_spec.items():
+        value = raw.get(name)
+        if spec.get("type") == "int" and isinstance(value, str):
+            try:
+                number = decimal.Decimal(value.strip())
+            except decimal.InvalidOperation:
+                continue
+            if not number.is_finite():
+                fields.append(name)
+    return fields
+
+
+def new_module(argument_spec, **kwargs):
+    """``AnsibleModule(...)``, failing cleanly where ansible-core's own checks crash.
+
+    ansible-core's integer check turns "inf" into ``OverflowError`` instead of a type
+    error; the task would end with a traceback instead of a message naming the option.
+    """
+    try:
+        return basic.AnsibleModule(argument_spec=argument_spec, **kwargs)
+    except OverflowError:
+        fields = _non_finite_options(argument_spec)
+    msg = "%s: must be a finite whole number" % ", ".join(fields or ["an integer option"])
+    # Build the module again with those options unchecked, only to fail the usual way.
+    lenient = copy.deepcopy(argument_spec)
+    for name in fields:
+        lenient[name]["type"] = "raw"
+    try:
+        module = basic.AnsibleModule(argument_spec=lenient, **kwargs)
+    except OverflowError:
+        print(json.dumps({"failed": True, "msg": msg}))
+        sys.exit(1)
+    module.fail_json(msg=msg)
+    return None  # not reached: fail_json exits

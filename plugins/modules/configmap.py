@@ -223,10 +223,9 @@ deleted:
   sample: [dataload-scripts-5d1c0e9a7b]
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _configmap
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, kube_client
 
 
@@ -258,7 +257,7 @@ def work(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = new_module(argument_spec(), supports_check_mode=True)
     check_kubernetes_library(module)
     run_module(module, work)
 

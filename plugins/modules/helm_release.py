@@ -283,9 +283,9 @@ diff:
 
 import shutil
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._common import (
+    new_module,
     WAIT_ARGSPEC,
     kube_argspec,
     run_module,
@@ -341,7 +341,7 @@ def work(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = new_module(argument_spec(), supports_check_mode=True,
                            required_if=[("state", "present", ("chart_ref",))])
     run_module(module, work)
 

@@ -176,7 +176,6 @@ leases:
     annotations: {description: "The Secret's C(datastore.kubernetes/) annotations about the lease.", type: dict}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _common
 from ansible_collections.datastore.kubernetes.plugins.module_utils._info import argument_spec, run
@@ -184,7 +183,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import 
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = _common.new_module(argument_spec(), supports_check_mode=True)
     check_kubernetes_library(module)
     _common.run_module(module, run)
 

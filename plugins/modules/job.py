@@ -327,9 +327,9 @@ diff:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._common import (
+    new_module,
     WAIT_ARGSPEC,
     kube_argspec,
     run_module,
@@ -385,7 +385,7 @@ def work(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = new_module(argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[("command", "script_configmap")])
     check_kubernetes_library(module)
     run_module(module, work)

@@ -211,10 +211,9 @@ counts:
   sample: {created: 2, changed: 1, unchanged: 97, deleted: 0}
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _resource
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import WAIT_ARGSPEC, kube_argspec, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._common import WAIT_ARGSPEC, kube_argspec, new_module, run_module
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, kube_client
 
@@ -243,7 +242,7 @@ def work(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = new_module(argument_spec(), supports_check_mode=True,
                            mutually_exclusive=[("definition", "src")], required_one_of=[("definition", "src")])
     check_kubernetes_library(module)
     run_module(module, work)

@@ -381,7 +381,6 @@ kept_pvcs:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _common
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library
@@ -390,7 +389,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._statefulset_
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = _common.new_module(argument_spec(), supports_check_mode=True)
     check_kubernetes_library(module)
     _common.run_module(module, run)
 

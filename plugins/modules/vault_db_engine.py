@@ -262,10 +262,9 @@ diff:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_db_engine
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, vault_argspec
 
 STATE = {"type": "str", "choices": ["present", "absent"], "default": "present"}
@@ -301,7 +300,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = new_module(argument_spec(), supports_check_mode=True)
     check_hvac_library(module)
     run_module(module, _vault_db_engine.run)
 

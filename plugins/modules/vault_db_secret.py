@@ -279,10 +279,9 @@ diff:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_db_secret
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, vault_argspec
 
@@ -317,7 +316,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = new_module(argument_spec(), supports_check_mode=True,
                            required_if=[("state", "present", ["role"])])
     check_kubernetes_library(module)
     check_hvac_library(module)
