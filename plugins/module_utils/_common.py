@@ -10,7 +10,6 @@ __metaclass__ = type
 import copy
 import decimal
 import json
-import sys
 
 from ansible.module_utils import basic
 
@@ -77,10 +76,6 @@ def new_module(argument_spec, **kwargs):
     lenient = copy.deepcopy(argument_spec)
     for name in fields:
         lenient[name]["type"] = "raw"
-    try:
-        module = basic.AnsibleModule(argument_spec=lenient, **kwargs)
-    except OverflowError:
-        print(json.dumps({"failed": True, "msg": msg}))
-        sys.exit(1)
+    module = basic.AnsibleModule(argument_spec=lenient, **kwargs)
     module.fail_json(msg=msg)
     return None  # not reached: fail_json exits

@@ -342,7 +342,7 @@ def work(module):
 
 def main():
     module = new_module(argument_spec(), supports_check_mode=True,
-                           required_if=[("state", "present", ("chart_ref",))])
+                        required_if=[("state", "present", ("chart_ref",))])
     run_module(module, work)
 
 

@@ -386,7 +386,7 @@ def work(module):
 
 def main():
     module = new_module(argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[("command", "script_configmap")])
+                        mutually_exclusive=[("command", "script_configmap")])
     check_kubernetes_library(module)
     run_module(module, work)
 

@@ -243,7 +243,7 @@ def work(module):
 
 def main():
     module = new_module(argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[("definition", "src")], required_one_of=[("definition", "src")])
+                        mutually_exclusive=[("definition", "src")], required_one_of=[("definition", "src")])
     check_kubernetes_library(module)
     run_module(module, work)
 

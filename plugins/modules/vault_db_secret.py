@@ -317,7 +317,7 @@ def argument_spec():
 
 def main():
     module = new_module(argument_spec(), supports_check_mode=True,
-                           required_if=[("state", "present", ["role"])])
+                        required_if=[("state", "present", ["role"])])
     check_kubernetes_library(module)
     check_hvac_library(module)
     run_module(module, _vault_db_secret.run)
