@@ -15,7 +15,6 @@ from __future__ import annotations
 __metaclass__ = type
 
 import copy
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
@@ -24,6 +23,12 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     InvalidInput,
     KubeApiError,
     NotFound,
+)
+from ansible_collections.datastore.kubernetes.plugins.module_utils._names import (
+    DNS1035_LABEL,
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    is_dns_label,
 )
 
 VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -118,14 +123,11 @@ def validate_manifest(obj, field="definition"):
     check_names(obj, field)
 
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 # The API server's naming rule per kind, for the kinds the collection knows. Names it
 # would refuse are refused here, before the first object of a task is written.
 # (RBAC kinds and custom resources have looser rules and are left to the server.)
-_NAME_RULES = {"Namespace": ("DNS-1123 label", _DNS_LABEL, 63),
-               "Service": ("DNS-1035 label", _DNS_1035_LABEL, 63)}
+_NAME_RULES = {"Namespace": ("DNS-1123 label", DNS1123_LABEL, 63),
+               "Service": ("DNS-1035 label", DNS1035_LABEL, 63)}
 _SUBDOMAIN_KINDS = frozenset((
     "ConfigMap", "Secret", "Pod", "PersistentVolumeClaim", "PersistentVolume", "ServiceAccount", "StatefulSet",
     "Deployment", "DaemonSet", "ReplicaSet", "Job", "CronJob", "PodDisruptionBudget", "NetworkPolicy", "Ingress",
@@ -137,14 +139,14 @@ def check_names(obj, field="definition"):
     """Refuse a metadata.name or metadata.namespace the API server would refuse."""
     meta = obj["metadata"]
     kind = obj.get("kind")
-    rule = _NAME_RULES.get(kind) or (("DNS-1123 subdomain", _DNS_SUBDOMAIN, 253) if kind in _SUBDOMAIN_KINDS
+    rule = _NAME_RULES.get(kind) or (("DNS-1123 subdomain", DNS1123_SUBDOMAIN, 253) if kind in _SUBDOMAIN_KINDS
                                      else None)
     name = meta.get("name")
     if rule and isinstance(name, str) and (len(name) > rule[2] or not rule[1].match(name)):
         raise InvalidInput(field, "metadata.name %r is not a valid %s name: it must be a %s (lower-case letters, "
                                   "digits and '-', at most %d characters)" % (name, kind, rule[0], rule[2]))
     namespace = meta.get("namespace")
-    if isinstance(namespace, str) and namespace and (len(namespace) > 63 or not _DNS_LABEL.match(namespace)):
+    if isinstance(namespace, str) and namespace and not is_dns_label(namespace):
         raise InvalidInput(field, "metadata.namespace %r is not a valid namespace name (a DNS-1123 label)"
                                   % (namespace,))
 

@@ -30,6 +30,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     ImmutableField,
     InvalidInput,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._names import is_dns_subdomain
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import wait_deleted
 
 BASE_LABEL = "datastore.kubernetes/configmap"
@@ -38,7 +39,6 @@ HASH_ANNOTATION = "datastore.kubernetes/content-hash"
 HASH_LENGTH = 10
 
 _KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _LABEL_VALUE_MAX = 63
 _RECREATE_DELETE_TIMEOUT = 60
@@ -59,7 +59,7 @@ def validate_key(key, field):
 
 
 def validate_name(name, field="name"):
-    if not isinstance(name, str) or len(name) > 253 or not _NAME_RE.match(name):
+    if not is_dns_subdomain(name):
         raise InvalidInput(field, "%r is not a valid ConfigMap name (lowercase letters, digits, '-' and '.', "
                                   "at most 253 characters, starting and ending with a letter or digit)" % (name,))
     return name

@@ -31,6 +31,7 @@ import tarfile
 import tempfile
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import HelmError, InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.module_utils._names import is_dns_label, is_dns_subdomain
 from ansible_collections.datastore.kubernetes.plugins.module_utils._helm_values import (
     mask_manifest,
     mask_values,
@@ -50,8 +51,6 @@ except ImportError:  # pragma: no cover
 DESCRIPTION_PREFIX = "datastore.kubernetes chart-digest="
 PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback", "uninstalling", "failed")
 # helm's own rules; checked here because a name starting with "-" would reach helm's argv as a flag.
-_RELEASE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$")
 
 
@@ -435,10 +434,10 @@ def _handle_pending(helm, rel, params, check_mode, result):
 def run_release(helm, params, check_mode=False, diff_mode=False):
     """Make the release match the request (or be gone); returns the module result."""
     name, namespace = params["name"], params["namespace"]
-    if not _RELEASE_NAME.match(name) or len(name) > 53:
+    if not is_dns_subdomain(name, 53):
         raise InvalidInput("name", "%r is not a valid release name: at most 53 lower-case letters, digits, '-' and "
                                    "'.', starting and ending with a letter or digit" % (name,))
-    if not _NAMESPACE.match(namespace) or len(namespace) > 63:
+    if not is_dns_label(namespace):
         raise InvalidInput("namespace", "%r is not a valid namespace name (a DNS-1123 label)" % (namespace,))
     if (params.get("wait_timeout") or 0) < 0:
         raise InvalidInput("wait_timeout", "must be 0 or more, got %s" % params["wait_timeout"])

@@ -19,11 +19,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils import _state
 from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, NotFound
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
-from ansible_collections.datastore.kubernetes.plugins.module_utils._statefulset_spec import (
-    DNS1123_SUBDOMAIN,
-    check_dns_domain,
-    check_dns_label,
-)
+from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_domain, check_dns_label, is_dns_subdomain
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import selector_string
 
 LEASE_PREFIX = "datastore.kubernetes/"
@@ -54,7 +50,7 @@ def validate(params):
         check_dns_label("service_name", params["service_name"])
     check_dns_domain("cluster_domain", params.get("cluster_domain") or "")
     for idx, secret in enumerate(params.get("vault_secret") or []):
-        if not isinstance(secret, str) or not DNS1123_SUBDOMAIN.match(secret) or len(secret) > 253:
+        if not is_dns_subdomain(secret):
             raise InvalidInput("vault_secret[%d]" % idx, "%r is not a valid Secret name" % (secret,))
 
 

@@ -16,12 +16,11 @@ from decimal import Decimal, InvalidOperation
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._common import WAIT_ARGSPEC, kube_argspec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_domain, check_dns_label, is_dns_subdomain
 
 SELECTOR_LABEL = "datastore.kubernetes/statefulset"
 MANAGED_BY = "datastore.kubernetes"
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE]|)$")
 _SUFFIX = {"": 1, "m": Decimal("0.001"), "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12,
@@ -80,19 +79,6 @@ def argument_spec():
 
 
 # -- checks ------------------------------------------------------------------------
-def check_dns_label(field, value, max_len=63):
-    if not isinstance(value, str) or not DNS1123_LABEL.match(value) or len(value) > max_len:
-        raise InvalidInput(field, "%r is not a valid DNS-1123 label: lower-case letters, digits and '-', starting "
-                                  "and ending with a letter or digit, at most %d characters" % (value, max_len))
-
-
-def check_dns_domain(field, value):
-    """A DNS domain (the cluster domain): DNS-1123 labels of at most 63 characters, 253 in all."""
-    if (not isinstance(value, str) or not DNS1123_SUBDOMAIN.match(value) or len(value) > 253
-            or any(len(label) > 63 for label in value.split("."))):
-        raise InvalidInput(field, "%r is not a valid DNS domain" % (value,))
-
-
 def check_port_name(field, value):
     """IANA_SVC_NAME: what Kubernetes requires of a port name that SRV records are made of."""
     if (not isinstance(value, str) or len(value) > 15 or not IANA_SVC_NAME.match(value) or "--" in value
@@ -207,8 +193,7 @@ def validate(params):
         size = parse_quantity(tmpl["size"], "volume_claim_templates[%d].size" % idx)
         if size <= 0:
             raise InvalidInput("volume_claim_templates[%d].size" % idx, "must be more than 0")
-        if tmpl.get("storage_class") is not None and (
-                not DNS1123_SUBDOMAIN.match(tmpl["storage_class"]) or len(tmpl["storage_class"]) > 253):
+        if tmpl.get("storage_class") is not None and not is_dns_subdomain(tmpl["storage_class"]):
             raise InvalidInput("volume_claim_templates[%d].storage_class" % idx,
                                "%r is not a valid StorageClass name" % tmpl["storage_class"])
         if tmpl.get("mount_path") is not None and not tmpl["mount_path"].startswith("/"):
