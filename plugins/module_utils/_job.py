@@ -163,17 +163,12 @@ def with_hash(job):
 
 
 # -- reading state ---------------------------------------------------------------
-def _condition_true(job, ctype):
-    return any(c.get("type") == ctype and c.get("status") == "True"
-               for c in (job.get("status") or {}).get("conditions") or [])
-
-
 def job_status(job):
-    if _condition_true(job, "Complete"):
+    if _wait.condition_true(job, "Complete"):
         return "Complete"
-    if _condition_true(job, "Failed"):
+    if _wait.condition_true(job, "Failed"):
         return "Failed"
-    if _condition_true(job, "Suspended"):
+    if _wait.condition_true(job, "Suspended"):
         return "Suspended"
     return "Running"
 
@@ -243,8 +238,7 @@ def summary(job, pods):
 
 
 def failure_message(job, pods):
-    cond = next((c for c in (job.get("status") or {}).get("conditions") or []
-                 if c.get("type") == "Failed" and c.get("status") == "True"), {})
+    cond = _wait.condition(job, "Failed") if _wait.condition_true(job, "Failed") else {}
     lines = ["%s failed: %s%s" % (object_ref(job), cond.get("reason") or "Failed",
                                   (" (%s)" % cond["message"]) if cond.get("message") else "")]
     bad = [p for p in pods if p["phase"] == "Failed" or (p["exit_code"] not in (None, 0))] or pods

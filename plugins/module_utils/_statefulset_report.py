@@ -12,6 +12,8 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import condition_true
+
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 REVISION_LABEL = "controller-revision-hash"
 
@@ -57,15 +59,8 @@ def pod_ordinal(pod, sts_name):
     return int(index) if index and index.isdigit() else int(match.group(1))
 
 
-def _condition(obj, ctype):
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == ctype:
-            return cond
-    return {}
-
-
 def pod_ready(pod):
-    return _condition(pod, "Ready").get("status") == "True"
+    return condition_true(pod, "Ready")
 
 
 def claim_names(pod, templates):

@@ -23,15 +23,16 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
 )
 
 
-def _condition(obj, ctype):
+def condition(obj, ctype):
+    """The status condition of type ``ctype`` of an object, or ``None``."""
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == ctype:
             return cond
     return None
 
 
-def _cond_true(obj, ctype):
-    cond = _condition(obj, ctype)
+def condition_true(obj, ctype):
+    cond = condition(obj, ctype)
     return bool(cond) and cond.get("status") == "True"
 
 
@@ -69,7 +70,7 @@ def statefulset_ready(obj):
 def deployment_ready(obj):
     if not obj or not _observed(obj):
         return False
-    cond = _condition(obj, "Progressing")
+    cond = condition(obj, "Progressing")
     if cond and cond.get("reason") == "ProgressDeadlineExceeded":
         raise WaitFailed("%s: rollout exceeded its progress deadline: %s" % (_ref(obj), cond.get("message")))
     replicas = (obj.get("spec") or {}).get("replicas", 1)
@@ -91,10 +92,10 @@ def job_done(obj):
     """True when Complete; raises ``WaitFailed`` when the Job Failed."""
     if not obj:
         return False
-    if _cond_true(obj, "Failed"):
-        cond = _condition(obj, "Failed")
+    if condition_true(obj, "Failed"):
+        cond = condition(obj, "Failed")
         raise WaitFailed("%s failed: %s (%s)" % (_ref(obj), cond.get("reason"), cond.get("message")), job=obj)
-    return _cond_true(obj, "Complete")
+    return condition_true(obj, "Complete")
 
 
 def pod_ready(obj):
@@ -103,7 +104,7 @@ def pod_ready(obj):
     phase = (obj.get("status") or {}).get("phase")
     if phase == "Failed":
         raise WaitFailed("%s failed" % _ref(obj))
-    return phase == "Succeeded" or _cond_true(obj, "Ready")
+    return phase == "Succeeded" or condition_true(obj, "Ready")
 
 
 READY_PREDICATES = {
@@ -113,7 +114,7 @@ READY_PREDICATES = {
     "Job": job_done,
     "Pod": pod_ready,
     "PersistentVolumeClaim": lambda o: bool(o) and (o.get("status") or {}).get("phase") == "Bound",
-    "CustomResourceDefinition": lambda o: bool(o) and _cond_true(o, "Established"),
+    "CustomResourceDefinition": lambda o: bool(o) and condition_true(o, "Established"),
     "Namespace": lambda o: bool(o) and (o.get("status") or {}).get("phase") == "Active",
 }
 
@@ -131,7 +132,7 @@ def pod_problems(pod):
     """One line saying why a pod is not ready, or ``None`` when it is."""
     status = pod.get("status") or {}
     name = pod["metadata"]["name"]
-    if status.get("phase") == "Succeeded" or _cond_true(pod, "Ready"):
+    if status.get("phase") == "Succeeded" or condition_true(pod, "Ready"):
         return None
     reasons = []
     for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
@@ -142,7 +143,7 @@ def pod_problems(pod):
                 reasons.append("%s %s: %s%s" % (cs.get("name"), key, detail.get("reason", ""),
                                                 (" (exit %s)" % detail["exitCode"]) if "exitCode" in detail else ""))
     for ctype in ("PodScheduled", "Ready"):
-        cond = _condition(pod, ctype)
+        cond = condition(pod, ctype)
         if cond and cond.get("status") != "True":
             reasons.append("%s=False%s" % (ctype, (": " + cond["message"]) if cond.get("message") else
                                            ((": " + cond["reason"]) if cond.get("reason") else "")))
@@ -157,7 +158,7 @@ def node_problem(client, name):
         node = client.get("v1", "Node", name)
     except KubeApiError:
         return None
-    cond = _condition(node or {}, "Ready")
+    cond = condition(node or {}, "Ready")
     if node is None or cond is None or cond.get("status") == "True":
         return None
     return "node %s is not ready (Ready=%s%s)" % (name, cond.get("status"), (": " + cond["reason"])
