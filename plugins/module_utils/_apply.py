@@ -24,6 +24,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     KubeApiError,
     NotFound,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK, MASK_CHANGED, SECRET_VALUE_FIELDS
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import (
     DNS1035_LABEL,
     DNS1123_LABEL,
@@ -32,8 +33,6 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._names import
 )
 
 VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
-MASK = "<masked>"
-MASK_CHANGED = "<masked, changed>"
 # Applied one at a time, before anything after them: later objects may live in them.
 BARRIER_KINDS = frozenset(("Namespace", "CustomResourceDefinition"))
 # From this many objects of one kind in one namespace, one LIST replaces their GETs.
@@ -76,7 +75,7 @@ def mask_secret(before, after):
         if obj is None:
             return None
         out = dict(obj)
-        for field in ("data", "stringData"):
+        for field in SECRET_VALUE_FIELDS:
             if field in out and out[field] is not None:
                 out[field] = {
                     k: (MASK_CHANGED if (k in other and other.get(k) != v) else MASK)

@@ -18,6 +18,7 @@ import json
 import re
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK, mask_secret_values
 
 try:
     import yaml
@@ -25,8 +26,6 @@ try:
     HAS_YAML = True
 except ImportError:  # pragma: no cover
     HAS_YAML = False
-
-MASK = "<masked>"
 
 
 def parse_path(path, field="set_values"):
@@ -235,9 +234,7 @@ def mask_manifest(manifest, secrets):
         except yaml.YAMLError:
             obj = None
         if isinstance(obj, dict) and obj.get("kind") == "Secret":
-            for field in ("data", "stringData"):
-                if isinstance(obj.get(field), dict):
-                    obj[field] = {k: MASK for k in obj[field]}
+            obj = mask_secret_values(obj)
             comments = "".join(line + "\n" for line in doc.strip("\n").splitlines() if line.startswith("#"))
             doc = comments + yaml.safe_dump(obj, default_flow_style=False, sort_keys=False)
         out.append(scrub(doc.strip("\n"), secrets))

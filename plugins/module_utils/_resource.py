@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import (
     BARRIER_KINDS,
-    MASK,
     ApplyResult,
     apply_objects,
     delete_object,
@@ -34,6 +33,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     WaitFailed,
     WaitTimeout,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import mask_secret_values
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import (
     READY_PREDICATES,
     wait_deleted,
@@ -132,14 +132,9 @@ def load_items(definition=None, src=None):
 
 
 def _mask_doc(doc):
-    if isinstance(doc, dict) and doc.get("kind") == "Secret":
-        doc = dict(doc)
-        for field in ("data", "stringData"):
-            if isinstance(doc.get(field), dict):
-                doc[field] = {k: MASK for k in doc[field]}
-    elif _is_list(doc):
-        doc = dict(doc, items=[_mask_doc(d) for d in doc["items"]])
-    return doc
+    if _is_list(doc):
+        return dict(doc, items=[_mask_doc(d) for d in doc["items"]])
+    return mask_secret_values(doc)
 
 
 def masked_definition(definition):

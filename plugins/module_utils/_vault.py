@@ -19,6 +19,7 @@ import re
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, VaultError
+from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_auth import AUTH_ARGSPEC, Authenticator
 
 try:
@@ -34,7 +35,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the libr
     HAS_HVAC = False
     HVAC_IMPORT_ERROR = exc
 
-MASK = "<masked>"
 RETRY_STATUSES = (412, 429, 500, 502, 503, 504)
 
 # Connection options, documented once in doc_fragments/vault.py. Names that would

@@ -15,10 +15,9 @@ __metaclass__ = type
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, VaultError
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
+from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK_CHANGED
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import connect, parse_duration
 
-MASK = "<masked>"
-MASK_CHANGED = "<masked, changed>"
 STATEMENTS = ("creation_statements", "revocation_statements", "rollback_statements", "renew_statements")
 
 

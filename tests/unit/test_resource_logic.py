@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _resource as res
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, WaitFailed, WaitTimeout
+from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK
 
 from _fake_kube import FakeKube  # noqa: E402 pylint: disable=wrong-import-order
 
@@ -226,13 +227,13 @@ def test_absent_deletes_in_reverse_with_barriers_last(monkeypatch):
 def test_masked_definition():
     masked = res.masked_definition(MULTI)
     assert "s3cr3t-value" not in json.dumps(masked)
-    assert masked[2]["stringData"] == {"password": res.MASK}
+    assert masked[2]["stringData"] == {"password": MASK}
     plain = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"
     assert res.masked_definition(plain) == plain
     assert res.masked_definition([cm("a")]) == [cm("a")]
     assert "<not shown" in res.masked_definition("a: [unclosed\nsecret: x")
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dmFsdWU="}}
-    assert res.masked_definition({"kind": "List", "items": [secret]})["items"][0]["data"] == {"k": res.MASK}
+    assert res.masked_definition({"kind": "List", "items": [secret]})["items"][0]["data"] == {"k": MASK}
     assert secret["data"] == {"k": "dmFsdWU="}
 
 
