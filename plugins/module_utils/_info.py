@@ -20,14 +20,15 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._common impor
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, NotFound
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_domain, check_dns_label, is_dns_subdomain
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_lease import (  # the names the vault_db_secret module writes
+    A_EXPIRES as VAULT_LEASE_EXPIRES,
+    A_LEASE_ID as VAULT_LEASE_ID,
+    PREFIX as LEASE_PREFIX,
+)
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import selector_string
 
-LEASE_PREFIX = "datastore.kubernetes/"
 LEASE_ID = LEASE_PREFIX + "lease-id"
 LEASE_EXPIRES = LEASE_PREFIX + "lease-expires"
-# The names the vault_db_secret module writes, read as well.
-VAULT_LEASE_ID = LEASE_PREFIX + "vault-lease-id"
-VAULT_LEASE_EXPIRES = LEASE_PREFIX + "vault-lease-expires"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
