@@ -27,6 +27,7 @@ author:
   - Datastore Kubernetes maintainers (@datastore-kubernetes)
 extends_documentation_fragment:
   - datastore.kubernetes.kube
+  - datastore.kubernetes.kube.IN_PROCESS
   - datastore.kubernetes.kube.WAIT
   - datastore.kubernetes.kube.ATTRIBUTES
 options:

@@ -22,6 +22,7 @@ author:
 extends_documentation_fragment:
   - datastore.kubernetes.vault
   - datastore.kubernetes.kube
+  - datastore.kubernetes.kube.IN_PROCESS
 attributes:
   check_mode:
     description: Reads Vault and reports what would change; nothing is written.

@@ -28,6 +28,7 @@ author:
   - Datastore Kubernetes maintainers (@datastore-kubernetes)
 extends_documentation_fragment:
   - datastore.kubernetes.kube
+  - datastore.kubernetes.kube.IN_PROCESS
   - datastore.kubernetes.vault
 attributes:
   check_mode:
