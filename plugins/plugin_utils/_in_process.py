@@ -127,11 +127,22 @@ class InProcessModuleAction(ActionBase):
 
 
 def _same_interpreter(interpreter):
-    """Whether ``interpreter`` names the Python running the controller (not following symlinks,
-    which would make every virtual environment look like its base Python)."""
-    if interpreter in ("auto", "auto_silent", "auto_legacy", "auto_legacy_silent"):
+    """Whether ``interpreter`` is the Python running the controller.
+
+    The same directory and the same executable: a virtual environment's ``bin/python``
+    and ``bin/python3`` are one interpreter, a virtual environment and its base Python
+    (the same file behind a symlink) are not.
+    """
+    if not interpreter or str(interpreter).startswith("auto"):
         return False
-    return os.path.abspath(os.path.expanduser(str(interpreter))) == os.path.abspath(sys.executable)
+    path = os.path.abspath(os.path.expanduser(str(interpreter)))
+    ours = os.path.abspath(sys.executable)
+    if os.path.dirname(path) != os.path.dirname(ours):
+        return False
+    try:
+        return os.path.samefile(path, ours)
+    except OSError:
+        return False
 
 
 def _import_module(python_name):
@@ -151,11 +162,18 @@ def _import_module(python_name):
 
 @contextlib.contextmanager
 def _module_globals(encoded):
-    """Arguments and result-collecting globals of ``ansible.module_utils``, restored afterwards."""
+    """Arguments and result-collecting globals of ``ansible.module_utils``, restored afterwards.
+
+    ``module_utils`` also behaves as it does in a module's own process: warnings and
+    deprecations are collected into the result instead of being displayed at once.
+    """
     # pylint: disable=protected-access
+    from ansible.module_utils import _internal
     from ansible.module_utils.common import warnings as module_warnings
 
     saved = (basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE, basic._PARSED_MODULE_ARGS)
+    was_controller = _internal.is_controller
+    _internal.is_controller = False
     saved_warnings = dict(module_warnings._global_warnings)
     saved_deprecations = dict(module_warnings._global_deprecations)
     module_warnings._global_warnings.clear()
@@ -164,6 +182,7 @@ def _module_globals(encoded):
     try:
         yield
     finally:
+        _internal.is_controller = was_controller
         basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE, basic._PARSED_MODULE_ARGS = saved
         module_warnings._global_warnings.clear()
         module_warnings._global_warnings.update(saved_warnings)
