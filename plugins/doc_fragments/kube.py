@@ -134,4 +134,3 @@ attributes:
       - Set the variable C(datastore_kubernetes_in_process=false) to always run it as a separate process.
     support: full
 """
-
