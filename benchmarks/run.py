@@ -39,6 +39,7 @@ def comparisons():
     return [
         c("overhead", "noop_task", "ours-configmap", "k8s"),
         c("overhead", "noop_task", "ours-resource", "k8s"),
+        c("overhead", "noop_task", "ours-configmap-process", "k8s"),
         c("bulk", "create_per_object", "ours-resource", "kubectl"),
         c("bulk", "noop_per_object", "ours-resource", "kubectl"),
         c("bulk", "create_per_object", "ours-resource", "k8s-list"),
@@ -64,6 +65,8 @@ def comparisons():
         c("job", "wait_latency", "ours-job", "k8s"),
         c("site", "converge", "ours-site", "alt-site"),
         c("site", "noop", "ours-site", "alt-site"),
+        c("site", "converge", "ours-site-process", "alt-site"),
+        c("site", "noop", "ours-site-process", "alt-site"),
     ]
 
 
