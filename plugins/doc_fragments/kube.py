@@ -128,7 +128,7 @@ attributes:
   action:
     description:
       - "Has an action plugin. When the task's connection is C(local) (a play on C(localhost), or C(delegate_to=localhost)),
-        without C(become) or C(async), and C(ansible_python_interpreter) is unset or the controller's own Python, the
+        without C(become), C(async) or a task C(timeout), and C(ansible_python_interpreter) is unset or the controller's own Python, the
         module runs inside Ansible's worker process instead of a new Python process: same validation, results and
         C(no_log) masking, about 0.2 s less per task."
       - Set the variable C(datastore_kubernetes_in_process=false) to always run it as a separate process.

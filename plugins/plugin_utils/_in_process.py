@@ -95,6 +95,10 @@ class InProcessModuleAction(ActionBase):
             return "become is set"
         if self._task.async_val:
             return "the task is async"
+        if self._task.timeout:
+            # The alarm would interrupt the module anywhere, e.g. between issuing credentials and
+            # storing them; a module in its own process is left to finish what it started.
+            return "the task has a timeout"
         interpreter = task_vars.get("ansible_python_interpreter")
         if interpreter is not None:
             interpreter = self._templar.template(interpreter)

@@ -23,12 +23,12 @@ class _Templar:
         return value
 
 
-def _action(cls=ConfigMapAction, transport="local", become=False, async_val=0):
+def _action(cls=ConfigMapAction, transport="local", become=False, async_val=0, timeout=0):
     action = cls.__new__(cls)  # the decision needs no task executor around it
     action._templar = _Templar()
     action._connection = SimpleNamespace(transport=transport)
     action._play_context = SimpleNamespace(become=become)
-    action._task = SimpleNamespace(async_val=async_val)
+    action._task = SimpleNamespace(async_val=async_val, timeout=timeout)
     return action
 
 
@@ -45,6 +45,7 @@ def test_module_names_follow_the_action_plugin():
     ({"transport": "ssh"}, {}, "the connection is not local"),
     ({"become": True}, {}, "become is set"),
     ({"async_val": 30}, {}, "the task is async"),
+    ({"timeout": 60}, {}, "the task has a timeout"),
     ({}, {"datastore_kubernetes_in_process": False}, "datastore_kubernetes_in_process is false"),
     ({}, {"ansible_python_interpreter": "/usr/bin/python3"}, "ansible_python_interpreter is /usr/bin/python3"),
     ({}, {"ansible_python_interpreter": "auto_silent"}, "ansible_python_interpreter is auto_silent"),
