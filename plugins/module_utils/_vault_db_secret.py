@@ -430,18 +430,27 @@ class SecretRun:
 
         A target that does not exist holds no credentials, so there is nothing to
         restart: the Secret is often written before its consumers are deployed.
-        It is reported (warning and ``restart_missing``) so that a typo shows.
+        It is reported in ``restart_missing``; O(restart_missing) says whether it
+        also warns (so that a typo shows), says nothing, or fails the task here,
+        before anything is issued or written.
         """
-        found = []
+        found, missing = [], []
         for target in self.p.get("restart_targets") or []:
             namespace = target.get("namespace") or self.p["namespace"]
             obj = self.kube.get(WORKLOAD_API, target["kind"], target["name"], namespace)
             if obj is None:
-                ref = "%s %s/%s" % (target["kind"], namespace, target["name"])
-                self.result.setdefault("restart_missing", []).append(ref)
-                self.module.warn("restart target %s does not exist; nothing to restart there" % ref)
+                missing.append("%s %s/%s" % (target["kind"], namespace, target["name"]))
                 continue
             found.append(obj)
+        if missing:
+            mode = self.p.get("restart_missing") or "warn"
+            if mode == "fail":
+                raise InvalidInput("restart_targets", "%s not found; deploy them first, correct the names, or set "
+                                   "restart_missing=warn or ignore" % ", ".join(missing))
+            self.result["restart_missing"] = missing
+            if mode == "warn":
+                for ref in missing:
+                    self.module.warn("restart target %s does not exist; nothing to restart there" % ref)
         return found
 
     def restart(self, targets, recorded, state):

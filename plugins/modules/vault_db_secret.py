@@ -141,6 +141,15 @@ options:
       namespace:
         description: Namespace of the workload; defaults to O(namespace).
         type: str
+  restart_missing:
+    description:
+      - What to do about O(restart_targets) that do not exist. They hold no credentials, so there is nothing to restart
+        there; they are listed in RV(restart_missing) either way.
+      - V(warn) warns, naming each, so that a misspelt target shows; V(ignore) says nothing (credentials issued before
+        their consumers are deployed); V(fail) fails before any credential is issued or anything is written.
+    type: str
+    choices: [warn, ignore, fail]
+    default: warn
 notes:
   - "The Vault token needs: C(read) on C(<mount_point>/creds/<role>) (or C(static-creds)), C(update) on
     C(sys/leases/lookup), C(sys/leases/renew) and C(sys/leases/revoke); optionally C(read) on
@@ -265,7 +274,7 @@ restarted:
 restart_missing:
   description:
     - O(restart_targets) that do not exist (yet). They hold no credentials, so nothing is restarted there;
-      a warning names each one so that a misspelt target shows.
+      with O(restart_missing=warn) a warning names each one so that a misspelt target shows.
   returned: when a restart target does not exist
   type: list
   elements: str
@@ -313,6 +322,7 @@ def argument_spec():
         revoke_grace={"type": "int", "default": 0},
         revoke_on_absent={"type": "bool", "default": True},
         restart_targets={"type": "list", "elements": "dict", "default": [], "options": target},
+        restart_missing={"type": "str", "choices": ["warn", "ignore", "fail"], "default": "warn"},
     ))
 
 

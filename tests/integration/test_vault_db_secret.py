@@ -417,3 +417,19 @@ def test_missing_restart_target_is_reported_not_fatal(run, core, vault, mount, n
     assert data["username"]
     rotated = run("vault_db_secret", params(mount, namespace, rotate=True, revoke_grace=0, restart_targets=targets))
     assert rotated["action"] == "rotated" and rotated["restarted"] == [], rotated
+
+
+def test_missing_restart_target_ignored_or_fatal(run, core, vault, mount, namespace):
+    targets = [{"kind": "StatefulSet", "name": "not-there"}]
+    before = count_leases(vault, mount, ROLE)
+    refused = run("vault_db_secret", params(mount, namespace, restart_targets=targets, restart_missing="fail"))
+    assert refused["failed"] and refused["msg"].startswith("restart_targets: StatefulSet %s/not-there" % namespace)
+    # Failed before anything was issued or written.
+    assert count_leases(vault, mount, ROLE) == before
+    assert [s.metadata.name for s in core.list_namespaced_secret(namespace).items if s.metadata.name == "db-creds"] == []
+
+    quiet = run("vault_db_secret", params(mount, namespace, restart_targets=targets, restart_missing="ignore"))
+    assert quiet["changed"] and quiet["restart_missing"] == ["StatefulSet %s/not-there" % namespace]
+    assert not quiet.get("warnings"), quiet.get("warnings")
+    assert count_leases(vault, mount, ROLE) == before + 1
+    run("vault_db_secret", {"namespace": namespace, "name": "db-creds", "state": "absent"})
