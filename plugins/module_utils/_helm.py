@@ -317,20 +317,28 @@ def source_args(chart, params):
 
 
 def upgrade_args(name, namespace, chart, params, version, values_file, dry_run=False):
-    """argv (after the binary) of ``helm upgrade --install`` for this helm version."""
+    """argv (after the binary) of ``helm upgrade --install`` for this helm version.
+
+    ``version`` is the (major, minor, patch) tuple or a function returning it: only
+    O(atomic) and O(take_ownership) need it, so a plain upgrade does not ask helm.
+    """
+    def helm_version():
+        return version() if callable(version) else version
+
     args = ["upgrade", name, chart_arg(chart), "--install", "-n", namespace, "-o", "json",
             "--reset-values", "-f", values_file]
     args += source_args(chart, params)
     if params.get("create_namespace"):
         args.append("--create-namespace")
     if params.get("wait"):
-        args.append("--wait=watcher" if version[0] >= 4 else "--wait")
+        args.append("--wait")  # helm 3's switch; helm 4 reads it as --wait=watcher
     args += ["--timeout", "%ss" % (params.get("wait_timeout") or 300)]
     if params.get("atomic"):
-        args.append("--rollback-on-failure" if version[0] >= 4 else "--atomic")
+        args.append("--rollback-on-failure" if helm_version()[0] >= 4 else "--atomic")
     if params.get("take_ownership"):
-        if version < (3, 17, 0):
-            raise InvalidInput("take_ownership", "needs helm 3.17 or later (found %s)" % ".".join(map(str, version)))
+        found = helm_version()
+        if found < (3, 17, 0):
+            raise InvalidInput("take_ownership", "needs helm 3.17 or later (found %s)" % ".".join(map(str, found)))
         args.append("--take-ownership")
     if chart.digest:
         args += ["--description", DESCRIPTION_PREFIX + chart.digest]
@@ -496,7 +504,7 @@ def run_release(helm, params, check_mode=False, diff_mode=False):
         return finish()
     values_file = write_values_file(wanted)
     try:
-        out = helm.run_json(upgrade_args(name, namespace, chart, params, helm.version, values_file,
+        out = helm.run_json(upgrade_args(name, namespace, chart, params, lambda: helm.version, values_file,
                                          dry_run=check_mode))
     finally:
         os.unlink(values_file)

@@ -271,7 +271,8 @@ helm_invocations:
   type: int
   sample: 1
 helm_version:
-  description: Version of the helm binary, when it had to be asked (only runs that change something do).
+  description: Version of the helm binary, when it had to be asked (only runs that change something with
+    O(atomic) or O(take_ownership) do).
   returned: when helm was asked for its version
   type: str
   sample: 4.1.4

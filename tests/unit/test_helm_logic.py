@@ -150,7 +150,7 @@ def test_upgrade_argv_for_v4_and_v3(tmp_path):
     p = params(atomic=True, take_ownership=True, create_namespace=True)
     v4 = _helm.upgrade_args("r1", "apps", chart, p, (4, 1, 4), "/tmp/v.json")
     assert v4[:10] == ["upgrade", "r1", "tiny", "--install", "-n", "apps", "-o", "json", "--reset-values", "-f"]
-    for flag in ("--rollback-on-failure", "--wait=watcher", "--take-ownership", "--create-namespace"):
+    for flag in ("--rollback-on-failure", "--wait", "--take-ownership", "--create-namespace"):
         assert flag in v4
     assert v4[v4.index("--repo") + 1] == "http://127.0.0.1:1/charts"
     assert v4[v4.index("--version") + 1] == "0.2.0"
@@ -164,6 +164,20 @@ def test_upgrade_argv_for_v4_and_v3(tmp_path):
     args = _helm.upgrade_args("r1", "apps", local, params(wait=False), (4, 0, 0), "/tmp/v.json")
     assert args[args.index("--description") + 1] == _helm.DESCRIPTION_PREFIX + local.digest
     assert "--version" not in args and not any(a.startswith("--wait") for a in args)
+
+
+def test_plain_upgrade_does_not_ask_for_the_helm_version(tmp_path):
+    local = _helm.Chart(params(chart_ref=make_chart(tmp_path)))
+    asked = []
+
+    def version():
+        asked.append(True)
+        return (4, 1, 4)
+
+    args = _helm.upgrade_args("r1", "apps", local, params(wait=True), version, "/tmp/v.json")
+    assert "--wait" in args and asked == []
+    args = _helm.upgrade_args("r1", "apps", local, params(atomic=True), version, "/tmp/v.json")
+    assert "--rollback-on-failure" in args and asked == [True]
 
 
 def test_connection_args():
@@ -232,7 +246,7 @@ def test_value_change_upgrades_with_one_values_file(tmp_path):
         chart_ref="tiny", chart_repo_url="http://x", chart_version="0.1.0",
         values={"greeting": "new", "pw": "hunter22"}, sensitive_values=["pw"]), diff_mode=True)
     assert result["changed"] and result["changes"] == ["values"]
-    assert result["helm_invocations"] == 4 and result["helm_version"] == "3.17.2"
+    assert result["helm_invocations"] == 3 and "helm_version" not in result  # no atomic: version not asked
     assert seen["values"] == {"greeting": "new", "pw": "hunter22"}
     assert "hunter22" not in json.dumps(seen["argv"]) and not os.path.exists(seen["argv"][seen["argv"].index("-f") + 1])
     assert result["values"]["pw"] == "<masked>"
