@@ -21,10 +21,10 @@ IN_WORKER = "runs in the worker process"
 AS_MODULE = "runs as a module"
 
 
-def _playbook(localenv, tmp_path, tasks, extra_vars=None, args=(), env=None, check=True):
+def _playbook(localenv, tmp_path, tasks, extra_vars=None, args=(), env=None, check=True, play=None):
     """Run ``tasks`` in a play on localhost; returns (returncode, output, registered results)."""
     results = tmp_path / "results.json"
-    play = [{
+    plays = [{
         "name": "In-process test",
         "hosts": "localhost",
         "connection": "local",
@@ -38,8 +38,9 @@ def _playbook(localenv, tmp_path, tasks, extra_vars=None, args=(), env=None, che
             "diff": False,
         }],
     }]
+    plays[0].update(play or {})
     path = tmp_path / "play.yml"
-    path.write_text(json.dumps(play))
+    path.write_text(json.dumps(plays))
     run_env = dict(os.environ)
     run_env.update(localenv)
     run_env.update(ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
@@ -192,3 +193,14 @@ def test_module_warnings_reach_the_result(localenv, namespace, tmp_path):
     assert reg["kept"]["changed"] is False
     assert reg["kept"]["warnings"] == [
         "Job %s/warned exists with a different spec; left alone because rerun=never" % namespace]
+
+
+def test_module_defaults_of_the_action_group_apply(localenv, namespace, kube, tmp_path):
+    """Connection options set once for group/datastore.kubernetes.k8s reach the module in the worker."""
+    from kubernetes import client
+
+    play = {"module_defaults": {"group/datastore.kubernetes.k8s": {"kubeconfig": localenv["KUBECONFIG"]}}}
+    _rc, out, _reg = _playbook(localenv, tmp_path, [_configmap_task(namespace, {"via": "defaults"}, "made")],
+                               play=play, args=["-vvv"], env={"KUBECONFIG": None, "K8S_AUTH_KUBECONFIG": None})
+    assert IN_WORKER in out
+    assert client.CoreV1Api(kube).read_namespaced_config_map("inproc", namespace).data == {"via": "defaults"}
