@@ -114,9 +114,12 @@ class InProcessModuleAction(ActionBase):
         environment = {}
         self._compute_environment_string(raw_environment_out=environment)
 
-        output = io.StringIO()
+        output, errors = io.StringIO(), io.StringIO()
         rc = 0
-        with _module_globals(encoded), _environment(environment), contextlib.redirect_stdout(output):
+        # stderr is kept out of the play's output as a module process's is (Python warnings such as
+        # urllib3's about unverified TLS); Ansible shows it only when no result could be parsed.
+        with _module_globals(encoded), _environment(environment), contextlib.redirect_stdout(output), \
+                contextlib.redirect_stderr(errors):
             try:
                 pymodule.main()
             except SystemExit as exc:
@@ -124,7 +127,8 @@ class InProcessModuleAction(ActionBase):
             else:
                 raise RuntimeError("%s returned without a result" % module_fqcn)
 
-        data = self._parse_returned_data({"stdout": output.getvalue(), "stderr": "", "rc": rc}, _PROFILE)
+        data = self._parse_returned_data({"stdout": output.getvalue(), "stderr": errors.getvalue(), "rc": rc},
+                                         _PROFILE)
         data.pop("_ansible_suppress_tmpdir_delete", None)
         remove_internal_keys(data)
         return data
