@@ -261,7 +261,7 @@ class Helm:
 
     @property
     def version(self):
-        """(major, minor, patch) of the binary, asked once per run and only when a write needs it."""
+        """(major, minor, patch) of the binary, asked once per run and only when an upgrade's flags depend on it."""
         if self._version is None:
             self._version = parse_version(self.run(["version", "--template", "{{.Version}}"]))
         return self._version
@@ -316,15 +316,12 @@ def source_args(chart, params):
     return args
 
 
-def upgrade_args(name, namespace, chart, params, version, values_file, dry_run=False):
+def upgrade_args(name, namespace, chart, params, helm_version, values_file, dry_run=False):
     """argv (after the binary) of ``helm upgrade --install`` for this helm version.
 
-    ``version`` is the (major, minor, patch) tuple or a function returning it: only
-    O(atomic) and O(take_ownership) need it, so a plain upgrade does not ask helm.
+    ``helm_version`` returns the binary's (major, minor, patch); it is called only for
+    O(atomic) and O(take_ownership), so a plain upgrade does not ask helm.
     """
-    def helm_version():
-        return version() if callable(version) else version
-
     args = ["upgrade", name, chart_arg(chart), "--install", "-n", namespace, "-o", "json",
             "--reset-values", "-f", values_file]
     args += source_args(chart, params)

@@ -148,20 +148,20 @@ def test_chart_kinds_and_digest(tmp_path):
 def test_upgrade_argv_for_v4_and_v3(tmp_path):
     chart = _helm.Chart(params(chart_ref="tiny", chart_repo_url="http://127.0.0.1:1/charts", chart_version="0.2.0"))
     p = params(atomic=True, take_ownership=True, create_namespace=True)
-    v4 = _helm.upgrade_args("r1", "apps", chart, p, (4, 1, 4), "/tmp/v.json")
+    v4 = _helm.upgrade_args("r1", "apps", chart, p, lambda: (4, 1, 4), "/tmp/v.json")
     assert v4[:10] == ["upgrade", "r1", "tiny", "--install", "-n", "apps", "-o", "json", "--reset-values", "-f"]
     for flag in ("--rollback-on-failure", "--wait", "--take-ownership", "--create-namespace"):
         assert flag in v4
     assert v4[v4.index("--repo") + 1] == "http://127.0.0.1:1/charts"
     assert v4[v4.index("--version") + 1] == "0.2.0"
     assert v4[v4.index("--timeout") + 1] == "120s"
-    v3 = _helm.upgrade_args("r1", "apps", chart, p, (3, 17, 2), "/tmp/v.json", dry_run=True)
+    v3 = _helm.upgrade_args("r1", "apps", chart, p, lambda: (3, 17, 2), "/tmp/v.json", dry_run=True)
     assert "--atomic" in v3 and "--wait" in v3 and "--dry-run=server" in v3 and "--rollback-on-failure" not in v3
     with pytest.raises(InvalidInput) as err:
-        _helm.upgrade_args("r1", "apps", chart, p, (3, 16, 0), "/tmp/v.json")
+        _helm.upgrade_args("r1", "apps", chart, p, lambda: (3, 16, 0), "/tmp/v.json")
     assert err.value.field == "take_ownership"
     local = _helm.Chart(params(chart_ref=make_chart(tmp_path)))
-    args = _helm.upgrade_args("r1", "apps", local, params(wait=False), (4, 0, 0), "/tmp/v.json")
+    args = _helm.upgrade_args("r1", "apps", local, params(wait=False), lambda: (4, 0, 0), "/tmp/v.json")
     assert args[args.index("--description") + 1] == _helm.DESCRIPTION_PREFIX + local.digest
     assert "--version" not in args and not any(a.startswith("--wait") for a in args)
 
