@@ -443,7 +443,7 @@ class SecretRun:
                 continue
             found.append(obj)
         if missing:
-            mode = self.p.get("restart_missing") or "warn"
+            mode = self.p["restart_missing"]
             if mode == "fail":
                 raise InvalidInput("restart_targets", "%s not found; deploy them first, correct the names, or set "
                                    "restart_missing=warn or ignore" % ", ".join(missing))
