@@ -200,7 +200,10 @@ def _module_globals(encoded):
 
 @contextlib.contextmanager
 def _environment(values):
-    """The task's ``environment:`` applied to this process, as the module's process would get it."""
+    """The task's ``environment:`` applied to this process, as the module's process would get it.
+
+    The working directory, which ``AnsibleModule`` may change, is put back as well.
+    """
     saved = {name: os.environ.get(name) for name in values}
     cwd = os.getcwd()
     for name, value in values.items():
