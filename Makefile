@@ -33,6 +33,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_LINK_ROOT)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 
 LOCALENV := tools/localenv/localenv.sh
+LOCALENV_VERSIONS := tools/localenv/versions.env
 # pytest results of the last run, summed up at the end of `make test`
 JUNIT_DIR := $(CACHE)/junit-$(REPO_ID)
 ENV_FILE := $(STATE)/env.sh
@@ -148,12 +149,13 @@ molecule-roles: venv collection-link
 .PHONY: test
 test: venv collection-link localenv-install
 	@rm -rf $(JUNIT_DIR)
+	@echo "ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python $$($(PY) -c 'import platform; print(platform.python_version())'), Kubernetes $$(. $(LOCALENV_VERSIONS) && echo $$K8S_VERSION)"
 	$(MAKE) lint
 	$(MAKE) sanity
 	$(MAKE) unit
 	$(LOCALENV) down
 	PYTHON=$(PY) $(LOCALENV) up
-	status=0; \
+	export RELIABILITY_RESULTS=$(JUNIT_DIR)/reliability.json; status=0; \
 	  $(MAKE) integration || status=$$?; \
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-shared || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-private RELIABILITY_MARKS="not slow" || status=$$?; fi; \

@@ -42,7 +42,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the libr
 # The kubernetes library is needed only for kubeconfig users that authenticate with an
 # exec plugin or an auth-provider; everything else is read by _kubeconfig.
 HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
-KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else ImportError("No module named 'kubernetes'")
 
 
 FIELD_MANAGER = "datastore.kubernetes"

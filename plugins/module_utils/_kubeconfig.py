@@ -33,8 +33,6 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
-# Cluster and user fields that hold a path, resolved against the file's directory.
-PATH_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
 _PRIVATE_FILES = []
 _WRITTEN = {}
