@@ -192,11 +192,12 @@ def wait_ready(client, obj, timeout):
     except (WaitTimeout, WaitFailed) as exc:
         last = exc.details.get("last") or exc.details.get("job")
         if last is None and isinstance(exc, WaitFailed):
-            last = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
-        lines = []
-        if last is not None:
-            last = dict(last, kind=obj["kind"], apiVersion=obj["apiVersion"])
-            lines = _not_ready_lines(client, last)
+            # The predicate raised on the object it was given; read it again for its pods.
+            try:
+                last = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+            except KubeApiError:
+                last = None
+        lines = _not_ready_lines(client, dict(last or obj, kind=obj["kind"], apiVersion=obj["apiVersion"]))
         msg = exc.msg + ("; " + "; ".join(lines) if lines else "")
         raise type(exc)(msg, **dict(exc.details, not_ready=lines))
 
