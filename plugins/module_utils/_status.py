@@ -149,7 +149,8 @@ def pod_reasons(pod, events=(), log=()):
         reasons.append("pod failed: %s%s" % (status["reason"], (" (%s)" % _oneline(status["message"]))
                                              if status.get("message") else ""))
     ready = condition(pod, "Ready")
-    if not reasons and ready and ready.get("status") != "True":
+    if ready and ready.get("status") != "True" and not seen and all("running, not ready" in r for r in reasons):
+        # Nothing better known (no probe event): the kubelet's own word on readiness.
         reasons.append("Ready=False: %s" % _oneline(ready.get("message") or ready.get("reason") or "no reason given"))
     if not reasons:
         reasons.append("phase %s" % status.get("phase", "Unknown"))

@@ -318,6 +318,39 @@ def test_failed_upgrade_is_fixed_by_a_corrected_run(run_module, kubectl, namespa
     assert run_module("helm_release", dict(params, values={"replicas": 3}))["changed"] is False
 
 
+DEPLOYMENT_TEMPLATE = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: {{ .Release.Name }}-web}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}-web}
+      annotations: {{ .Values.podAnnotations | toJson }}
+    spec:
+      containers:
+        - name: web
+          image: registry.example/web:1
+"""
+
+
+def test_failed_wait_of_a_deployment_names_its_pods(run_module, namespace, helm, helm_bin, tmp_path):
+    chart = make_chart(tmp_path, name="web", template=DEPLOYMENT_TEMPLATE)
+    # kwok keeps these pods Running but never Ready and reports the failing probe as a kubelet does.
+    failed = run_module("helm_release", release_params(namespace, helm_bin, chart, name="web", wait_timeout=10,
+                                                       values={"podAnnotations": {"datastore.test/unready": "true"}}))
+    assert failed.get("failed") is True and failed["release_status"] == "failed"
+    assert len(failed["not_ready"]) == 2, failed["not_ready"]
+    for line in failed["not_ready"]:
+        # Found through the Deployment's ReplicaSet: the pods are named after it.
+        assert line.startswith("pod web-web-")
+        assert "container web running, not ready; Unhealthy: Readiness probe failed" in line
+    assert revisions(helm, "web", namespace) == [(1, "failed")]
+
+
 def secret_data(kubectl, namespace, name):
     return kubectl("get", "secret", name, "-n", namespace, "-o", "json")["data"]
 
