@@ -535,8 +535,9 @@ def run_release(helm, params, check_mode=False, diff_mode=False, diagnose=None):
     if rel is None:
         changes = ["install"]
     elif chart.local:
-        # The digest covers Chart.yaml too, so name and version need no helm call.
-        changes = compare_values(rel, wanted) + compare_digest(rel, chart)
+        # The digest covers Chart.yaml too, so name and version need no helm call. A failed revision's
+        # description is helm's account of the failure, not a digest.
+        changes = compare_values(rel, wanted) + ([] if failed else compare_digest(rel, chart))
     else:
         resolved = None
         if not chart.exact_version():

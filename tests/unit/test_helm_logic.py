@@ -244,6 +244,14 @@ def test_failed_release_is_upgraded_even_when_the_request_matches_it():
     assert [c[1] for c in run.calls] == ["status", "get", "upgrade"]
 
 
+def test_failed_local_chart_is_not_blamed_on_its_description(tmp_path):
+    chart = make_chart(tmp_path)
+    run = FakeRun({"status": dict(STATUS_FAILED, config={"greeting": "hi"}),
+                   "upgrade": json.dumps(dict(UPGRADE_OUT, version=4))})
+    result = _helm.run_release(_helm.Helm("helm", run), params(chart_ref=chart, values={"greeting": "fixed"}))
+    assert result["changes"] == ["failed release (revision 3)", "values"]
+
+
 def test_check_mode_on_a_failed_release_is_a_dry_run():
     run = FakeRun({"status": STATUS_FAILED, "get metadata": METADATA_V4,
                    "upgrade": json.dumps(dict(UPGRADE_OUT, info=dict(UPGRADE_OUT["info"], status="pending-upgrade")))})
