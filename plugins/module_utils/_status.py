@@ -212,6 +212,9 @@ def pod_diagnoses(client, pods, log_lines=LOG_LINES):
             logs_read += 1
             text = client.pod_log(namespace, meta["name"], container=container, tail_lines=log_lines,
                                   previous=previous)
+            if previous and not (text or "").strip():
+                # No log of the run before (a node that keeps none): the current run's, if any.
+                text = client.pod_log(namespace, meta["name"], container=container, tail_lines=log_lines)
             log = [line for line in (text or "").splitlines() if line.strip()][-log_lines:]
         # A StatefulSet's pod keeps its name across restarts: only this pod's own events count.
         mine = [e for e in events[namespace].get(meta["name"], ())

@@ -178,3 +178,15 @@ def test_wait_ready_reports_pods_when_a_wait_fails():
         assert exc.msg.startswith("StatefulSet apps/db: not ready after 0.01s; pod db-3: Unschedulable: 0/3 nodes")
     else:
         raise AssertionError("no timeout")
+
+
+def test_log_of_the_current_run_when_the_node_keeps_no_previous_one():
+    class NoPrevious(Client):
+        def pod_log(self, namespace, name, container=None, tail_lines=None, previous=False):
+            self.calls.append(("log", name, container, tail_lines, previous))
+            return "" if previous else "current run\n"
+
+    client = NoPrevious()
+    [line] = _status.diagnose_pods(client, [CRASH_LOOP])
+    assert line.endswith("last log lines: current run")
+    assert [c[-1] for c in client.calls if c[0] == "log"] == [True, False]
