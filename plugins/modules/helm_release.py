@@ -130,7 +130,7 @@ options:
   on_pending:
     description:
       - What to do when an interrupted helm operation left the release in C(pending-install), C(pending-upgrade),
-        C(pending-rollback) or C(uninstalling). A release in C(failed) needs nothing of this: it is upgraded.
+        C(pending-rollback) or C(uninstalling). A release in C(failed) needs none of this; it is upgraded.
       - V(fail) stops with a message that says what is wrong and what to do.
       - V(rollback) rolls back to the previous revision, then upgrades if the request still differs.
       - V(reinstall) uninstalls the release and installs it again.
