@@ -355,8 +355,7 @@ def secret_data(kubectl, namespace, name):
     return kubectl("get", "secret", name, "-n", namespace, "-o", "json")["data"]
 
 
-def test_noop_run_never_renders_random_values_again(run_module, kubectl, namespace, helm, helm_bin, localenv,
-                                                     tmp_path):
+def test_noop_run_never_renders_random_values_again(run_module, kubectl, namespace, helm, helm_bin, localenv):
     chart = os.path.join(FIXTURES, "random-secrets")
     # The same chart from a directory and from a chart repository: the two ways a run decides a no-op.
     sub = uuid.uuid4().hex[:10]
