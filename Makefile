@@ -221,6 +221,13 @@ compat: localenv-up collection-link
 bench: localenv-up collection-link
 	$(WITH_ENV) $(PY) benchmarks/run.py
 
+# Worker against module process on the oldest and the newest ansible-core line (or LINES=2.16,2.19);
+# results in benchmarks/results/compat.json and compat.md.
+LINES ?=
+.PHONY: compat-bench
+compat-bench: localenv-up collection-link
+	$(WITH_ENV) $(PY) benchmarks/compat.py $(if $(LINES),--lines $(LINES))
+
 .PHONY: build
 build: venv
 	ansible-galaxy collection build --force --output-path $(CACHE)/dist .
