@@ -122,7 +122,9 @@ class InProcessModuleAction(NormalAction):
                 return "the variables of the delegated host %s are not available" % delegate_to
         try:
             configured = C.config.get_config_value("INTERPRETER_PYTHON", variables=host_vars)
-            interpreter = self._templar.template(str(configured or "").strip())
+            # Templated as it comes: a string method or str() would drop ansible-core 2.19's trust
+            # marker from an inventory value such as "{{ ansible_playbook_python }}".
+            interpreter = self._templar.template(configured)
         except Exception as exc:  # pylint: disable=broad-except
             return "cannot resolve the Python interpreter (%s)" % exc.__class__.__name__
         interpreter = str(interpreter or "").strip()

@@ -141,9 +141,8 @@ def test_every_module_runs(localenv, namespace, kube, inline_kubeconfig, tmp_pat
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     mount = "compat-" + uuid.uuid4().hex[:8]
-    pg_url = "postgresql://{{username}}:{{password}}@%s:%s/%s?sslmode=disable" % (
-        localenv["PGHOST"], localenv["PGPORT"], localenv["PGDATABASE"])
-    extra = {"ns": namespace, "mount": mount, "kubeconfig": kubeconfig, "helm": localenv["HELM"], "pg_url": pg_url,
+    extra = {"ns": namespace, "mount": mount, "path": path, "kubeconfig": kubeconfig, "helm": localenv["HELM"], "pg_host": localenv["PGHOST"],
+             "pg_port": localenv["PGPORT"], "pg_db": localenv["PGDATABASE"],
              "pg_user": localenv["PGUSER"], "pg_password": localenv["PGPASSWORD"],
              "ansible_python_interpreter": os.path.join(VENV_BIN, "python"),
              "datastore_kubernetes_in_process": path == "worker"}
@@ -178,7 +177,7 @@ def test_every_module_runs(localenv, namespace, kube, inline_kubeconfig, tmp_pat
         assert base64.b64decode(secret.data["username"]) and base64.b64decode(secret.data["password"])
         assert secret.metadata.annotations["datastore.kubernetes/vault-lease-id"].startswith(mount + "/creds/app/")
         releases = [s.metadata.name for s in core.list_namespaced_secret(namespace, label_selector="owner=helm").items]
-        assert releases == ["sh.helm.release.v1.smoke.v1"]
+        assert releases == ["sh.helm.release.v1.console.v1"]
         assert _vault_role_exists(localenv, mount, "app")
     finally:
         _disable_mount(localenv, mount)
