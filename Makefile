@@ -1,7 +1,8 @@
 # datastore.kubernetes — development entry points.
 #
 #   make demo      install what is needed, start the local environment, run playbooks/site.yml
-#   make test      lint, sanity, unit, integration and molecule against the local environment
+#   make test      lint, sanity, unit, integration, the oldest and newest ansible-core (compat-edge)
+#                  and molecule against the local environment
 #   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
 #   make compat    every supported ansible-core line (tools/compat/versions.txt): docs, unit tests,
@@ -158,6 +159,7 @@ test: venv collection-link localenv-install
 	PYTHON=$(PY) $(LOCALENV) up
 	status=0; \
 	  $(MAKE) integration || status=$$?; \
+	  if [ $$status -eq 0 ]; then $(MAKE) compat-edge || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-shared || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-private RELIABILITY_MARKS="not slow" || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule || status=$$?; fi; \
