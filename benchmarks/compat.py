@@ -125,7 +125,10 @@ def markdown(doc):
             _r(s["ratio_worker_to_module"])))
     out += ["", "Per-task overhead: median of five no-op `configmap` tasks per run, %d runs per path; "
                 "site.yml no-op: the second of two runs with the dev inventory, %d run(s) per path. The paths "
-                "alternate run by run." % (doc["meta"]["runs"], doc["meta"]["site_runs"])]
+                "alternate run by run. The machine's load average (1 min) was %s at the start and %s at the end: "
+                "the other work on it slows both paths, so compare the ratios, not the seconds, with other runs."
+                % (doc["meta"]["runs"], doc["meta"]["site_runs"], doc["meta"].get("load_average_at_start"),
+                   doc["meta"].get("load_average_at_end"))]
     return "\n".join(out) + "\n"
 
 
@@ -153,6 +156,7 @@ def main(argv=None):
                     "environment": "%s CPUs, %s; local control plane with kwok nodes, OpenBao and PostgreSQL on "
                                    "loopback" % (os.cpu_count(), platform.machine())},
            "lines": []}
+    doc["meta"]["load_average_at_start"] = round(os.getloadavg()[0], 2)
     workdir = Path(tempfile.mkdtemp(prefix="datastore-kubernetes-compat-bench-"))
     for line in args.lines.split(","):
         side = harness.Side("ours", venv_of(line) / "bin", harness.collections_root(), scan_sys_path=False)
@@ -165,6 +169,7 @@ def main(argv=None):
                  "site_noop": summary(site_noop(side, cluster, workdir, args.site_runs, run_id))}
         harness.log("  overhead %s, site no-op %s" % (entry["overhead"]["median"], entry["site_noop"]["median"]))
         doc["lines"].append(entry)
+    doc["meta"]["load_average_at_end"] = round(os.getloadavg()[0], 2)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compat.json").write_text(json.dumps(doc, indent=2) + "\n")

@@ -224,15 +224,18 @@ def test_requirements_name_what_the_modules_import():
             everywhere = set()
             for node in ast.walk(tree):
                 everywhere |= _imported(node)
-            third_party = lambda names: {n for n in names if n not in stdlib and n not in ("ansible", "ansible_collections")}
-            needed |= third_party(top_level)
-            optional |= third_party(everywhere) - third_party(top_level)
+            needed |= _third_party(top_level, stdlib)
+            optional |= _third_party(everywhere, stdlib) - _third_party(top_level, stdlib)
     assert needed <= set(PROVIDERS), needed
     assert optional - needed <= OPTIONAL, optional
     with open(os.path.join(REPO, "requirements.txt")) as handle:
         named = {re.split(r"[<>=!~ \[]", line.strip())[0].lower() for line in handle
                  if line.strip() and not line.startswith("#")}
     assert named == {PROVIDERS[name] for name in needed} | {"pyyaml"}
+
+
+def _third_party(names, stdlib):
+    return {n for n in names if n not in stdlib and n not in ("ansible", "ansible_collections")}
 
 
 def _imported(node):

@@ -55,9 +55,9 @@ def _playbook(localenv, tmp_path, tasks, extra_vars=None, args=(), env=None, che
     variables = {name: value for name, value in dict({"ansible_python_interpreter": sys.executable},
                                                      **(extra_vars or {})).items() if value is not None}
     inventory = [] if "-i" in args else ["-i", "localhost,"]
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook")] + inventory + ["-e", json.dumps(variables),
-                           str(path)] + list(args), env=run_env, cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=600, check=False)
+    argv = [os.path.join(BIN, "ansible-playbook")] + inventory + ["-e", json.dumps(variables), str(path)] + list(args)
+    proc = subprocess.run(argv, env=run_env, cwd=str(tmp_path), capture_output=True, text=True, timeout=600,
+                          check=False)
     output = proc.stdout + proc.stderr
     registered = json.loads(results.read_text()) if results.exists() else {}
     if check:
