@@ -58,7 +58,6 @@ def core_version():
 class Runtime:
     """The calls of one family of ansible-core releases around a module run in the worker."""
 
-    name = ""
     # The type of module_utils' warning and deprecation collections, and the globals of
     # ansible.module_utils.basic that hold a module's arguments.
     collection_type = list
@@ -121,8 +120,6 @@ def _stdout_lines(data):
 class LegacyRuntime(Runtime):
     """ansible-core 2.16 to 2.18: JSON arguments, list warnings, dict results wrapped as unsafe."""
 
-    name = "arguments as JSON, results as dicts"
-
     def __init__(self):
         super().__init__()
         self.encoder = _attr("ansible.module_utils.common.json", "AnsibleJSONEncoder")
@@ -143,7 +140,6 @@ class LegacyRuntime(Runtime):
 class ProfileRuntime(Runtime):
     """ansible-core 2.19 and later: serialization profiles, dict warnings, ``is_controller``."""
 
-    name = "serialization profiles"
     collection_type = dict
     basic_names = ("_ANSIBLE_ARGS", "_ANSIBLE_PROFILE", "_PARSED_MODULE_ARGS")
 
