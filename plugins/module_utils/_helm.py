@@ -528,7 +528,7 @@ def run_release(helm, params, check_mode=False, diff_mode=False, diagnose=None):
             result["status"] = "uninstalled"
         return finish()
 
-    result["values"] = mask_values(wanted, paths)
+    result["chart_values"] = mask_values(wanted, paths)
     if pending_state(rel):
         rel = _handle_pending(helm, rel, params, check_mode, result)
     failed = _failed_change(rel)

@@ -107,7 +107,7 @@ options:
         default: raw
   sensitive_values:
     description:
-      - Key paths (as in O(set_values)) whose values are secret. They are masked in RV(values), in the manifest
+      - Key paths (as in O(set_values)) whose values are secret. They are masked in RV(chart_values), in the manifest
         diff and in error messages, and hidden from Ansible's output.
     type: list
     elements: str
@@ -254,8 +254,10 @@ description:
   returned: when the release exists or was installed
   type: str
   sample: Upgrade complete
-values:
-  description: The merged values asked for, with O(sensitive_values) masked.
+chart_values:
+  description:
+    - The merged values asked for, with O(sensitive_values) masked.
+    - Earlier versions returned it as C(values), a key that Jinja's dot notation cannot reach.
   returned: when O(state=present)
   type: dict
   sample: {"replicas": 2, "auth": {"password": "<masked>"}}

@@ -141,7 +141,7 @@ def test_values_files_per_environment_and_sensitive_values(run_module, kubectl, 
     staging = run_module("helm_release", params("staging"), diff=True)
     assert not staging.get("failed"), staging.get("msg")
     assert configmap(kubectl, namespace, "app-cm") == {"greeting": "hello", "env": "staging", "replicas": "1"}
-    assert staging["values"]["password"] == "<masked>"
+    assert staging["chart_values"]["password"] == "<masked>"
     assert password not in staging["_stdout"]
 
     assert run_module("helm_release", params("staging"))["changed"] is False

@@ -328,7 +328,7 @@ def test_value_change_upgrades_with_one_values_file(tmp_path):
     assert result["helm_invocations"] == 3 and "helm_version" not in result  # no atomic: version not asked
     assert seen["values"] == {"greeting": "new", "pw": "hunter22"}
     assert "hunter22" not in json.dumps(seen["argv"]) and not os.path.exists(seen["argv"][seen["argv"].index("-f") + 1])
-    assert result["values"]["pw"] == "<masked>"
+    assert result["chart_values"]["pw"] == "<masked>"
     assert result["revision"] == 3 and "--atomic" not in seen["argv"]
     assert "r1-cm" in result["diff"]["before"]
 
