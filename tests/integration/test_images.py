@@ -28,10 +28,11 @@ pytestmark = [
 ]
 
 # Runs in new mount, PID and network namespaces: what the runtime would provide (/proc, a
-# few devices, a private /tmp, loopback up), then the command chrooted as the image's user.
+# few devices, a private /tmp, empty directories like a pod's emptyDir volumes, loopback
+# up), then the command chrooted as the image's user.
 RUNNER = r"""
 set -e
-root="$1"; user="$2"; shift 2
+root="$1"; user="$2"; empty_dirs="$3"; shift 3
 mount -t proc proc "$root/proc"
 mount -t tmpfs -o mode=0755,size=1m devtmp "$root/dev"
 for dev in null zero full random urandom tty; do
@@ -40,6 +41,10 @@ for dev in null zero full random urandom tty; do
 done
 ln -s /proc/self/fd "$root/dev/fd"
 mount -t tmpfs -o mode=1777,size=512m tmp "$root/tmp"
+for dir in $empty_dirs; do
+  case "$dir" in /run/*|/var/lib/*|/var/log/*|/etc/*|/usr/share/*) ;; *) echo "bad dir $dir" >&2; exit 2 ;; esac
+  mount -t tmpfs -o mode=0777,size=256m empty "$root$dir"
+done
 ip link set lo up
 exec chroot --userspec="$user" "$root" "$@"
 """
@@ -57,7 +62,8 @@ class Image:
         return user if ":" in user else user + ":" + user
 
     def run(self, argv: list[str], env: dict[str, str] | None = None, user: str | None = None,
-            timeout: int = 120, entrypoint: bool = False) -> subprocess.CompletedProcess:
+            timeout: int = 120, entrypoint: bool = False,
+            empty_dirs: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
         environment = dict(item.split("=", 1) for item in self.config.get("Env", []))
         environment.update(env or {})
         command = list(self.config.get("Entrypoint") or []) + argv if entrypoint else argv
@@ -66,7 +72,7 @@ class Image:
         inner = env_argv + ["sh", "-c", 'cd "$0" && exec "$@"', workdir] + command
         return subprocess.run(
             ["unshare", "--mount", "--pid", "--fork", "--net", "--propagation", "private",
-             "sh", "-c", RUNNER, "runner", self.root, user or self.user] + inner,
+             "sh", "-c", RUNNER, "runner", self.root, user or self.user, " ".join(empty_dirs)] + inner,
             capture_output=True, text=True, timeout=timeout, check=False)
 
     def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
@@ -167,3 +173,89 @@ def test_tools_image_clients_reach_a_server(image):
     out = _ok(image.sh("python3 -c 'import cassandra.io.libevreactor as r, cassandra;"
                        " print(cassandra.__version__, r.LibevConnection.__name__)'"))
     assert "3.29" in out and "LibevConnection" in out
+
+
+# --------------------------------------------------------------------------- postgres
+
+# Starts the image's entrypoint in the background, waits (bounded) until the server takes
+# TCP connections on loopback, runs the checks, then stops it with the image's stop signal.
+POSTGRES_SESSION = r"""
+docker-entrypoint.sh postgres -c listen_addresses=127.0.0.1 >/tmp/server.log 2>&1 &
+server=$!
+tries=0
+until pg_isready -q -h 127.0.0.1 -p 5432 -U "${POSTGRES_USER:-postgres}"; do
+  tries=$((tries + 1))
+  if [ $tries -gt 240 ] || ! kill -0 $server 2>/dev/null; then cat /tmp/server.log; exit 1; fi
+  sleep 0.5
+done
+status=0
+( %s ) || status=$?
+kill -INT $server
+wait $server || true
+cat /tmp/server.log
+exit $status
+"""
+
+
+@pytest.mark.parametrize("image", ["postgres"], indirect=True)
+def test_postgres_image_layout(image):
+    assert image.ref == PREFIX + "postgres:17"
+    assert image.config["Entrypoint"] == ["docker-entrypoint.sh"]
+    assert image.config["Cmd"] == ["postgres"]
+    env = dict(item.split("=", 1) for item in image.config["Env"])
+    assert env["PGDATA"] == "/var/lib/postgresql/data"
+    assert "/usr/lib/postgresql/17/bin" in env["PATH"].split(":")
+    out = _ok(image.sh("postgres --version; id postgres; stat -c '%a %u:%g' /var/run/postgresql",
+                       user="0:0"))
+    assert "postgres (PostgreSQL) 17." in out
+    assert "uid=999(postgres) gid=999(postgres)" in out
+    assert "3777 999:999" in out
+
+
+@pytest.mark.parametrize("image", ["postgres"], indirect=True)
+def test_postgres_image_initialises_and_serves(image):
+    initdb_d = os.path.join(image.root, "docker-entrypoint-initdb.d")
+    with open(os.path.join(initdb_d, "10-marker.sql"), "w", encoding="utf-8") as fh:
+        fh.write("CREATE TABLE init_marker (note text); INSERT INTO init_marker VALUES ('from initdb.d');\n")
+    try:
+        checks = (
+            "export PGPASSWORD=s3cret-test;"
+            " psql -h 127.0.0.1 -U admin -d app -Atc 'SELECT 1' &&"
+            " psql -h 127.0.0.1 -U admin -d app -Atc 'SELECT note FROM init_marker' &&"
+            " psql -h 127.0.0.1 -U admin -d app -Atc 'SELECT current_user, version()' &&"
+            " psql -h 127.0.0.1 -U admin -d app -Atc"
+            " \"SELECT 'scram ' || (rolpassword LIKE 'SCRAM-SHA-256\\$%') FROM pg_authid WHERE rolname = 'admin'\" &&"
+            " tail -n 1 \"$PGDATA/pg_hba.conf\" &&"
+            " stat -c 'owner %u' \"$PGDATA\"")
+        # Started as root, like the official image: it hands PGDATA to postgres and drops to it.
+        out = _ok(image.run(["sh", "-c", POSTGRES_SESSION % checks], user="0:0", empty_dirs=("/run/postgresql",), env={
+            "POSTGRES_USER": "admin", "POSTGRES_PASSWORD": "s3cret-test", "POSTGRES_DB": "app",
+            "PGDATA": "/var/lib/postgresql/data/pgdata"}))
+    finally:
+        os.unlink(os.path.join(initdb_d, "10-marker.sql"))
+    lines = out.splitlines()
+    assert "1" in lines
+    assert "from initdb.d" in lines
+    assert any(line.startswith("admin|PostgreSQL 17.") for line in lines)
+    assert "owner 999" in lines
+    # The password is set and required from any host but loopback (which initdb trusts,
+    # as in the official image).
+    assert "scram true" in lines
+    assert "host all all all scram-sha-256" in lines
+    assert "PostgreSQL init process complete; ready for start up." in out
+
+
+@pytest.mark.parametrize("image", ["postgres"], indirect=True)
+def test_postgres_image_runs_as_any_uid(image):
+    # An arbitrary UID without a passwd entry (OpenShift-style): initdb still runs.
+    out = _ok(image.run(["sh", "-c", POSTGRES_SESSION % "PGPASSWORD=pw psql -h 127.0.0.1 -U postgres -Atc 'SELECT 40 + 2'"],
+                        user="123456:0", empty_dirs=("/run/postgresql",),
+                        env={"POSTGRES_PASSWORD": "pw", "PGDATA": "/tmp/pgdata"}))
+    assert "42" in out.splitlines()
+
+
+@pytest.mark.parametrize("image", ["postgres"], indirect=True)
+def test_postgres_image_refuses_to_initialise_without_a_password(image):
+    result = image.run(["postgres"], entrypoint=True, env={"PGDATA": "/tmp/pgdata-nopw"})
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr

@@ -215,17 +215,18 @@ EOF
 postgres_base() { echo trixie; }
 postgres_ref() { echo "$PREFIX/postgres:$POSTGRES_TAG"; }
 postgres_packages() { echo "$BASE_TRIXIE_PACKAGES $POSTGRES_PACKAGES"; }
-# The official image's user and group are postgres 999:999; made before the packages,
-# which then keep them.
-postgres_hook() {
-  cat <<'EOF'
-set -e
-grep -q '^postgres:' "$1/etc/group" || echo 'postgres:x:999:' >>"$1/etc/group"
-grep -q '^postgres:' "$1/etc/gshadow" || echo 'postgres:!::' >>"$1/etc/gshadow"
-grep -q '^postgres:' "$1/etc/passwd" || echo 'postgres:x:999:999:PostgreSQL administrator:/var/lib/postgresql:/bin/bash' >>"$1/etc/passwd"
-grep -q '^postgres:' "$1/etc/shadow" || echo 'postgres:*:20000:0:99999:7:::' >>"$1/etc/shadow"
-EOF
+# An essential hook adding a system user and its group with fixed IDs before the packages
+# are installed, so that packages creating the user keep these IDs. The shadow files are
+# left to the passwd package, which fills them in from /etc/passwd.
+system_user_hook() {  # name id gecos home shell
+  printf 'set -e\n'
+  printf 'grep -q "^%s:" "$1/etc/group" || echo "%s:x:%s:" >>"$1/etc/group"\n' "$1" "$1" "$2"
+  printf 'grep -q "^%s:" "$1/etc/passwd" || echo "%s:x:%s:%s:%s:%s:%s" >>"$1/etc/passwd"\n' \
+    "$1" "$1" "$2" "$2" "$3" "$4" "$5"
 }
+
+# The official image's user and group: postgres 999:999.
+postgres_hook() { system_user_hook postgres 999 "PostgreSQL administrator" /var/lib/postgresql /bin/bash; }
 
 postgres_finish() {
   local root="$1" lib="usr/lib/postgresql/$POSTGRES_MAJOR/lib"
@@ -298,4 +299,6 @@ main() {
   done
 }
 
-main "$@"
+# One compound command: bash has read all of it before it runs, so editing this file
+# during a build cannot change what the build does.
+{ main "$@"; exit; }
