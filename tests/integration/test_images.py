@@ -20,6 +20,7 @@ import pytest
 CACHE = os.environ.get("DATASTORE_K8S_CACHE") or os.path.expanduser("~/.cache/datastore-kubernetes")
 IMAGES = os.path.join(CACHE, "images")
 PREFIX = "localhost/datastore-kubernetes/"
+HOSTNAME = "image-smoke"
 
 pytestmark = [
     pytest.mark.localenv,
@@ -33,6 +34,10 @@ pytestmark = [
 RUNNER = r"""
 set -e
 root="$1"; user="$2"; empty_dirs="$3"; shift 3
+# The root a mount of its own, as in a container: programs that look up the file system
+# of a path (the JVM's FileStore) find it in /proc/self/mounts.
+mount --bind "$root" "$root"
+hostname "$HOSTNAME_IN_IMAGE"
 mount -t proc proc "$root/proc"
 mount -t tmpfs -o mode=0755,size=1m devtmp "$root/dev"
 for dev in null zero full random urandom tty; do
@@ -67,12 +72,17 @@ class Image:
         environment = dict(item.split("=", 1) for item in self.config.get("Env", []))
         environment.update(env or {})
         command = list(self.config.get("Entrypoint") or []) + argv if entrypoint else argv
-        env_argv = ["/usr/bin/env", "-i"] + ["%s=%s" % kv for kv in sorted(environment.items())]
-        workdir = self.config.get("WorkingDir") or "/"
-        inner = env_argv + ["sh", "-c", 'cd "$0" && exec "$@"', workdir] + command
+        # env, not a shell: a shell would drop variables named like settings (node.name).
+        env_argv = ["/usr/bin/env", "-i", "-C", self.config.get("WorkingDir") or "/"]
+        env_argv += ["%s=%s" % kv for kv in sorted(environment.items())]
+        for path in empty_dirs:  # the runtime makes a volume's mount point
+            target = _safe_target(self.root, path)
+            if not os.path.isdir(target):
+                os.makedirs(target)
+        inner = env_argv + command
         return subprocess.run(
-            ["unshare", "--mount", "--pid", "--fork", "--net", "--propagation", "private",
-             "sh", "-c", RUNNER, "runner", self.root, user or self.user, " ".join(empty_dirs)] + inner,
+            ["unshare", "--mount", "--uts", "--pid", "--fork", "--net", "--propagation", "private",
+             "env", "HOSTNAME_IN_IMAGE=" + HOSTNAME, "sh", "-c", RUNNER, "runner", self.root, user or self.user, " ".join(empty_dirs)] + inner,
             capture_output=True, text=True, timeout=timeout, check=False)
 
     def sh(self, script: str, **kwargs) -> subprocess.CompletedProcess:
@@ -136,6 +146,13 @@ def image(request):
     os.chmod(root, 0o755)  # a runtime's root directory, not mkdtemp's private one
     try:
         ref, config = unpack(archive, root)
+        # What a runtime writes into every container: its host name and hosts file.
+        for rel, text in (("etc/hostname", HOSTNAME + "\n"),
+                          ("etc/hosts", "127.0.0.1\tlocalhost %s\n::1\tlocalhost\n" % HOSTNAME)):
+            target = _safe_target(root, rel)
+            _remove(target)
+            with open(target, "w", encoding="utf-8") as fh:
+                fh.write(text)
         yield Image(name, root, ref, config)
     finally:
         shutil.rmtree(root)
@@ -259,3 +276,121 @@ def test_postgres_image_refuses_to_initialise_without_a_password(image):
     result = image.run(["postgres"], entrypoint=True, env={"PGDATA": "/tmp/pgdata-nopw"})
     assert result.returncode != 0
     assert "POSTGRES_PASSWORD" in result.stderr
+
+
+# --------------------------------------------------------------------------- cassandra
+
+# Polls (bounded) until COMMAND succeeds while the background server (pid $server) lives.
+WAIT_FOR = r"""
+tries=0
+until %s >/dev/null 2>&1; do
+  tries=$((tries + 1))
+  if [ $tries -gt %d ] || ! kill -0 $server 2>/dev/null; then echo "SERVER NOT READY"; cat /tmp/server.log; exit 1; fi
+  sleep 1
+done
+"""
+
+
+@pytest.mark.parametrize("image", ["cassandra"], indirect=True)
+def test_cassandra_image_layout(image):
+    assert image.ref == PREFIX + "cassandra:5.0"
+    assert image.config["Entrypoint"] == ["docker-entrypoint.sh"]
+    assert image.config["Cmd"] == ["cassandra", "-f"]
+    out = _ok(image.sh("java -version 2>&1; java -cp '/opt/cassandra/lib/*' org.apache.cassandra.tools.GetVersion;"
+                       " id cassandra; command -v nodetool cqlsh; cqlsh --version; ls -ld /etc/cassandra",
+                       user="0:0"))
+    assert 'openjdk version "17.' in out
+    assert "\n5.0.4\n" in out
+    assert "uid=999(cassandra) gid=999(cassandra)" in out
+    assert "/opt/cassandra/bin/nodetool" in out and "cqlsh 6.2.2" in out
+
+
+@pytest.mark.parametrize("image", ["cassandra"], indirect=True)
+def test_cassandra_image_starts_a_node_configured_from_the_environment(image):
+    session = (
+        "docker-entrypoint.sh cassandra -f >/tmp/server.log 2>&1 &\nserver=$!\n"
+        + WAIT_FOR % ("cqlsh 127.0.0.1 -e 'SELECT now() FROM system.local'", 240)
+        + "cqlsh 127.0.0.1 -e \"SELECT cluster_name, data_center, rack FROM system.local;"
+          " CREATE KEYSPACE smoke WITH replication = {'class': 'NetworkTopologyStrategy', 'dc-test': 1};"
+          " CREATE TABLE smoke.t (k int PRIMARY KEY, v text); INSERT INTO smoke.t (k, v) VALUES (1, 'written');"
+          " SELECT v FROM smoke.t WHERE k = 1;\"\n"
+          "nodetool status\nnodetool drain\nkill $server; wait $server || true\n")
+    out = _ok(image.run(["bash", "-c", session], user="999:999", timeout=420, env={
+        "MAX_HEAP_SIZE": "512M", "HEAP_NEWSIZE": "128M", "CASSANDRA_LISTEN_ADDRESS": "127.0.0.1",
+        "CASSANDRA_SEEDS": "127.0.0.1", "CASSANDRA_CLUSTER_NAME": "smoke-cluster", "CASSANDRA_DC": "dc-test",
+        "CASSANDRA_RACK": "rack-test", "CASSANDRA_ENDPOINT_SNITCH": "GossipingPropertyFileSnitch",
+        "CASSANDRA_NUM_TOKENS": "8"}))
+    assert "SERVER NOT READY" not in out
+    assert "smoke-cluster |     dc-test | rack-test" in out
+    assert "written" in out
+    assert any(line.startswith("UN  127.0.0.1") for line in out.splitlines())
+    assert "Datacenter: dc-test" in out
+
+
+# --------------------------------------------------------------------------- elasticsearch
+
+HTTP_GET = ('bash -c \'exec 3<>/dev/tcp/127.0.0.1/9200 && printf "GET %s HTTP/1.0\\r\\n\\r\\n" >&3'
+            ' && cat <&3\'')
+
+
+@pytest.mark.parametrize("image", ["elasticsearch"], indirect=True)
+def test_elasticsearch_image_layout(image):
+    assert image.ref == PREFIX + "elasticsearch:8.18"
+    assert image.user == "1000:0"
+    out = _ok(image.sh("elasticsearch --version 2>&1; stat -c '%U %u:%g %a' config data logs; id -u"))
+    assert "Version: 8.18.0" in out
+    assert out.count("elasticsearch 1000:0 775") == 3
+
+
+@pytest.mark.parametrize("image", ["elasticsearch"], indirect=True)
+def test_elasticsearch_image_forms_a_cluster_with_bootstrap_checks_enforced(image):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    session = (
+        "/usr/local/bin/docker-entrypoint.sh >/tmp/server.log 2>&1 &\nserver=$!\n"
+        + WAIT_FOR % (HTTP_GET % "/_cluster/health?wait_for_status=green&timeout=1s" + " | grep -q '\"status\":\"green\"'", 240)
+        + HTTP_GET % "/_cluster/health" + "\necho\n"
+        + 'bash -c \'exec 3<>/dev/tcp/127.0.0.1/9200 && printf "PUT /smoke/_doc/1?refresh=true HTTP/1.0\\r\\n'
+          'Content-Type: application/json\\r\\nContent-Length: 18\\r\\n\\r\\n{\\"note\\":\\"indexed\\"}" >&3 && cat <&3\'\necho\n'
+        + HTTP_GET % "/smoke/_doc/1" + "\necho\nkill $server; wait $server || true\ncat /tmp/server.log\n")
+    out = _ok(image.run(["bash", "-c", session], timeout=420, env={
+        "ES_JAVA_OPTS": "-Xms512m -Xmx512m -Des.enforce.bootstrap.checks=true",
+        "node.name": "smoke-0", "cluster.name": "smoke", "cluster.initial_master_nodes": "smoke-0",
+        "network.host": "127.0.0.1", "xpack.security.enabled": "false", "node.store.allow_mmap": "false"}))
+    assert "SERVER NOT READY" not in out
+    assert '"cluster_name":"smoke"' in out and '"status":"green"' in out
+    assert '"note":"indexed"' in out
+    assert "bootstrap checks failed" not in out
+    if hard < 65535:
+        assert "TEST IMAGE: the open-files hard limit is %d" % hard in out
+
+
+# --------------------------------------------------------------------------- log collector
+
+@pytest.mark.parametrize("image", ["syslog-ng"], indirect=True)
+def test_log_collector_image_ships_file_lines_as_json(image):
+    session = r"""
+mkdir -p /var/log/containers/pod-a
+echo 'first line before start' >/var/log/containers/pod-a/app.log
+log-collector >/tmp/server.log 2>&1 &
+server=$!
+""" + WAIT_FOR % ("log-collector healthcheck", 60) + r"""
+echo 'second line after start' >>/var/log/containers/pod-a/app.log
+echo 'a line of another pod' >/var/log/containers/pod-b.log
+""" + WAIT_FOR % ("[ $(wc -l </tmp/out/records.json) -ge 3 ]", 60) + r"""
+log-collector healthcheck && echo HEALTHY
+kill $server; wait $server || true
+cat /tmp/out/records.json
+"""
+    out = _ok(image.run(["bash", "-c", session], empty_dirs=("/var/log/containers", "/var/lib/syslog-ng"),
+                        env={"NODE_NAME": "node-smoke", "LOG_COLLECTOR_FILE": "/tmp/out/records.json",
+                             "LOG_COLLECTOR_STDOUT": "off"}))
+    assert "SERVER NOT READY" not in out
+    assert "HEALTHY" in out
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    by_log = {record["log"]: record for record in records}
+    assert set(by_log) >= {"first line before start", "second line after start", "a line of another pod"}
+    assert by_log["second line after start"]["file"] == "/var/log/containers/pod-a/app.log"
+    assert by_log["a line of another pod"]["file"] == "/var/log/containers/pod-b.log"
+    assert {record["node"] for record in records} == {"node-smoke"}

@@ -25,7 +25,7 @@ OUT="$CACHE/images"
 WORK="$OUT/work"
 PYTHON="${PYTHON:-python3}"
 PREFIX=localhost/datastore-kubernetes
-ALL_IMAGES="tools postgres"
+ALL_IMAGES="tools postgres cassandra elasticsearch syslog-ng"
 
 log() { printf '[images] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -37,10 +37,10 @@ fi
 
 # --------------------------------------------------------------------------- helpers
 
-host_tools() {  # command=package ...
-  local missing=() pair
-  for pair in "$@"; do
-    command -v "${pair%%=*}" >/dev/null || missing+=("${pair#*=}")
+host_packages() {  # Debian packages the build itself needs
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing Debian packages: ${missing[*]}"
@@ -95,7 +95,9 @@ debootstrap_rootfs() {  # suite dir essential-hook packages...
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
-    --include="$include")
+    --include="$include"
+    # Packages (OpenJDK's) whose alternatives name manual pages need the directory.
+    --essential-hook='mkdir -p "$1/usr/share/man/man1"')
   [ -n "$hook" ] && args+=(--essential-hook="$hook")
   rm -rf "$dir"
   mapfile -t src < <(sources "$suite")
@@ -163,33 +165,45 @@ tools_ref() { echo "$PREFIX/tools:$TOOLS_TAG"; }
 tools_packages() { echo "$BASE_TRIXIE_PACKAGES $TOOLS_PACKAGES"; }
 tools_hook() { :; }
 
-fetch_wheel() {  # requirement sha256 -> path of the verified wheel
-  local dir="$CACHE/images/downloads" name file
-  mkdir -p "$dir"
-  name="${1%%==*}"
-  file="$dir/${name//-/_}-${1##*==}-py3-none-any.whl"
-  if [ ! -f "$file" ] || [ "$(sha256sum <"$file" | cut -c1-64)" != "$2" ]; then
-    rm -f "$file"
+# A wheel from PyPI, verified against its pinned sha256, for the root file system's Python.
+fetch_wheel() {  # rootfs requirement sha256 -> path of the verified wheel
+  local root="$1" req="$2" sum="$3" dir="$CACHE/images/downloads" pyver file
+  pyver="$(chroot "$root" python3 -c 'import sys; print("%d%d" % sys.version_info[:2])')"
+  file="$(find "$dir" -maxdepth 1 -name "$(wheel_prefix "$req")-*.whl" 2>/dev/null | sort | head -1)"
+  if [ -z "$file" ] || [ "$(sha256sum <"$file" | cut -c1-64)" != "$sum" ]; then
+    rm -f "$dir/$(wheel_prefix "$req")"-*.whl
+    mkdir -p "$dir"
     "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
-      -d "$dir" "$1" >&2
+      --python-version "$pyver" --implementation cp --platform manylinux2014_x86_64 --platform any \
+      -d "$dir" "$req" >&2
+    file="$(find "$dir" -maxdepth 1 -name "$(wheel_prefix "$req")-*.whl" | sort | head -1)"
   fi
-  [ -f "$file" ] || die "pip did not download $file"
-  [ "$(sha256sum <"$file" | cut -c1-64)" = "$2" ] || die "$file does not match its pinned sha256"
+  [ -n "$file" ] || die "pip did not download $req"
+  [ "$(sha256sum <"$file" | cut -c1-64)" = "$sum" ] || die "$file ($req) does not match its pinned sha256"
   printf '%s' "$file"
 }
 
-install_cqlsh() {  # rootfs: cqlsh from its wheel, on the Debian Cassandra driver
+wheel_prefix() {  # name==version -> the file name's start (name normalised as wheels spell it)
+  local name="${1%%==*}"
+  printf '%s-%s' "${name//-/_}" "${1##*==}"
+}
+
+install_wheel() {  # rootfs requirement sha256: unpacked into the image's site directory
   local root="$1" wheel pyver site
-  wheel="$(fetch_wheel "$CQLSH_WHEEL" "$CQLSH_WHEEL_SHA256")"
+  wheel="$(fetch_wheel "$root" "$2" "$3")"
   pyver="$(chroot "$root" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
   site="$(inside "$root" "usr/local/lib/python$pyver/dist-packages")"
   mkdir -p "$site"
   "$PYTHON" - "$wheel" "$site" <<'PY'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as wheel:
-    wheel.extractall(sys.argv[2], [n for n in wheel.namelist() if n.startswith("cqlshlib/")])
+    wheel.extractall(sys.argv[2])
 PY
-  put 0755 "$HERE/tools/cqlsh" "$root" usr/local/bin/cqlsh
+}
+
+install_cqlsh() {  # rootfs: cqlsh from its wheel, on the image's Cassandra driver
+  install_wheel "$1" "$CQLSH_WHEEL" "$CQLSH_WHEEL_SHA256"
+  put 0755 "$HERE/tools/cqlsh" "$1" usr/local/bin/cqlsh
 }
 
 tools_finish() {
@@ -254,6 +268,164 @@ postgres_config() {
 EOF
 }
 
+# Java images ---------------------------------------------------------------------------
+
+JAVA_HOME_IN_IMAGE=/usr/lib/jvm/java-17-openjdk-amd64
+
+maven() {  # mvn in the isolated local repository of the cache, quiet unless it fails
+  local log="$WORK/maven.log"
+  if ! mvn -B -q -Dmaven.repo.local="$OUT/m2" "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    die "mvn $* failed"
+  fi
+}
+
+# cassandra -----------------------------------------------------------------------------
+
+cassandra_base() { echo bookworm-jre; }
+cassandra_ref() { echo "$PREFIX/cassandra:$CASSANDRA_TAG"; }
+cassandra_packages() { echo "$BASE_BOOKWORM_JRE_PACKAGES $CASSANDRA_PACKAGES"; }
+# The official image's user and group: cassandra 999:999.
+cassandra_hook() { system_user_hook cassandra 999 Cassandra /var/lib/cassandra /bin/bash; }
+
+cassandra_finish() {
+  local root="$1" lib="$WORK/cassandra-lib" home=opt/cassandra f
+  rm -rf "$lib"
+  log "cassandra: cassandra-all $CASSANDRA_VERSION and its dependencies (Maven Central)"
+  maven -f "$HERE/cassandra/pom.xml" -Dcassandra.version="$CASSANDRA_VERSION" \
+    -Ddependency.plugin.version="$MAVEN_DEPENDENCY_PLUGIN_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib"
+  # Native code for other systems than linux-x86_64.
+  find "$lib" -name '*-osx-*' -o -name '*-windows-*' -o -name '*-linux-aarch_64*' -o -name '*-linux-riscv64*' \
+    | xargs -r rm -f
+  [ -f "$lib/cassandra-all-$CASSANDRA_VERSION.jar" ] || die "Maven did not bring cassandra-all $CASSANDRA_VERSION"
+  mkdirs "$root" 0755 0:0 "$home/lib" "$home/bin"
+  cp "$lib"/*.jar "$(inside "$root" "$home/lib")/"
+  chmod 0644 "$(inside "$root" "$home/lib")"/*.jar
+  rm -rf "$lib"
+  put 0755 "$HERE/cassandra/cassandra" "$root" "$home/bin/cassandra"
+  put 0755 "$HERE/cassandra/nodetool" "$root" "$home/bin/nodetool"
+  # cqlsh 6.2 needs a newer Python driver than bookworm's (3.25).
+  install_wheel "$root" "$CASSANDRA_DRIVER_WHEEL" "$CASSANDRA_DRIVER_WHEEL_SHA256"
+  install_cqlsh "$root"
+  # The configuration is world-writable, like the official image's: the entrypoint edits
+  # it in place as whatever user the container runs as.
+  mkdirs "$root" 1777 999:999 etc/cassandra etc/cassandra/triggers var/lib/cassandra var/log/cassandra
+  for f in cassandra.yaml cassandra-rackdc.properties logback.xml logback-tools.xml jvm-server.options jvm17.options; do
+    put 0666 "$HERE/cassandra/$f" "$root" "etc/cassandra/$f"
+    chown 999:999 "$(inside "$root" "etc/cassandra/$f")"
+  done
+  ln -sfn /etc/cassandra "$(inside "$root" "$home")/conf"
+  put 0755 "$HERE/cassandra/docker-entrypoint.sh" "$root" usr/local/bin/docker-entrypoint.sh
+  ln -sf usr/local/bin/docker-entrypoint.sh "$(inside "$root" docker-entrypoint.sh)"
+}
+
+cassandra_config() {
+  cat <<EOF
+{"Entrypoint": ["docker-entrypoint.sh"], "Cmd": ["cassandra", "-f"],
+ "Env": ["PATH=/opt/cassandra/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+         "CASSANDRA_HOME=/opt/cassandra", "CASSANDRA_CONF=/etc/cassandra", "CASSANDRA_VERSION=$CASSANDRA_VERSION",
+         "JAVA_HOME=$JAVA_HOME_IN_IMAGE", "LANG=C.UTF-8"],
+ "ExposedPorts": {"7000/tcp": {}, "7001/tcp": {}, "7199/tcp": {}, "9042/tcp": {}, "9160/tcp": {}},
+ "Volumes": {"/var/lib/cassandra": {}},
+ "Labels": {"org.opencontainers.image.title": "Cassandra $CASSANDRA_VERSION (Maven Central) on OpenJDK 17",
+            "org.opencontainers.image.version": "$CASSANDRA_VERSION"}}
+EOF
+}
+
+# elasticsearch -------------------------------------------------------------------------
+
+elasticsearch_base() { echo bookworm-jre; }
+elasticsearch_ref() { echo "$PREFIX/elasticsearch:$ELASTICSEARCH_TAG"; }
+elasticsearch_packages() { echo "$BASE_BOOKWORM_JRE_PACKAGES $ELASTICSEARCH_PACKAGES"; }
+# The official image's user: elasticsearch 1000, run as 1000:0.
+elasticsearch_hook() { system_user_hook elasticsearch 1000 Elasticsearch /usr/share/elasticsearch /bin/bash; }
+
+elasticsearch_finish() {
+  local root="$1" dl="$WORK/elasticsearch-dl" zip home=usr/share/elasticsearch dir
+  rm -rf "$dl"
+  log "elasticsearch: $ELASTICSEARCH_ARTIFACT $ELASTICSEARCH_VERSION (Maven Central)"
+  maven org.apache.maven.plugins:maven-dependency-plugin:"$MAVEN_DEPENDENCY_PLUGIN_VERSION":copy \
+    -Dartifact="$ELASTICSEARCH_ARTIFACT:$ELASTICSEARCH_VERSION:zip" -DoutputDirectory="$dl"
+  zip="$dl/elasticsearch-$ELASTICSEARCH_VERSION.zip"
+  [ "$(sha256sum <"$zip" | cut -c1-64)" = "$ELASTICSEARCH_ARTIFACT_SHA256" ] \
+    || die "$zip does not match its pinned sha256"
+  "$PYTHON" - "$zip" "$(inside "$root" usr/share)" "elasticsearch-$ELASTICSEARCH_VERSION/" <<'PY'
+import os, sys, zipfile
+archive, dest, prefix = sys.argv[1:]
+with zipfile.ZipFile(archive) as zf:
+    for info in zf.infolist():
+        if not info.filename.startswith(prefix) or info.filename.endswith((".bat", ".exe")):
+            continue
+        rel = "elasticsearch/" + info.filename[len(prefix):]
+        target = os.path.join(dest, rel)
+        if os.path.islink(os.path.dirname(target)):
+            raise SystemExit("refusing to write through a link: " + target)
+        if info.is_dir():
+            os.makedirs(target, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with zf.open(info) as src, open(target, "wb") as out:
+            out.write(src.read())
+        mode = (info.external_attr >> 16) & 0o777
+        os.chmod(target, mode or 0o644)
+PY
+  rm -rf "$dl"
+  # Owned by root; what the server writes (config: its keystore, data, logs, plugins)
+  # belongs to 1000 and group 0 with the group's rights equal to the owner's, so any
+  # UID in group 0 can run it.
+  chown -R 0:0 "$(inside "$root" "$home")"
+  mkdirs "$root" 0775 1000:0 "$home/data" "$home/logs" "$home/plugins" "$home/config/jvm.options.d"
+  put 0664 "$HERE/elasticsearch/log4j2.properties" "$root" "$home/config/log4j2.properties"
+  printf 'cluster.name: "docker-cluster"\nnetwork.host: 0.0.0.0\n' >"$(inside "$root" "$home/config/elasticsearch.yml")"
+  for dir in config data logs plugins; do
+    chown -R 1000:0 "$(inside "$root" "$home/$dir")"
+    chmod -R g=u "$(inside "$root" "$home/$dir")"
+  done
+  # TEST IMAGE ONLY: the open-files shim (docs/images.md), built against the image's libc.
+  gcc -O2 -Wall -Wextra -shared -fPIC -o "$WORK/libnofile-shim.so" "$HERE/elasticsearch/nofile-shim.c" -ldl
+  put 0755 "$WORK/libnofile-shim.so" "$root" usr/local/lib/libnofile-shim.so
+  rm -f "$WORK/libnofile-shim.so"
+  put 0755 "$HERE/elasticsearch/docker-entrypoint.sh" "$root" usr/local/bin/docker-entrypoint.sh
+}
+
+elasticsearch_config() {
+  cat <<EOF
+{"User": "1000:0", "WorkingDir": "/usr/share/elasticsearch",
+ "Entrypoint": ["/usr/local/bin/docker-entrypoint.sh"], "Cmd": ["eswrapper"],
+ "Env": ["PATH=/usr/share/elasticsearch/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+         "ES_JAVA_HOME=$JAVA_HOME_IN_IMAGE", "ELASTIC_CONTAINER=true", "LANG=C.UTF-8"],
+ "ExposedPorts": {"9200/tcp": {}, "9300/tcp": {}},
+ "Labels": {"org.opencontainers.image.title": "Elasticsearch $ELASTICSEARCH_VERSION (integ-test-zip, Maven Central) on OpenJDK 17: TEST IMAGE",
+            "org.opencontainers.image.version": "$ELASTICSEARCH_VERSION"}}
+EOF
+}
+
+# syslog-ng (the log collector) ---------------------------------------------------------
+
+syslog-ng_base() { echo trixie; }
+syslog-ng_ref() { echo "$PREFIX/syslog-ng:$SYSLOG_NG_TAG"; }
+syslog-ng_packages() { echo "$BASE_TRIXIE_PACKAGES $SYSLOG_NG_PACKAGES"; }
+syslog-ng_hook() { :; }
+
+syslog-ng_finish() {
+  local root="$1"
+  # The packaged configuration collects the system's own logs; the image has its own.
+  rm -rf "$(inside "$root" etc/syslog-ng)"/conf.d "$(inside "$root" etc/syslog-ng)"/syslog-ng.conf
+  mkdirs "$root" 1777 0:0 var/lib/syslog-ng
+  put 0755 "$HERE/syslog-ng/log-collector" "$root" usr/local/bin/log-collector
+}
+
+syslog-ng_config() {
+  cat <<EOF
+{"User": "65534:65534", "Entrypoint": ["/usr/local/bin/log-collector"], "Cmd": [],
+ "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+         "LOG_COLLECTOR_DIR=/var/log/containers", "LOG_COLLECTOR_PATTERN=*.log",
+         "LOG_COLLECTOR_STATE_DIR=/var/lib/syslog-ng"],
+ "Labels": {"org.opencontainers.image.title": "syslog-ng $SYSLOG_NG_TAG log collector (Debian packages)"}}
+EOF
+}
+
 # --------------------------------------------------------------------------- build
 
 build_image() {  # name
@@ -290,9 +462,12 @@ main() {
   for name in "${names[@]}"; do
     case "$name" in cassandra|elasticsearch) needs_java=1 ;; esac
   done
-  local tools=(mmdebstrap=mmdebstrap)
-  [ -n "$needs_java" ] && tools+=(mvn=maven gcc=gcc)
-  host_tools "${tools[@]}"
+  local packages=(mmdebstrap)
+  # pip fetches the cqlsh wheel (tools, cassandra); Maven the Java images' jars; gcc and
+  # the C library's headers build the Elasticsearch image's shim.
+  "$PYTHON" -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+  [ -n "$needs_java" ] && packages+=(maven gcc libc6-dev)
+  host_packages "${packages[@]}"
   mkdir -p "$OUT" "$WORK"
   for name in "${names[@]}"; do
     build_image "$name"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Pack root file systems into OCI image archives without a container daemon.
 
 Two steps, so that a layer shared by several images is packed once:
