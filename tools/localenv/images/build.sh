@@ -249,7 +249,7 @@ postgres_finish() {
   rm -rf "$(inside "$root" "$lib/bitcode")" "$(inside "$root" "$lib")"/llvmjit*.so
   chroot "$root" sh -c 'dpkg-query -W -f "\${Package}\n" "libllvm*" "libz3-*" 2>/dev/null | xargs -r dpkg --purge --force-depends' >/dev/null 2>&1
   # The packaged cluster: the entrypoint makes its own in PGDATA.
-  rm -rf "$(inside "$root" etc/postgresql)"/* "$(inside "$root" var/lib/postgresql)"/*
+  find "$(inside "$root" etc/postgresql)" "$(inside "$root" var/lib/postgresql)" -mindepth 1 -delete
   [ "$(chroot "$root" id -u postgres)" = 999 ] || die "postgres is not UID 999 in the image"
   mkdirs "$root" 1777 999:999 var/lib/postgresql/data
   mkdirs "$root" 3777 999:999 run/postgresql
@@ -296,8 +296,8 @@ cassandra_finish() {
     -Ddependency.plugin.version="$MAVEN_DEPENDENCY_PLUGIN_VERSION" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib"
   # Native code for other systems than linux-x86_64.
-  find "$lib" -name '*-osx-*' -o -name '*-windows-*' -o -name '*-linux-aarch_64*' -o -name '*-linux-riscv64*' \
-    | xargs -r rm -f
+  find "$lib" \( -name '*-osx-*' -o -name '*-windows-*' -o -name '*-linux-aarch_64*' -o -name '*-linux-riscv64*' \) \
+    -delete
   [ -f "$lib/cassandra-all-$CASSANDRA_VERSION.jar" ] || die "Maven did not bring cassandra-all $CASSANDRA_VERSION"
   mkdirs "$root" 0755 0:0 "$home/lib" "$home/bin"
   cp "$lib"/*.jar "$(inside "$root" "$home/lib")/"

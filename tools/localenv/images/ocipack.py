@@ -280,7 +280,7 @@ def _iso(epoch: int) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
     layer = sub.add_parser("layer", help="pack a root file system (or its difference from a base) as a layer")
     layer.add_argument("rootfs")

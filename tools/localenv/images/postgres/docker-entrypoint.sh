@@ -97,7 +97,7 @@ check_settings() {
 }
 
 psql_local() {  # psql against the temporary server, as POSTGRES_USER
-  PGHOST= PGHOSTADDR= psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc "$@"
+  PGHOST='' PGHOSTADDR='' psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc "$@"
 }
 
 # A server on the socket only, with the container's own options, for the set-up steps.
