@@ -196,7 +196,7 @@ def test_tools_image_clients_reach_a_server(image):
 
 # Starts the image's entrypoint in the background, waits (bounded) until the server takes
 # TCP connections on loopback, runs the checks, then stops it with the image's stop signal.
-POSTGRES_SESSION = r"""
+POSTGRES_RUN = r"""
 docker-entrypoint.sh postgres -c listen_addresses=127.0.0.1 >/tmp/server.log 2>&1 &
 server=$!
 tries=0
@@ -245,7 +245,7 @@ def test_postgres_image_initialises_and_serves(image):
             " tail -n 1 \"$PGDATA/pg_hba.conf\" &&"
             " stat -c 'owner %u' \"$PGDATA\"")
         # Started as root, like the official image: it hands PGDATA to postgres and drops to it.
-        out = _ok(image.run(["sh", "-c", POSTGRES_SESSION % checks], user="0:0", empty_dirs=("/run/postgresql",), env={
+        out = _ok(image.run(["sh", "-c", POSTGRES_RUN % checks], user="0:0", empty_dirs=("/run/postgresql",), env={
             "POSTGRES_USER": "admin", "POSTGRES_PASSWORD": "s3cret-test", "POSTGRES_DB": "app",
             "PGDATA": "/var/lib/postgresql/data/pgdata"}))
     finally:
@@ -265,7 +265,7 @@ def test_postgres_image_initialises_and_serves(image):
 @pytest.mark.parametrize("image", ["postgres"], indirect=True)
 def test_postgres_image_runs_as_any_uid(image):
     # An arbitrary UID without a passwd entry (OpenShift-style): initdb still runs.
-    out = _ok(image.run(["sh", "-c", POSTGRES_SESSION % "PGPASSWORD=pw psql -h 127.0.0.1 -U postgres -Atc 'SELECT 40 + 2'"],
+    out = _ok(image.run(["sh", "-c", POSTGRES_RUN % "PGPASSWORD=pw psql -h 127.0.0.1 -U postgres -Atc 'SELECT 40 + 2'"],
                         user="123456:0", empty_dirs=("/run/postgresql",),
                         env={"POSTGRES_PASSWORD": "pw", "PGDATA": "/tmp/pgdata"}))
     assert "42" in out.splitlines()
@@ -307,7 +307,7 @@ def test_cassandra_image_layout(image):
 
 @pytest.mark.parametrize("image", ["cassandra"], indirect=True)
 def test_cassandra_image_starts_a_node_configured_from_the_environment(image):
-    session = (
+    script = (
         "docker-entrypoint.sh cassandra -f >/tmp/server.log 2>&1 &\nserver=$!\n"
         + WAIT_FOR % ("cqlsh 127.0.0.1 -e 'SELECT now() FROM system.local'", 240)
         + "cqlsh 127.0.0.1 -e \"SELECT cluster_name, data_center, rack FROM system.local;"
@@ -315,7 +315,7 @@ def test_cassandra_image_starts_a_node_configured_from_the_environment(image):
           " CREATE TABLE smoke.t (k int PRIMARY KEY, v text); INSERT INTO smoke.t (k, v) VALUES (1, 'written');"
           " SELECT v FROM smoke.t WHERE k = 1;\"\n"
           "nodetool status\nnodetool drain\nkill $server; wait $server || true\n")
-    out = _ok(image.run(["bash", "-c", session], user="999:999", timeout=420, env={
+    out = _ok(image.run(["bash", "-c", script], user="999:999", timeout=420, env={
         "MAX_HEAP_SIZE": "512M", "HEAP_NEWSIZE": "128M", "CASSANDRA_LISTEN_ADDRESS": "127.0.0.1",
         "CASSANDRA_SEEDS": "127.0.0.1", "CASSANDRA_CLUSTER_NAME": "smoke-cluster", "CASSANDRA_DC": "dc-test",
         "CASSANDRA_RACK": "rack-test", "CASSANDRA_ENDPOINT_SNITCH": "GossipingPropertyFileSnitch",
@@ -347,14 +347,14 @@ def test_elasticsearch_image_forms_a_cluster_with_bootstrap_checks_enforced(imag
     import resource
 
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    session = (
+    script = (
         "/usr/local/bin/docker-entrypoint.sh >/tmp/server.log 2>&1 &\nserver=$!\n"
         + WAIT_FOR % (HTTP_GET % "/_cluster/health?wait_for_status=green&timeout=1s" + " | grep -q '\"status\":\"green\"'", 240)
         + HTTP_GET % "/_cluster/health" + "\necho\n"
         + 'bash -c \'exec 3<>/dev/tcp/127.0.0.1/9200 && printf "PUT /smoke/_doc/1?refresh=true HTTP/1.0\\r\\n'
           'Content-Type: application/json\\r\\nContent-Length: 18\\r\\n\\r\\n{\\"note\\":\\"indexed\\"}" >&3 && cat <&3\'\necho\n'
         + HTTP_GET % "/smoke/_doc/1" + "\necho\nkill $server; wait $server || true\ncat /tmp/server.log\n")
-    out = _ok(image.run(["bash", "-c", session], timeout=420, env={
+    out = _ok(image.run(["bash", "-c", script], timeout=420, env={
         "ES_JAVA_OPTS": "-Xms512m -Xmx512m -Des.enforce.bootstrap.checks=true",
         "node.name": "smoke-0", "cluster.name": "smoke", "cluster.initial_master_nodes": "smoke-0",
         "network.host": "127.0.0.1", "xpack.security.enabled": "false", "node.store.allow_mmap": "false"}))
@@ -370,7 +370,7 @@ def test_elasticsearch_image_forms_a_cluster_with_bootstrap_checks_enforced(imag
 
 @pytest.mark.parametrize("image", ["syslog-ng"], indirect=True)
 def test_log_collector_image_ships_file_lines_as_json(image):
-    session = r"""
+    script = r"""
 mkdir -p /var/log/containers/pod-a
 echo 'first line before start' >/var/log/containers/pod-a/app.log
 log-collector >/tmp/server.log 2>&1 &
@@ -383,7 +383,7 @@ log-collector healthcheck && echo HEALTHY
 kill $server; wait $server || true
 cat /tmp/out/records.json
 """
-    out = _ok(image.run(["bash", "-c", session], empty_dirs=("/var/log/containers", "/var/lib/syslog-ng"),
+    out = _ok(image.run(["bash", "-c", script], empty_dirs=("/var/log/containers", "/var/lib/syslog-ng"),
                         env={"NODE_NAME": "node-smoke", "LOG_COLLECTOR_FILE": "/tmp/out/records.json",
                              "LOG_COLLECTOR_STDOUT": "off"}))
     assert "SERVER NOT READY" not in out

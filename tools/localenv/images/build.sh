@@ -35,7 +35,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exec sudo env DATASTORE_K8S_CACHE="$CACHE" PYTHON="$PYTHON" "$0" "$@"
 fi
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- building blocks
 
 host_packages() {  # Debian packages the build itself needs
   local missing=() pkg
