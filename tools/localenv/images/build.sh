@@ -85,7 +85,7 @@ sources() {  # suite
 
 # A minbase root file system with PACKAGES, without documentation or translations.
 # Hook commands run after the essential packages are in, before the rest is installed.
-debootstrap_rootfs() {  # suite dir essential-hook packages...
+make_rootfs() {  # suite dir essential-hook packages...
   local suite="$1" dir="$2" hook="$3"
   shift 3
   local include
@@ -148,7 +148,7 @@ ensure_base() {  # base
   if stamp_ok "image-base-$base" "$want" && [ -d "$dir" ] && [ -f "$layer.json" ]; then return 0; fi
   log "base $base: root file system ($(base_suite "$base"): $(base_packages "$base"))"
   # shellcheck disable=SC2046
-  debootstrap_rootfs "$(base_suite "$base")" "$dir" "" $(base_packages "$base")
+  make_rootfs "$(base_suite "$base")" "$dir" "" $(base_packages "$base")
   "$PYTHON" "$HERE/ocipack.py" layer "$dir" "$layer" >/dev/null
   stamp_set "image-base-$base" "$want"
 }
@@ -442,7 +442,7 @@ build_image() {  # name
   ensure_base "$base"
   root="$WORK/$name.rootfs"
   # shellcheck disable=SC2046
-  debootstrap_rootfs "$(base_suite "$base")" "$root" "$("${name}_hook")" $("${name}_packages")
+  make_rootfs "$(base_suite "$base")" "$root" "$("${name}_hook")" $("${name}_packages")
   "${name}_finish" "$root"
   packages_of "$root" >"$OUT/$name.packages"
   "${name}_config" >"$WORK/$name.config.json"
