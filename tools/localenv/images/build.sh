@@ -13,6 +13,10 @@
 # Root file systems are made with mmdebstrap as root (re-run through sudo otherwise).
 # A Debian root file system links var/run to the absolute /run: nothing here writes
 # through a link of a root file system; files go to run/ inside it.
+
+# The <image>_* functions are called by name ("${name}_finish"), which shellcheck cannot
+# follow: it would call them and all they use unreachable.
+# shellcheck disable=SC2317
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -83,6 +87,9 @@ sources() {  # suite
     "deb $DEBIAN_SECURITY_MIRROR $1-security main"
 }
 
+# shellcheck disable=SC2016 # $1 is the hook's: mmdebstrap passes it the root file system
+MAN_DIR_HOOK='mkdir -p "$1/usr/share/man/man1"'
+
 # A minbase root file system with PACKAGES, without documentation or translations.
 # Hook commands run after the essential packages are in, before the rest is installed.
 make_rootfs() {  # suite dir essential-hook packages...
@@ -97,7 +104,7 @@ make_rootfs() {  # suite dir essential-hook packages...
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*'
     --include="$include"
     # Packages (OpenJDK's) whose alternatives name manual pages need the directory.
-    --essential-hook='mkdir -p "$1/usr/share/man/man1"')
+    --essential-hook="$MAN_DIR_HOOK")
   [ -n "$hook" ] && args+=(--essential-hook="$hook")
   rm -rf "$dir"
   mapfile -t src < <(sources "$suite")
@@ -110,6 +117,7 @@ make_rootfs() {  # suite dir essential-hook packages...
 }
 
 packages_of() {  # rootfs -> "name=version" lines
+  # shellcheck disable=SC2016 # dpkg-query's format, not the shell's
   chroot "$1" dpkg-query -W -f '${Package}=${Version}\n' | sort
 }
 
@@ -232,6 +240,7 @@ postgres_packages() { echo "$BASE_TRIXIE_PACKAGES $POSTGRES_PACKAGES"; }
 # An essential hook adding a system user and its group with fixed IDs before the packages
 # are installed, so that packages creating the user keep these IDs. The shadow files are
 # left to the passwd package, which fills them in from /etc/passwd.
+# shellcheck disable=SC2016 # the hook's own $1 (the root file system) stays for it
 system_user_hook() {  # name id gecos home shell
   printf 'set -e\n'
   printf 'grep -q "^%s:" "$1/etc/group" || echo "%s:x:%s:" >>"$1/etc/group"\n' "$1" "$1" "$2"
@@ -247,6 +256,7 @@ postgres_finish() {
   # JIT compilation needs LLVM (over 100 MB); without its provider the server runs with
   # JIT unavailable, as it does when built without LLVM.
   rm -rf "$(inside "$root" "$lib/bitcode")" "$(inside "$root" "$lib")"/llvmjit*.so
+  # shellcheck disable=SC2016 # run by the chroot's shell
   chroot "$root" sh -c 'dpkg-query -W -f "\${Package}\n" "libllvm*" "libz3-*" 2>/dev/null | xargs -r dpkg --purge --force-depends' >/dev/null 2>&1
   # The packaged cluster: the entrypoint makes its own in PGDATA.
   find "$(inside "$root" etc/postgresql)" "$(inside "$root" var/lib/postgresql)" -mindepth 1 -delete
