@@ -79,3 +79,15 @@ class VaultError(DatastoreError):
 
 class HelmError(DatastoreError):
     """A helm command failed or a release is in a state that needs attention."""
+
+
+class ExecError(DatastoreError):
+    """A command could not be run in a pod's container, or its stream broke.
+
+    ``details`` name the pod and container. A command that ran and exited non-zero is not
+    an error here: its exit code is part of the result.
+    """
+
+
+class ExecTimeout(ExecError):
+    """A command run in a pod did not finish in time."""

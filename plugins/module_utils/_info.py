@@ -15,6 +15,7 @@ import copy
 import datetime
 import re
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _health
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset_report as report
 from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, NotFound
@@ -41,6 +42,8 @@ def argument_spec():
         service_name={"type": "str"},
         cluster_domain={"type": "str", "default": "cluster.local"},
         vault_secret={"type": "list", "elements": "str", "default": [], "no_log": False},
+        health={"type": "str", "default": "none", "choices": list(_health.DATASTORES)},
+        container={"type": "str"},
     )
 
 
@@ -53,6 +56,8 @@ def validate(params):
     for idx, secret in enumerate(params.get("vault_secret") or []):
         if not is_dns_subdomain(secret):
             raise InvalidInput("vault_secret[%d]" % idx, "%r is not a valid Secret name" % (secret,))
+    if params.get("container") is not None:
+        check_dns_label("container", params["container"])
 
 
 def parse_time(value):
@@ -200,4 +205,6 @@ def run(module):
         "srv_names": report.srv_names((svc or {}).get("spec", {}).get("ports"), svc_name, ns, domain) if svc else {},
         "seeds": report.seeds(sts, domain) if sts else [],
         "leases": leases,
+        "health": _health.collect(client, params.get("health"), ns, pods, params.get("container"),
+                                  client.request_timeout) if sts else None,
     }

@@ -19,7 +19,9 @@ description:
     C(datastore.kubernetes/vault-lease-id) and C(datastore.kubernetes/vault-lease-expires) that
     M(datastore.kubernetes.vault_db_secret) writes). Secrets are read as metadata only; their values are never
     requested.
-  - Never changes anything.
+  - Optionally reports the datastore's own view of its health (O(health)), from commands run in its pods
+    through the API server (the C(pods/exec) subresource); see RV(health).
+  - Never changes anything (the health commands only read).
 author:
   - Datastore Kubernetes maintainers (@datastore-kubernetes)
 extends_documentation_fragment:
@@ -54,6 +56,25 @@ options:
     type: list
     elements: str
     default: []
+  health:
+    description:
+      - Which datastore to ask about its health, in its own pods, for RV(health). V(none) asks nothing.
+      - V(postgres) runs C(psql) on each running pod's local socket as the container's database superuser
+        (C(POSTGRES_USER), default C(postgres)), as the image allows it without a password, and reads
+        C(pg_is_in_recovery()), the timeline and, on the primary, C(pg_stat_replication).
+      - V(cassandra) runs C(nodetool status) in the first running pod that answers.
+      - V(elasticsearch) runs C(curl) in the first running pod that answers, against
+        C(http://localhost:9200) (or the container's C(ES_HEALTH_URL)), for C(_cluster/health),
+        the unassigned shards and, for up to five of them, C(_cluster/allocation/explain). A container
+        C(ELASTIC_PASSWORD) is handed to C(curl) inside the pod, on its standard input.
+      - Each command runs for at most O(request_timeout) seconds. The credentials of the run need
+        C(create) on C(pods/exec) (and C(get), which older API servers check for a WebSocket exec).
+    type: str
+    choices: [none, postgres, cassandra, elasticsearch]
+    default: none
+  container:
+    description: Container of the pods in which the O(health) commands run. Defaults to the pod's default container.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -68,6 +89,18 @@ EXAMPLES = r"""
   ansible.builtin.assert:
     that: ring.ready_replicas == ring.replicas
     fail_msg: "not ready: {{ ring.pods | rejectattr('ready') | map(attribute='name') | join(', ') }}"
+
+- name: Ask PostgreSQL which pod is the primary and whether the replicas stream
+  datastore.kubernetes.info:
+    name: postgres
+    namespace: db
+    health: postgres
+  register: pg
+
+- name: Fail unless every replica streams
+  ansible.builtin.assert:
+    that: pg.health.healthy
+    fail_msg: "{{ pg.health.problems | join('; ') }}"
 
 - name: Warn when the credentials expire within an hour
   ansible.builtin.debug:
@@ -175,6 +208,87 @@ leases:
     expires_in_seconds: {description: Seconds until the lease expires (negative once expired)., type: int}
     expired: {description: Whether the lease has expired (V(null) when unknown)., type: bool}
     annotations: {description: "The Secret's C(datastore.kubernetes/) annotations about the lease.", type: dict}
+health:
+  description:
+    - The datastore's health as its own tools report it (O(health)); V(null) when O(health=none) or the
+      StatefulSet does not exist.
+    - Keys common to every datastore are C(datastore), C(healthy) and C(problems); the others depend on it.
+  returned: always
+  type: dict
+  contains:
+    datastore: {description: 'V(postgres), V(cassandra) or V(elasticsearch).', type: str}
+    healthy:
+      description:
+        - V(true) when nothing is wrong. PostgreSQL, every pod answers, exactly one is the primary and every
+          replica streams from it; Cassandra, every node is C(UN) and every pod is in the ring;
+          Elasticsearch, status C(green) with nothing relocating, initializing or unassigned.
+      type: bool
+    problems: {description: What is wrong, one sentence each., type: list, elements: str}
+    primary: {description: PostgreSQL. The pod that is not in recovery (V(null) unless exactly one)., type: str}
+    pods:
+      description: PostgreSQL. One entry per running pod.
+      type: list
+      elements: dict
+      contains:
+        pod: {description: Pod name., type: str}
+        role: {description: 'V(primary), V(replica), or V(unknown) when the pod did not answer.', type: str}
+        timeline: {description: "Timeline: the WAL receiver's on a replica, else the last checkpoint's.", type: int}
+        wal_lsn: {description: WAL position (current on a primary, replayed on a replica)., type: str}
+        server_version: {description: PostgreSQL version., type: str}
+        receiver_status: {description: "Replica. Status of its WAL receiver (V(streaming)...).", type: str}
+        streaming: {description: 'Replica. Whether the primary lists it as streaming (V(null) for others).', type: bool}
+        error: {description: Why the pod did not answer., type: str}
+    replication:
+      description: PostgreSQL. The primary's C(pg_stat_replication), one entry per connected replica.
+      type: list
+      elements: dict
+      contains:
+        pod: {description: The replica pod (matched by address; V(null) when no pod has it)., type: str}
+        from: {description: The pod it streams from., type: str}
+        application_name: {description: The replica's C(application_name)., type: str}
+        client_addr: {description: The replica's address., type: str}
+        state: {description: 'V(streaming), V(catchup), V(startup)...', type: str}
+        sync_state: {description: 'V(async), V(sync), V(potential) or V(quorum).', type: str}
+        sent_lsn: {description: Last WAL position sent., type: str}
+        replay_lsn: {description: Last WAL position the replica replayed., type: str}
+        lag_bytes: {description: Bytes of WAL the replica has not replayed yet., type: int}
+        write_lag_seconds: {description: C(write_lag) in seconds (V(null) when idle)., type: float}
+        flush_lag_seconds: {description: C(flush_lag) in seconds (V(null) when idle)., type: float}
+        replay_lag_seconds: {description: C(replay_lag) in seconds (V(null) when idle)., type: float}
+    nodes:
+      description: Cassandra. The nodes of C(nodetool status).
+      type: list
+      elements: dict
+      contains:
+        address: {description: Node address., type: str}
+        pod: {description: Pod with that address (V(null) when none)., type: str}
+        code: {description: 'Status and state as nodetool prints them: V(UN), V(DN), V(UJ), V(UL)...', type: str}
+        status: {description: 'V(up) or V(down).', type: str}
+        state: {description: 'V(normal), V(leaving), V(joining) or V(moving).', type: str}
+        load: {description: Load as printed (V(null) when unknown)., type: str, sample: 1.2 MiB}
+        load_bytes: {description: Load in bytes., type: int}
+        tokens: {description: Number of tokens., type: int}
+        owns_percent: {description: Effective ownership in percent (V(null) when unknown)., type: float}
+        host_id: {description: Host ID., type: str}
+        rack: {description: Rack., type: str}
+        datacenter: {description: Datacenter., type: str}
+    source_pod: {description: Cassandra and Elasticsearch. The pod that was asked., type: str}
+    status: {description: 'Elasticsearch. V(green), V(yellow) or V(red).', type: str}
+    cluster: {description: Elasticsearch. The C(_cluster/health) answer., type: dict}
+    unassigned:
+      description: Elasticsearch. Unassigned shards, with the allocation explanation of the first five.
+      type: list
+      elements: dict
+      contains:
+        index: {description: Index., type: str}
+        shard: {description: Shard number., type: int}
+        primary: {description: Whether it is a primary shard., type: bool}
+        reason: {description: Why it is unassigned (C(unassigned.reason))., type: str}
+        explanation:
+          description: >-
+            From C(_cluster/allocation/explain): C(can_allocate), C(explanation), C(unassigned_reason),
+            C(unassigned_details) and C(nodes) (each node's decision and the deciders that said no).
+          type: dict
 """
 
 

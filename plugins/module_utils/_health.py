@@ -1,0 +1,336 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the datastore.kubernetes collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A datastore's own view of its health, asked inside its pods (``info``'s ``health`` option).
+
+Each datastore has a ``*_commands`` part (what to run, through ``_exec``) and pure parsing
+and reporting functions (what the output means), so the parsing is tested on recorded
+output without a cluster. Commands authenticate the way the container itself can
+(PostgreSQL's local socket, Elasticsearch's ``ELASTIC_PASSWORD`` read inside the pod): no
+credential passes through the module, and none is printed.
+"""
+
+from __future__ import annotations
+
+__metaclass__ = type
+
+import json
+import re
+
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _exec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import ExecError, KubeApiError
+
+DATASTORES = ("none", "postgres", "cassandra", "elasticsearch")
+# Unassigned Elasticsearch shards explained, at most (each explanation is one more command).
+MAX_EXPLAINED = 5
+
+# -- PostgreSQL ----------------------------------------------------------------------
+# One row of JSON per pod: its role, position and timeline, and (on a primary) who streams from it.
+POSTGRES_SQL = """
+SELECT json_build_object(
+  'in_recovery', pg_is_in_recovery(),
+  'server_version', current_setting('server_version'),
+  'checkpoint_timeline', (SELECT timeline_id FROM pg_control_checkpoint()),
+  'wal_lsn', CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
+  'receiver', (SELECT row_to_json(r) FROM (
+      SELECT status, received_tli, sender_host, sender_port, slot_name FROM pg_stat_wal_receiver) r),
+  'replication', COALESCE((SELECT json_agg(r ORDER BY r.application_name) FROM (
+      SELECT application_name, host(client_addr) AS client_addr, state, sync_state,
+             sent_lsn, replay_lsn,
+             pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                                  ELSE pg_current_wal_lsn() END, replay_lsn) AS lag_bytes,
+             EXTRACT(epoch FROM write_lag) AS write_lag_seconds,
+             EXTRACT(epoch FROM flush_lag) AS flush_lag_seconds,
+             EXTRACT(epoch FROM replay_lag) AS replay_lag_seconds
+      FROM pg_stat_replication) r), '[]'::json))
+"""
+# The image's own client on the local socket, as the database superuser the container was made with.
+POSTGRES_COMMAND = ["sh", "-c", 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${POSTGRES_USER:-postgres}" '
+                                '-d postgres -c "$1"', "health", POSTGRES_SQL]
+
+
+def parse_postgres(text):
+    """The JSON object the PostgreSQL query printed (the last non-empty line of ``text``)."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("psql printed nothing")
+    data = json.loads(lines[-1])
+    if not isinstance(data, dict) or "in_recovery" not in data:
+        raise ValueError("psql printed no health row")
+    return data
+
+
+def _number(value):
+    if value is None:
+        return None
+    number = float(value)
+    return int(number) if number == int(number) else number
+
+
+def postgres_report(observed):
+    """The PostgreSQL health report from what each pod answered.
+
+    ``observed``: a list of ``{"pod", "ip", "data"}`` (``data`` from ``parse_postgres``) or
+    ``{"pod", "ip", "error"}``. Replication rows of the primary are matched to pods by address.
+    """
+    by_ip = {o.get("ip"): o["pod"] for o in observed if o.get("ip")}
+    pods, replication, problems = [], [], []
+    primaries = []
+    for entry in observed:
+        data = entry.get("data")
+        if data is None:
+            pods.append({"pod": entry["pod"], "role": "unknown", "timeline": None, "wal_lsn": None,
+                         "server_version": None, "error": entry.get("error")})
+            problems.append("%s: %s" % (entry["pod"], entry.get("error")))
+            continue
+        receiver = data.get("receiver") or {}
+        role = "replica" if data.get("in_recovery") else "primary"
+        timeline = receiver.get("received_tli") or data.get("checkpoint_timeline")
+        pods.append({"pod": entry["pod"], "role": role, "timeline": timeline, "wal_lsn": data.get("wal_lsn"),
+                     "server_version": data.get("server_version"), "error": None,
+                     "receiver_status": receiver.get("status") if receiver else None})
+        if role == "primary":
+            primaries.append(entry["pod"])
+            for row in data.get("replication") or []:
+                replication.append({
+                    "pod": by_ip.get(row.get("client_addr")),
+                    "from": entry["pod"],
+                    "application_name": row.get("application_name"),
+                    "client_addr": row.get("client_addr"),
+                    "state": row.get("state"),
+                    "sync_state": row.get("sync_state"),
+                    "sent_lsn": row.get("sent_lsn"),
+                    "replay_lsn": row.get("replay_lsn"),
+                    "lag_bytes": _number(row.get("lag_bytes")),
+                    "write_lag_seconds": _number(row.get("write_lag_seconds")),
+                    "flush_lag_seconds": _number(row.get("flush_lag_seconds")),
+                    "replay_lag_seconds": _number(row.get("replay_lag_seconds")),
+                })
+    if len(primaries) != 1:
+        problems.append("%d primaries%s" % (len(primaries), ": " + ", ".join(primaries) if primaries else ""))
+    streaming = {r["pod"] for r in replication if r["state"] == "streaming"}
+    for pod in pods:
+        if pod["role"] == "replica":
+            pod["streaming"] = pod["pod"] in streaming
+            if not pod["streaming"]:
+                problems.append("%s: replica not streaming from the primary" % pod["pod"])
+        else:
+            pod["streaming"] = None
+    return {"datastore": "postgres", "healthy": not problems, "problems": problems,
+            "primary": primaries[0] if len(primaries) == 1 else None, "pods": pods, "replication": replication}
+
+
+# -- Cassandra -----------------------------------------------------------------------
+CASSANDRA_COMMAND = ["nodetool", "status"]
+_STATUS = {"U": "up", "D": "down"}
+_STATE = {"N": "normal", "L": "leaving", "J": "joining", "M": "moving"}
+_NODE = re.compile(
+    r"^(?P<code>[UD][NLJM])\s+(?P<address>\S+)\s+(?P<load>\?|[\d.,]+\s*[KMGTP]?i?B|[\d.,]+)\s+"
+    r"(?:(?P<tokens>\d+)\s+)?(?P<owns>\?|[\d.,]+\s*%)\s+(?P<host_id>[0-9a-fA-F-]{36}|\?)\s+(?P<rack>.*?)\s*$")
+_UNITS = {"": 1, "B": 1, "KB": 1024, "KIB": 1024, "MB": 1024 ** 2, "MIB": 1024 ** 2, "GB": 1024 ** 3,
+          "GIB": 1024 ** 3, "TB": 1024 ** 4, "TIB": 1024 ** 4, "PB": 1024 ** 5, "PIB": 1024 ** 5}
+
+
+def _bytes(load):
+    match = re.match(r"^([\d.,]+)\s*([KMGTP]?i?B)?$", load or "", re.I)
+    if not match:
+        return None
+    return int(float(match.group(1).replace(",", "")) * _UNITS[(match.group(2) or "").upper()])
+
+
+def parse_nodetool_status(text):
+    """Nodes of ``nodetool status`` output, each with its datacenter."""
+    nodes, datacenter = [], None
+    for line in (text or "").splitlines():
+        if line.startswith("Datacenter:"):
+            datacenter = line.split(":", 1)[1].strip()
+            continue
+        match = _NODE.match(line.strip())
+        if not match:
+            continue
+        code = match.group("code")
+        owns = match.group("owns")
+        nodes.append({
+            "address": match.group("address"),
+            "code": code,
+            "status": _STATUS[code[0]],
+            "state": _STATE[code[1]],
+            "load": None if match.group("load") == "?" else match.group("load"),
+            "load_bytes": _bytes(match.group("load")),
+            "tokens": int(match.group("tokens")) if match.group("tokens") else None,
+            "owns_percent": None if owns == "?" else float(owns.rstrip("% ").replace(",", ".")),
+            "host_id": None if match.group("host_id") == "?" else match.group("host_id"),
+            "rack": match.group("rack"),
+            "datacenter": datacenter,
+        })
+    return nodes
+
+
+def cassandra_report(nodes, pod_ips, source=None, errors=None):
+    """The Cassandra health report: every node up and normal, one per pod."""
+    by_ip = {ip: pod for pod, ip in pod_ips.items() if ip}
+    problems = list(errors or [])
+    for node in nodes:
+        node["pod"] = by_ip.get(node["address"])
+        if node["code"] != "UN":
+            problems.append("%s (%s): %s" % (node["address"], node["pod"] or "no pod", node["code"]))
+    if nodes:
+        seen = {node["pod"] for node in nodes}
+        problems.extend("%s: not in the ring" % pod for pod in sorted(pod_ips) if pod not in seen)
+    elif not problems:
+        problems.append("nodetool status listed no node")
+    return {"datastore": "cassandra", "healthy": not problems, "problems": problems, "source_pod": source,
+            "nodes": nodes}
+
+
+# -- Elasticsearch -------------------------------------------------------------------
+# curl inside the pod, on the node's own HTTP port; a password, if the container has one, goes to
+# curl on its standard input, never on a command line.
+_ES_SH = r"""
+url="${ES_HEALTH_URL:-http://localhost:9200}"
+es() {
+  if [ -n "${ELASTIC_PASSWORD:-}" ]; then
+    printf 'user = "elastic:%s"\n' "$ELASTIC_PASSWORD" | curl -sS -k --fail-with-body -K - "$@"
+  else
+    curl -sS -k --fail-with-body "$@"
+  fi
+}
+"""
+ES_HEALTH_COMMAND = ["sh", "-c", _ES_SH + r"""
+es "$url/_cluster/health" && printf '\n' &&
+es "$url/_cat/shards?format=json&h=index,shard,prirep,state,unassigned.reason&s=index,shard"
+""", "health"]
+
+
+def es_explain_command(index, shard, primary):
+    body = json.dumps({"index": index, "shard": int(shard), "primary": bool(primary)})
+    return ["sh", "-c", _ES_SH + r"""
+es -X POST -H 'Content-Type: application/json' -d "$1" "$url/_cluster/allocation/explain"
+""", "health", body]
+
+
+def parse_es_health(text):
+    """``(health, shards)`` from the health command: the health object, then the shard list."""
+    text = (text or "").strip()
+    if not text:
+        raise ValueError("curl printed nothing")
+    decoder = json.JSONDecoder()
+    health, end = decoder.raw_decode(text)
+    rest = text[end:].strip()
+    shards = decoder.raw_decode(rest)[0] if rest else []
+    if not isinstance(health, dict) or "status" not in health:
+        raise ValueError("no cluster health in the answer: %s" % text[:200])
+    return health, shards if isinstance(shards, list) else []
+
+
+def unassigned_shards(shards):
+    return [s for s in shards if s.get("state") == "UNASSIGNED"]
+
+
+def explanation_summary(answer):
+    """The useful part of ``_cluster/allocation/explain``: why, and what each node's deciders say."""
+    info = answer.get("unassigned_info") or {}
+    nodes = []
+    for node in answer.get("node_allocation_decisions") or []:
+        nodes.append({
+            "node": node.get("node_name"),
+            "decision": node.get("node_decision"),
+            "deciders": ["%s: %s" % (d.get("decider"), d.get("explanation"))
+                         for d in node.get("deciders") or [] if d.get("decision") == "NO"],
+        })
+    return {"can_allocate": answer.get("can_allocate"),
+            "explanation": answer.get("allocate_explanation"),
+            "unassigned_reason": info.get("reason"),
+            "unassigned_details": info.get("details"),
+            "nodes": nodes}
+
+
+def es_report(health, shards, explanations, source=None, errors=None):
+    """The Elasticsearch health report; ``explanations`` maps ``(index, shard, primary)`` to an answer."""
+    unassigned = []
+    for shard in unassigned_shards(shards):
+        primary = shard.get("prirep") == "p"
+        entry = {"index": shard.get("index"), "shard": int(shard.get("shard")), "primary": primary,
+                 "reason": shard.get("unassigned.reason")}
+        answer = explanations.get((entry["index"], entry["shard"], primary))
+        entry["explanation"] = explanation_summary(answer) if answer else None
+        unassigned.append(entry)
+    problems = list(errors or [])
+    if health:
+        if health.get("status") != "green":
+            problems.append("cluster status %s" % health.get("status"))
+        for key in ("relocating_shards", "initializing_shards", "unassigned_shards"):
+            if health.get(key):
+                problems.append("%s: %s" % (key, health[key]))
+    return {"datastore": "elasticsearch", "healthy": bool(health) and not problems, "problems": problems,
+            "source_pod": source, "status": (health or {}).get("status"), "cluster": health or {},
+            "unassigned": unassigned}
+
+
+# -- collection through the API server ---------------------------------------------------
+def _exec_text(client, namespace, pod, container, command, timeout):
+    result = _exec.run(client, namespace, pod, command, container=container, timeout=timeout)
+    if result.rc != 0:
+        detail = (result.stderr_text.strip() or result.stdout_text.strip())[:300]
+        raise ExecError("%s exited with %d: %s" % (command[0], result.rc, detail), pod=pod, container=container)
+    return result.stdout_text
+
+
+def _running(pods):
+    return [p for p in pods if (p.get("status") or {}).get("phase") == "Running"
+            and not (p.get("metadata") or {}).get("deletionTimestamp")]
+
+
+def _pod_ip(pod):
+    return (pod.get("status") or {}).get("podIP")
+
+
+def _ordinal_key(pod):
+    name = pod["metadata"]["name"]
+    tail = name.rsplit("-", 1)[-1]
+    return (int(tail) if tail.isdigit() else 0, name)
+
+
+def collect(client, datastore, namespace, pods, container=None, timeout=60.0):
+    """Ask the datastore in ``pods`` (Pod objects) how it is; ``None`` when ``datastore`` is none."""
+    if not datastore or datastore == "none":
+        return None
+    pods = sorted(pods, key=_ordinal_key)
+    running = _running(pods)
+    not_running = ["%s: pod not running" % p["metadata"]["name"] for p in pods if p not in running]
+    if datastore == "postgres":
+        observed = []
+        for pod in running:
+            name = pod["metadata"]["name"]
+            entry = {"pod": name, "ip": _pod_ip(pod)}
+            try:
+                entry["data"] = parse_postgres(_exec_text(client, namespace, name, container, POSTGRES_COMMAND,
+                                                          timeout))
+            except (ExecError, KubeApiError, ValueError) as exc:
+                entry["error"] = getattr(exc, "msg", None) or str(exc)
+            observed.append(entry)
+        report = postgres_report(observed)
+        report["problems"][:0] = not_running
+        report["healthy"] = not report["problems"]
+        return report
+    errors = list(not_running)
+    for pod in running:
+        name = pod["metadata"]["name"]
+        try:
+            if datastore == "cassandra":
+                nodes = parse_nodetool_status(_exec_text(client, namespace, name, container, CASSANDRA_COMMAND,
+                                                         timeout))
+                return cassandra_report(nodes, {p["metadata"]["name"]: _pod_ip(p) for p in pods}, name, errors)
+            health, shards = parse_es_health(_exec_text(client, namespace, name, container, ES_HEALTH_COMMAND,
+                                                        timeout))
+            explanations = {}
+            for shard in unassigned_shards(shards)[:MAX_EXPLAINED]:
+                key = (shard.get("index"), int(shard.get("shard")), shard.get("prirep") == "p")
+                explanations[key] = json.loads(_exec_text(client, namespace, name, container,
+                                                          es_explain_command(*key), timeout))
+            return es_report(health, shards, explanations, name, errors)
+        except (ExecError, KubeApiError, ValueError) as exc:
+            errors.append("%s: %s" % (name, getattr(exc, "msg", None) or exc))
+    if datastore == "cassandra":
+        return cassandra_report([], {}, None, errors or ["no running pod to ask"])
+    return es_report({}, [], {}, None, errors or ["no running pod to ask"])
