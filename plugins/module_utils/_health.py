@@ -185,28 +185,45 @@ def cassandra_report(nodes, pod_ips, source=None, errors=None):
 
 # -- Elasticsearch -------------------------------------------------------------------
 # curl inside the pod, on the node's own HTTP port; a password, if the container has one, goes to
-# curl on its standard input, never on a command line.
-_ES_SH = r"""
-url="${ES_HEALTH_URL:-http://localhost:9200}"
+# curl on its standard input, never on a command line. An image without curl (such as a minimal
+# test image) is asked over bash's /dev/tcp, without TLS or authentication.
+_ES_BASH = r"""
+base="${ES_HEALTH_URL:-http://localhost:9200}"
 es() {
-  if [ -n "${ELASTIC_PASSWORD:-}" ]; then
-    printf 'user = "elastic:%s"\n' "$ELASTIC_PASSWORD" | curl -sS -k --fail-with-body -K - "$@"
-  else
-    curl -sS -k --fail-with-body "$@"
+  local method=$1 path=$2 body=${3:-} status line
+  if command -v curl >/dev/null 2>&1; then
+    local args=(-sS -k -f -X "$method")
+    if [ -n "$body" ]; then args+=(-H 'Content-Type: application/json' --data-binary "$body"); fi
+    if [ -n "${ELASTIC_PASSWORD:-}" ]; then
+      printf 'user = "elastic:%s"\n' "$ELASTIC_PASSWORD" | curl "${args[@]}" -K - "$base$path"
+    else
+      curl "${args[@]}" "$base$path"
+    fi
+    return
   fi
+  case "$base" in
+    http://localhost:9200|http://127.0.0.1:9200) ;;
+    *) echo "no curl in the container to reach $base" >&2; return 2 ;;
+  esac
+  exec 3<>/dev/tcp/127.0.0.1/9200 || return 2
+  printf '%s %s HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+    "$method" "$path" "${#body}" "$body" >&3
+  IFS=' ' read -r _ status _ <&3
+  while IFS= read -r line <&3 && [ -n "${line%$'\r'}" ]; do :; done
+  cat <&3
+  exec 3<&-
+  case "$status" in 2*) ;; *) echo "HTTP $status from $path" >&2; return 22 ;; esac
 }
 """
-ES_HEALTH_COMMAND = ["sh", "-c", _ES_SH + r"""
-es "$url/_cluster/health" && printf '\n' &&
-es "$url/_cat/shards?format=json&h=index,shard,prirep,state,unassigned.reason&s=index,shard"
+ES_HEALTH_COMMAND = ["bash", "-c", _ES_BASH + r"""
+es GET /_cluster/health && printf '\n' &&
+es GET '/_cat/shards?format=json&h=index,shard,prirep,state,unassigned.reason&s=index,shard'
 """, "health"]
 
 
 def es_explain_command(index, shard, primary):
     body = json.dumps({"index": index, "shard": int(shard), "primary": bool(primary)})
-    return ["sh", "-c", _ES_SH + r"""
-es -X POST -H 'Content-Type: application/json' -d "$1" "$url/_cluster/allocation/explain"
-""", "health", body]
+    return ["bash", "-c", _ES_BASH + 'es POST /_cluster/allocation/explain "$1"\n', "health", body]
 
 
 def parse_es_health(text):
@@ -326,8 +343,12 @@ def collect(client, datastore, namespace, pods, container=None, timeout=60.0):
             explanations = {}
             for shard in unassigned_shards(shards)[:MAX_EXPLAINED]:
                 key = (shard.get("index"), int(shard.get("shard")), shard.get("prirep") == "p")
-                explanations[key] = json.loads(_exec_text(client, namespace, name, container,
-                                                          es_explain_command(*key), timeout))
+                try:
+                    explanations[key] = json.loads(_exec_text(client, namespace, name, container,
+                                                              es_explain_command(*key), timeout))
+                except (ExecError, ValueError) as exc:
+                    errors.append("%s: explaining %s[%d]: %s" % (name, key[0], key[1],
+                                                                getattr(exc, "msg", None) or exc))
             return es_report(health, shards, explanations, name, errors)
         except (ExecError, KubeApiError, ValueError) as exc:
             errors.append("%s: %s" % (name, getattr(exc, "msg", None) or exc))
