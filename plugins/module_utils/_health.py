@@ -31,6 +31,8 @@ SELECT json_build_object(
   'in_recovery', pg_is_in_recovery(),
   'server_version', current_setting('server_version'),
   'checkpoint_timeline', (SELECT timeline_id FROM pg_control_checkpoint()),
+  'wal_timeline', CASE WHEN pg_is_in_recovery() THEN NULL
+                  ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
   'wal_lsn', CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END,
   'receiver', (SELECT row_to_json(r) FROM (
       SELECT status, received_tli, sender_host, sender_port, slot_name FROM pg_stat_wal_receiver) r),
@@ -85,7 +87,9 @@ def postgres_report(observed):
             continue
         receiver = data.get("receiver") or {}
         role = "replica" if data.get("in_recovery") else "primary"
-        timeline = receiver.get("received_tli") or data.get("checkpoint_timeline")
+        # The primary's current WAL file names its timeline (its last checkpoint may predate a
+        # promotion); a replica's WAL receiver knows the timeline it follows.
+        timeline = data.get("wal_timeline") or receiver.get("received_tli") or data.get("checkpoint_timeline")
         pods.append({"pod": entry["pod"], "role": role, "timeline": timeline, "wal_lsn": data.get("wal_lsn"),
                      "server_version": data.get("server_version"), "error": None,
                      "receiver_status": receiver.get("status") if receiver else None})
@@ -135,7 +139,10 @@ def _bytes(load):
     match = re.match(r"^([\d.,]+)\s*([KMGTP]?i?B)?$", load or "", re.I)
     if not match:
         return None
-    return int(float(match.group(1).replace(",", "")) * _UNITS[(match.group(2) or "").upper()])
+    number = match.group(1)
+    # A locale with a decimal comma prints "29,16 KB".
+    number = number.replace(",", ".") if "." not in number else number.replace(",", "")
+    return int(float(number) * _UNITS[(match.group(2) or "").upper()])
 
 
 def parse_nodetool_status(text):

@@ -232,7 +232,7 @@ health:
       contains:
         pod: {description: Pod name., type: str}
         role: {description: 'V(primary), V(replica), or V(unknown) when the pod did not answer.', type: str}
-        timeline: {description: "Timeline: the WAL receiver's on a replica, else the last checkpoint's.", type: int}
+        timeline: {description: "Timeline: of the current WAL on a primary, of the WAL receiver on a replica (else of the last restart point).", type: int}
         wal_lsn: {description: WAL position (current on a primary, replayed on a replica)., type: str}
         server_version: {description: PostgreSQL version., type: str}
         receiver_status: {description: "Replica. Status of its WAL receiver (V(streaming)...).", type: str}
