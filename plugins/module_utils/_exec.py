@@ -351,7 +351,7 @@ def run(client, namespace, pod, command, container=None, stdin=None, timeout=60.
     ``rc``; ``ExecError`` means it could not be run (no such executable, the pod went away),
     ``ExecTimeout`` that it did not finish within ``timeout`` seconds.
     """
-    if not command or not all(isinstance(arg, str) for arg in command):
+    if not isinstance(command, (list, tuple)) or not command or not all(isinstance(arg, str) for arg in command):
         raise InvalidInput("command", "must be a non-empty list of strings")
     if isinstance(stdin, str):
         stdin = stdin.encode("utf-8")
@@ -370,10 +370,9 @@ def run(client, namespace, pod, command, container=None, stdin=None, timeout=60.
             if stream.protocol == PROTOCOLS[0]:
                 stream.send(bytes([CLOSE, STDIN]))
         closed = False
+        # The answer to the upgrade may already hold frames: read them before waiting for more.
+        chunk = b""
         while not closed:
-            chunk = _recv(stream.sock, deadline, where)
-            if not chunk:
-                break
             stream.reader.feed(chunk)
             for opcode, payload in stream.reader.messages():
                 if opcode == OP_PING:
@@ -392,6 +391,10 @@ def run(client, namespace, pod, command, container=None, stdin=None, timeout=60.
                             status = json.loads(data.decode("utf-8", "replace"))
                         except ValueError:
                             status = {"status": "Failure", "message": data.decode("utf-8", "replace")}
+            if not closed:
+                chunk = _recv(stream.sock, deadline, where)
+                if not chunk:
+                    break
     except ExecTimeout:
         raise ExecTimeout("exec in %s: %s did not finish within %s seconds" % (where, command[0], timeout),
                           pod=pod, container=container)

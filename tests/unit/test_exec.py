@@ -88,7 +88,7 @@ def test_exit_code(status, code):
 
 
 def test_accept_value_of_rfc6455_example():
-    assert _exec.accept_value("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaE56WUWELwiHqLmWo="
+    assert _exec.accept_value("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 
 # -- run() against recorded server bytes ------------------------------------------------
@@ -186,6 +186,15 @@ def test_run_answers_pings(monkeypatch):
     assert (_exec.OP_PONG, b"are-you-there") in server.sent_frames()
 
 
+def test_a_failure_status_is_an_error_with_the_server_message(monkeypatch):
+    head, body = recorded("exec_refused")  # kwok's answer: its nodes run no container
+    FakeServer(monkeypatch, head, body)
+    with pytest.raises(ExecError) as err:
+        _exec.run(make_client(), "db", "kw", ["sh"])
+    assert "sh could not be run" in err.value.msg and "no exec found for container" in err.value.msg
+    assert err.value.details["reason"] == "InternalError"
+
+
 def test_missing_executable_is_an_error_naming_pod_and_container(monkeypatch):
     head, body = recorded("no_such_executable")
     FakeServer(monkeypatch, head, body)
@@ -209,28 +218,28 @@ def test_refused_upgrade_carries_the_api_server_message(monkeypatch, name, error
 
 
 def test_a_bad_accept_key_is_refused(monkeypatch):
-    head, body = recorded("exit_3")
+    head, body = recorded("exec_refused")
     FakeServer(monkeypatch, head.replace("{accept}", "bm9wZQ=="), body)
     with pytest.raises(ExecError, match="accept key"):
         _exec.run(make_client(), "db", "pg-0", ["true"])
 
 
 def test_an_unknown_subprotocol_is_refused(monkeypatch):
-    head, body = recorded("exit_3")
+    head, body = recorded("exec_refused")
     FakeServer(monkeypatch, head.replace("v5.channel.k8s.io", "channel.k8s.io"), body)
     with pytest.raises(ExecError, match="subprotocol"):
         _exec.run(make_client(), "db", "pg-0", ["true"])
 
 
 def test_a_stream_without_status_is_an_error(monkeypatch):
-    head, _body = recorded("exit_3")
+    head, _body = recorded("exec_refused")
     FakeServer(monkeypatch, head, server_frame(b"\x01partial") + server_frame(b"\x03\xe8", _exec.OP_CLOSE))
     with pytest.raises(ExecError, match="without an exit status"):
         _exec.run(make_client(), "db", "pg-0", ["true"])
 
 
 def test_a_command_that_does_not_finish_times_out(monkeypatch):
-    head, _body = recorded("exit_3")
+    head, _body = recorded("exec_refused")
     FakeServer(monkeypatch, head, server_frame(b"\x01"), close_after=False)
     with pytest.raises(ExecTimeout) as err:
         _exec.run(make_client(), "db", "pg-0", ["sleep", "60"], container="postgres", timeout=0.5)
