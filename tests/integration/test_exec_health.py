@@ -20,15 +20,16 @@ POSTGRES_IMAGE = "localhost/datastore-kubernetes/postgres:17"
 REAL = {"nodeSelector": {"type": "real"},
         "tolerations": [{"key": "datastore.kubernetes/real-node", "operator": "Exists", "effect": "NoSchedule"}]}
 PASSWORD = "pw-" + uuid.uuid4().hex
-# Ordinal 0 starts as the image starts; the others clone it and follow it.
+# Ordinal 0 starts as the image starts; the others clone it and follow it. listen_addresses is
+# set because the test image's default configuration listens on loopback only.
 START = r"""
 set -eu
-if [ "${HOSTNAME##*-}" = 0 ]; then exec docker-entrypoint.sh postgres; fi
+if [ "${HOSTNAME##*-}" = 0 ]; then exec docker-entrypoint.sh postgres -c listen_addresses="*"; fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   until pg_isready -q -h "$PRIMARY" -U postgres; do sleep 1; done
   pg_basebackup -h "$PRIMARY" -U postgres -D "$PGDATA" -R -X stream
 fi
-exec postgres
+exec postgres -c listen_addresses="*"
 """
 ALLOW_REPLICATION = "echo 'host replication all all scram-sha-256' >> \"$PGDATA/pg_hba.conf\"\n"
 
@@ -113,11 +114,11 @@ def postgres_pair(localenv, day2_namespace, exec_client):
             "volumes": [{"name": "data", "emptyDir": {}}, {"name": "init", "configMap": {"name": "pg-init"}}]})}}})
 
     def ready():
-        sts = apps.read_namespaced_stateful_set(ns, "pg")
+        sts = apps.read_namespaced_stateful_set("pg", ns)
         return (sts.status.ready_replicas or 0) == 2
 
     try:
-        wait_for("both PostgreSQL pods ready", ready, timeout=300)
+        wait_for("both PostgreSQL pods ready", ready, timeout=180)
     except AssertionError:
         for pod in ("pg-0", "pg-1"):
             print(kubectl(localenv, "-n", ns, "logs", pod, "--tail=30", check=False).stdout)
