@@ -242,7 +242,7 @@ def parse_es_health(text):
     health, end = decoder.raw_decode(text)
     rest = text[end:].strip()
     shards = decoder.raw_decode(rest)[0] if rest else []
-    if not isinstance(health, dict) or "status" not in health:
+    if not isinstance(health, dict) or "cluster_name" not in health or "status" not in health:
         raise ValueError("no cluster health in the answer: %s" % text[:200])
     return health, shards if isinstance(shards, list) else []
 
