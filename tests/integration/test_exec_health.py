@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POSTGRES_IMAGE = "localhost/datastore-kubernetes/postgres:17"
 REAL = {"nodeSelector": {"type": "real"},
         "tolerations": [{"key": "datastore.kubernetes/real-node", "operator": "Exists", "effect": "NoSchedule"}]}
@@ -57,7 +55,7 @@ def day2_namespace(real_node, localenv):
 
 @pytest.fixture(scope="module")
 def exec_client(localenv):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(REPO))))
+    # conftest put the collection on the import path.
     from ansible_collections.datastore.kubernetes.plugins.module_utils import _kube
 
     return _kube.kube_client({"kubeconfig": localenv["KUBECONFIG"], "request_timeout": 60})
