@@ -354,8 +354,8 @@ def collect(client, datastore, namespace, pods, container=None, timeout=60.0):
                     explanations[key] = json.loads(_exec_text(client, namespace, name, container,
                                                               es_explain_command(*key), timeout))
                 except (ExecError, ValueError) as exc:
-                    errors.append("%s: explaining %s[%d]: %s" % (name, key[0], key[1],
-                                                                getattr(exc, "msg", None) or exc))
+                    reason = getattr(exc, "msg", None) or exc
+                    errors.append("%s: explaining %s[%d]: %s" % (name, key[0], key[1], reason))
             return es_report(health, shards, explanations, name, errors)
         except (ExecError, KubeApiError, ValueError) as exc:
             errors.append("%s: %s" % (name, getattr(exc, "msg", None) or exc))

@@ -223,7 +223,7 @@ health:
           replica streams from it; Cassandra, every node is C(UN) and every pod is in the ring;
           Elasticsearch, status C(green) with nothing relocating, initializing or unassigned.
       type: bool
-    problems: {description: What is wrong, one sentence each., type: list, elements: str}
+    problems: {description: 'What is wrong, one sentence each.', type: list, elements: str}
     primary: {description: PostgreSQL. The pod that is not in recovery (V(null) unless exactly one)., type: str}
     pods:
       description: PostgreSQL. One entry per running pod.
@@ -233,7 +233,7 @@ health:
         pod: {description: Pod name., type: str}
         role: {description: 'V(primary), V(replica), or V(unknown) when the pod did not answer.', type: str}
         timeline: {description: "Timeline: of the current WAL on a primary, of the WAL receiver on a replica (else of the last restart point).", type: int}
-        wal_lsn: {description: WAL position (current on a primary, replayed on a replica)., type: str}
+        wal_lsn: {description: 'WAL position (current on a primary, replayed on a replica).', type: str}
         server_version: {description: PostgreSQL version., type: str}
         receiver_status: {description: "Replica. Status of its WAL receiver (V(streaming)...).", type: str}
         streaming: {description: 'Replica. Whether the primary lists it as streaming (V(null) for others).', type: bool}

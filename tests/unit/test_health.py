@@ -232,8 +232,8 @@ def test_collect_elasticsearch_explains_unassigned_shards(monkeypatch):
 
 
 def test_collect_reports_a_non_zero_exit_with_its_output(monkeypatch):
-    fake = FakeExec({("es-0", "bash"): ExecResult(7, b"", b"curl: (7) Failed to connect to localhost port 9200",
-                                                   "v5")})
+    refused = b"curl: (7) Failed to connect to localhost port 9200"
+    fake = FakeExec({("es-0", "bash"): ExecResult(7, b"", refused, "v5")})
     monkeypatch.setattr(health._exec, "run", fake)  # pylint: disable=protected-access
     report = health.collect(None, "elasticsearch", "db", [pod("es-0", "10.88.0.21")])
     assert report["healthy"] is False
