@@ -7,8 +7,8 @@ pg_basebackup. Skipped when the environment has no real node.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import subprocess
 import time
 import uuid
 
@@ -61,14 +61,6 @@ def exec_client(localenv):
     return _kube.kube_client({"kubeconfig": localenv["KUBECONFIG"], "request_timeout": 60})
 
 
-def kubectl(localenv, *args, check=True, stdin=None):
-    proc = subprocess.run([localenv["KUBECTL"], "--kubeconfig", localenv["KUBECONFIG"], *args], input=stdin,
-                          capture_output=True, text=True, check=False, timeout=180)
-    if check and proc.returncode:
-        raise AssertionError("kubectl %s: %s" % (" ".join(args), proc.stderr))
-    return proc
-
-
 def wait_for(what, check, timeout=300):
     deadline = time.monotonic() + timeout
     while True:
@@ -81,7 +73,7 @@ def wait_for(what, check, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def postgres_pair(localenv, day2_namespace, exec_client):
+def postgres_pair(localenv, day2_namespace, exec_client, kubectl):
     from kubernetes import client, config
 
     api = config.new_client_from_config(config_file=localenv["KUBECONFIG"])
@@ -119,7 +111,7 @@ def postgres_pair(localenv, day2_namespace, exec_client):
         wait_for("both PostgreSQL pods ready", ready, timeout=180)
     except AssertionError:
         for pod in ("pg-0", "pg-1"):
-            print(kubectl(localenv, "-n", ns, "logs", pod, "--tail=30", check=False).stdout)
+            print(kubectl("-n", ns, "logs", pod, "--tail=30", check=False).stdout)
         raise
     return ns
 
@@ -148,8 +140,6 @@ def test_exec_stdin_reaches_the_process_and_is_closed(postgres_pair, exec_client
     result = run_exec(exec_client, postgres_pair, "pg-0", ["sh", "-c", "wc -l; sha256sum"], stdin=data,
                       container="postgres", timeout=60)
     assert result.protocol == "v5.channel.k8s.io", "the API server should speak v5 (stdin close)"
-    import hashlib
-
     count, digest = result.stdout_text.split("\n", 1)
     assert int(count) == 5000
     # wc read everything, so sha256sum read nothing: the digest of empty input proves stdin ended.
@@ -191,16 +181,16 @@ def test_exec_times_out_with_a_clear_error(postgres_pair, exec_client):
     assert "pod %s/pg-0 container postgres" % postgres_pair in err.value.msg
 
 
-def in_recovery(localenv, ns, pod):
+def in_recovery(kubectl, ns, pod):
     """Asked through kubectl, independently of the module."""
-    out = kubectl(localenv, "-n", ns, "exec", pod, "-c", "postgres", "--", "psql", "-XAtq", "-U", "postgres",
+    out = kubectl("-n", ns, "exec", pod, "-c", "postgres", "--", "psql", "-XAtq", "-U", "postgres",
                   "-c", "SELECT pg_is_in_recovery()").stdout.strip()
     return {"t": True, "f": False}[out]
 
 
-def test_info_reports_primary_and_streaming_replica(postgres_pair, run_module, localenv, exec_client):
+def test_info_reports_primary_and_streaming_replica(postgres_pair, run_module, kubectl, exec_client):
     ns = postgres_pair
-    assert in_recovery(localenv, ns, "pg-0") is False and in_recovery(localenv, ns, "pg-1") is True
+    assert in_recovery(kubectl, ns, "pg-0") is False and in_recovery(kubectl, ns, "pg-1") is True
 
     # Write on the primary; the replica's replay must reach it before the report can call it caught up.
     wrote = run_exec(exec_client, ns, "pg-0", ["psql", "-XAtq", "-U", "postgres", "-c",
