@@ -68,7 +68,8 @@ options:
         the unassigned shards and, for up to five of them, C(_cluster/allocation/explain). A container
         C(ELASTIC_PASSWORD) is handed to C(curl) inside the pod, on its standard input.
       - Each command runs for at most O(request_timeout) seconds. The credentials of the run need
-        C(create) on C(pods/exec) (and C(get), which older API servers check for a WebSocket exec).
+        C(get) and C(create) on C(pods/exec) (the API server checks C(get) for an exec over WebSocket,
+        and C(create) where the newer check is switched on).
     type: str
     choices: [none, postgres, cassandra, elasticsearch]
     default: none

@@ -241,3 +241,35 @@ def test_info_reports_two_primaries_after_a_replica_is_promoted(postgres_pair, r
     by_pod = {p["pod"]: p for p in health["pods"]}
     assert by_pod["pg-1"]["role"] == "primary" and by_pod["pg-1"]["timeline"] == 2
     assert by_pod["pg-0"]["timeline"] == 1
+
+
+def test_exec_with_a_service_account_token(postgres_pair, localenv):
+    """Bearer token and CA file instead of the kubeconfig's client certificate; RBAC as documented."""
+    from kubernetes import client, config
+
+    from ansible_collections.datastore.kubernetes.plugins.module_utils import _kube
+    from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import KubeApiError
+
+    api = config.new_client_from_config(config_file=localenv["KUBECONFIG"])
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    ns = postgres_pair
+    for account in ("execer", "reader"):
+        core.create_namespaced_service_account(ns, {"metadata": {"name": account}})
+    rbac.create_namespaced_role(ns, {"metadata": {"name": "execer"}, "rules": [
+        {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "create"]}]})
+    rbac.create_namespaced_role_binding(ns, {
+        "metadata": {"name": "execer"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                   "name": "execer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "execer", "namespace": ns}]})
+
+    def token_client(account):
+        token = core.create_namespaced_service_account_token(account, ns, {"spec": {"expirationSeconds": 600}})
+        return _kube.kube_client({"host": localenv["K8S_API"], "api_key": token.status.token,
+                                  "ca_cert": localenv["K8S_CA_CERT"], "request_timeout": 30})
+
+    result = run_exec(token_client("execer"), ns, "pg-0", ["sh", "-c", "echo via-token; exit 5"],
+                      container="postgres")
+    assert (result.rc, result.stdout_text) == (5, "via-token\n")
+    with pytest.raises(KubeApiError) as err:
+        run_exec(token_client("reader"), ns, "pg-0", ["true"], container="postgres")
+    assert err.value.status == 403 and "pods/exec" in err.value.msg
