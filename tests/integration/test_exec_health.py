@@ -257,9 +257,9 @@ def test_exec_with_a_service_account_token(postgres_pair, localenv):
         core.create_namespaced_service_account(ns, {"metadata": {"name": account}})
     rbac.create_namespaced_role(ns, {"metadata": {"name": "execer"}, "rules": [
         {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "create"]}]})
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "execer"}
     rbac.create_namespaced_role_binding(ns, {
-        "metadata": {"name": "execer"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                                   "name": "execer"},
+        "metadata": {"name": "execer"}, "roleRef": role_ref,
         "subjects": [{"kind": "ServiceAccount", "name": "execer", "namespace": ns}]})
 
     def token_client(account):
