@@ -12,7 +12,10 @@ import uuid
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STATE_DIR = os.environ.get("DATASTORE_K8S_STATE", "/tmp/datastore-kubernetes-localenv")
+# DATASTORE_K8S_STATE as the Makefile sets it, else the state directory of the environment whose env.sh
+# was sourced (it exports LOCALENV_STATE), so that a sourced env.sh is the environment the tests use.
+STATE_DIR = (os.environ.get("DATASTORE_K8S_STATE") or os.environ.get("LOCALENV_STATE")
+             or "/tmp/datastore-kubernetes-localenv")
 ENV_FILE = os.path.join(STATE_DIR, "env.sh")
 
 

@@ -1,7 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the datastore.kubernetes collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one error path every module's ``main()`` goes through."""
+"""What every module's ``main()`` goes through: one contract for the work, one error path.
+
+A module's work is a function ``run(task, client) -> dict``: ``task`` is a ``Task`` (the
+validated options, check and diff mode, and the ways back to Ansible: warnings and values to
+mask), ``client`` is what the work speaks through (the Kubernetes client, the helm CLI, a Vault
+session), made by the module's ``connect(task)``; the dict is the module's result.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ __metaclass__ = type
 import copy
 import decimal
 import json
+from dataclasses import dataclass
 
 from ansible.module_utils import basic
 
@@ -33,8 +40,32 @@ def kube_argspec(**options):
     return spec
 
 
-def run_module(module, work):
-    """Call ``work(module)`` and exit with its result, or fail once with a readable message.
+def _discard(*_args, **_kwargs):
+    return None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run of a module, as its work sees it."""
+
+    params: dict
+    check_mode: bool = False
+    diff: bool = False
+    # A warning for the task's output.
+    warn: object = _discard
+    # A value (a secret) Ansible must mask in everything it prints, the task's arguments included.
+    hide: object = _discard
+    # ``AnsibleModule.run_command``, for the modules that run a program (helm).
+    run_command: object = None
+
+    @classmethod
+    def of(cls, module):
+        return cls(params=module.params, check_mode=module.check_mode, diff=module._diff,  # pylint: disable=protected-access
+                   warn=module.warn, hide=module.no_log_values.add, run_command=module.run_command)
+
+
+def run_module(module, work, connect=None):
+    """Call ``work(task, connect(task))`` and exit with its result, or fail once with a readable message.
 
     The private files the run wrote (a kubeconfig's inline client key) are removed however it
     ends: ``exit_json`` and ``fail_json`` leave through ``SystemExit``, which passes the
@@ -42,7 +73,8 @@ def run_module(module, work):
     """
     try:
         try:
-            result = work(module)
+            task = Task.of(module)
+            result = work(task, connect(task) if connect is not None else None)
         except DatastoreError as exc:
             kwargs = {k: v for k, v in exc.to_fail_kwargs().items() if k not in _PRIVATE_DETAILS and v is not None}
             module.fail_json(**kwargs)

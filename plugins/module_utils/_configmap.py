@@ -367,8 +367,9 @@ def run_absent(client, params, check_mode):
     return out
 
 
-def run(client, params, check_mode=False, diff=False):
-    params = dict(params, _diff=diff)
+def run(task, client):
+    """The ``configmap`` module's work."""
+    params = dict(task.params, _diff=task.diff)
     if params.get("state") == "absent":
-        return run_absent(client, params, check_mode)
-    return run_present(client, params, check_mode)
+        return run_absent(client, params, task.check_mode)
+    return run_present(client, params, task.check_mode)

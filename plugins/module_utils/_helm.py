@@ -27,10 +27,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tarfile
 import tempfile
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError, HelmError, InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import is_dns_label, is_dns_subdomain
 from ansible_collections.datastore.kubernetes.plugins.module_utils._helm_values import (
     mask_manifest,
@@ -40,6 +42,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._helm_values 
     sensitive_leaves,
     values_equal,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._status import diagnose_objects
 
 try:
     import yaml
@@ -194,6 +197,9 @@ def parse_version(text):
 
 def connection_args(params):
     """Global helm flags for the cluster connection, plus environment and temp files to remove."""
+    if params.get("client_cert") or params.get("client_key"):
+        raise InvalidInput("client_cert", "helm takes client certificates only from a kubeconfig; "
+                                          "use kubeconfig instead of client_cert/client_key")
     args, env, temps = [], {}, []
     kubeconfig = params.get("kubeconfig")
     if isinstance(kubeconfig, dict):
@@ -222,9 +228,6 @@ def connection_args(params):
         args += ["--kube-ca-file", params["ca_cert"]]
     if params.get("validate_certs") is False:
         args.append("--kube-insecure-skip-tls-verify")
-    if params.get("client_cert") or params.get("client_key"):
-        raise InvalidInput("client_cert", "helm takes client certificates only from a kubeconfig; "
-                                          "use kubeconfig instead of client_cert/client_key")
     if params.get("impersonate_user"):
         args += ["--kube-as-user", params["impersonate_user"]]
     for group in params.get("impersonate_groups") or []:
@@ -235,7 +238,7 @@ def connection_args(params):
 class Helm:
     """Runs helm with argv lists and counts the invocations."""
 
-    def __init__(self, binary, run_command, conn_args=(), env=None, secrets=()):
+    def __init__(self, binary, run_command, conn_args=(), env=None, secrets=(), temps=()):
         self.binary = binary
         self._run_command = run_command
         self.conn_args = list(conn_args)
@@ -243,6 +246,16 @@ class Helm:
         self.secrets = list(secrets)
         self.invocations = 0
         self._version = None
+        # Files made for this run (a kubeconfig given as a mapping), removed by close().
+        self.temps = list(temps)
+
+    def close(self):
+        for path in self.temps:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.temps = []
 
     def run(self, args, allow_not_found=False):
         """Run ``helm <args>``; returns stdout, or ``None`` for a missing release when allowed."""
@@ -569,3 +582,33 @@ def run_release(helm, params, check_mode=False, diff_mode=False, diagnose=None):
     if diff_mode:
         result["diff"] = _diff(rel, out.get("manifest"), secrets, name)
     return finish()
+
+
+def connect(task):
+    """The helm CLI client of a module run (``run_module``'s ``connect``).
+
+    The values named in ``sensitive_values`` are masked first, in everything Ansible prints
+    (the task's arguments included), so that no later failure can show them.
+    """
+    params = task.params
+    if params["state"] == "present" and params["sensitive_values"]:
+        for value in sensitive_leaves(merged_values(params), params["sensitive_values"]):
+            task.hide(value)
+    binary = params["binary_path"] or shutil.which("helm")
+    if not binary:
+        raise HelmError("helm was not found on PATH; install helm 3.13+ or 4, or set binary_path")
+    conn, env, temps = connection_args(params)
+    return Helm(binary, lambda argv, extra: task.run_command(argv, environ_update=extra), conn, env, temps=temps)
+
+
+def run(task, helm):
+    """The ``helm_release`` module's work."""
+    params = task.params
+
+    def diagnose(objects, namespace):
+        return diagnose_objects(kube_client(params), objects, namespace)
+
+    try:
+        return run_release(helm, params, check_mode=task.check_mode, diff_mode=task.diff, diagnose=diagnose)
+    finally:
+        helm.close()

@@ -16,9 +16,7 @@ import datetime
 import re
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset_report as report
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, NotFound
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_domain, check_dns_label, is_dns_subdomain
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_lease import (  # the names the vault_db_secret module writes
     A_EXPIRES as VAULT_LEASE_EXPIRES,
@@ -31,17 +29,6 @@ LEASE_ID = LEASE_PREFIX + "lease-id"
 LEASE_EXPIRES = LEASE_PREFIX + "lease-expires"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-
-
-def argument_spec():
-    """The ``info`` module's options (documented in the module) plus the connection options."""
-    return kube_argspec(
-        name={"type": "str", "required": True},
-        namespace={"type": "str", "default": "default"},
-        service_name={"type": "str"},
-        cluster_domain={"type": "str", "default": "cluster.local"},
-        vault_secret={"type": "list", "elements": "str", "default": [], "no_log": False},
-    )
 
 
 def validate(params):
@@ -160,10 +147,10 @@ def _strip(obj):
     return out
 
 
-def run(module):
-    params = module.params
+def run(task, client):
+    """The ``info`` module's work."""
+    params = task.params
     validate(params)
-    client = kube_client(params)
     ns, name, domain = params["namespace"], params["name"], params["cluster_domain"]
     sts = client.get("apps/v1", "StatefulSet", name, ns)
     svc_name = params.get("service_name") or ((sts or {}).get("spec") or {}).get("serviceName") or name

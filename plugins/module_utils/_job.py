@@ -356,3 +356,11 @@ def run_job(client, params, check_mode=False, diff_mode=False):
             msg += "\nThe Job was not run again because its spec did not change; set rerun=always to run it again."
         raise WaitFailed(msg, **{k: v for k, v in result.items() if k != "warnings"})
     return result
+
+
+def run(task, client):
+    """The ``job`` module's work."""
+    result = run_job(client, task.params, check_mode=task.check_mode, diff_mode=task.diff)
+    for warning in result.pop("warnings", []):
+        task.warn(warning)
+    return result

@@ -567,3 +567,8 @@ def kube_client(params):
                       retries=params.get("api_retries") if params.get("api_retries") is not None else 5,
                       impersonate_user=params.get("impersonate_user"),
                       impersonate_groups=params.get("impersonate_groups"))
+
+
+def connect(task):
+    """The client of a module run (``run_module``'s ``connect``), from the task's connection options."""
+    return kube_client(task.params)

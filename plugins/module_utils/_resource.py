@@ -429,8 +429,15 @@ def run_absent(client, items, params, check_mode, diff):
     return out
 
 
-def run(client, params, check_mode=False, diff=False):
+def run(task, client):
+    """The ``resource`` module's work."""
+    params = dict(task.params)
+    # task.params are the module's own, which Ansible echoes back as the task's invocation:
+    # keep Secret values out of them.
+    task.params["definition"] = masked_definition(params["definition"])
+    if params["concurrency"] < 1:
+        raise InvalidInput("concurrency", "must be at least 1")
     items = prepare(client, load_items(params.get("definition"), params.get("src")), params.get("namespace"))
     if params.get("state") == "absent":
-        return run_absent(client, items, params, check_mode, diff)
-    return run_present(client, items, params, check_mode, diff)
+        return run_absent(client, items, params, task.check_mode, task.diff)
+    return run_present(client, items, params, task.check_mode, task.diff)

@@ -27,7 +27,6 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     KubeApiError,
     WaitTimeout,
 )
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import (
     selector_string,
     wait_deleted,
@@ -53,14 +52,15 @@ def _strip(obj):
     return out
 
 
-def run(module):
-    params = module.params
+def run(task, client):
+    """The ``statefulset`` module's work."""
+    params = task.params
     spec.validate(params)
     if params["state"] == "absent":
-        return _absent(module, kube_client(params), params)
+        return _absent(task, client, params)
     sts = spec.build_statefulset(params)
     svc = spec.build_service(params, sts)
-    return _present(module, kube_client(params), params, sts, svc)
+    return _present(task, client, params, sts, svc)
 
 
 # -- present ---------------------------------------------------------------------------
@@ -83,7 +83,7 @@ def _immutable(params, sts, svc, live, live_svc):
     return changes, svc_recreate
 
 
-def _plan_expansion(client, module, live, sts):
+def _plan_expansion(client, task, live, sts):
     """PVCs to grow after a recreate, checked before anything is written: ``[(pvc, size)]``."""
     growth = spec.storage_growth(live, sts)
     if not growth:
@@ -93,7 +93,7 @@ def _plan_expansion(client, module, live, sts):
     plans, classes = [], {}
     for tmpl, (old_text, new_text, old, new) in sorted(growth.items()):
         if new < old:
-            module.warn("%s: claim template %s shrinks from %s to %s; existing PVCs keep their size (a PVC cannot "
+            task.warn("%s: claim template %s shrinks from %s to %s; existing PVCs keep their size (a PVC cannot "
                         "shrink)" % (_ref("StatefulSet", ns, name), tmpl, old_text, new_text))
             continue
         for pvc in report.claims_of(pvcs, name, [tmpl]):
@@ -153,12 +153,12 @@ def _dry_run(client, obj, force):
                                          "set on_immutable=recreate to recreate it"), fields=exc.fields)
 
 
-def _present(module, client, params, sts, svc):
-    ns, name, check, force = params["namespace"], params["name"], module.check_mode, params["force"]
+def _present(task, client, params, sts, svc):
+    ns, name, check, force = params["namespace"], params["name"], task.check_mode, params["force"]
     live = client.get(*STS, name=name, namespace=ns)
     live_svc = client.get(*SVC, name=svc["metadata"]["name"], namespace=ns)
     changes, svc_recreate = _immutable(params, sts, svc, live, live_svc)
-    expansions = _plan_expansion(client, module, live, sts) if changes else []
+    expansions = _plan_expansion(client, task, live, sts) if changes else []
 
     # Every write is dry-run first, so the API server's own validation fails the run before anything is stored.
     if svc_recreate:
@@ -176,7 +176,7 @@ def _present(module, client, params, sts, svc):
             if params["on_immutable"] == "fail":
                 raise
             changes, reset = [("spec", "refused by the API server")], False
-            expansions = _plan_expansion(client, module, live, sts)
+            expansions = _plan_expansion(client, task, live, sts)
             dry_sts = ApplyResult(live, _dry_run_create(client, sts), True)
     if reset:
         _reset_strategy(client, live, dry_run=True)
@@ -209,15 +209,15 @@ def _present(module, client, params, sts, svc):
     })
     if svc_recreate:
         result["immutable_changes"].append("Service clusterIP: %s -> None" % live_svc["spec"].get("clusterIP"))
-    if module._diff:
+    if task.diff:
         result["diff"] = [dict(make_diff(r.before, r.after), before_header=_ref(o["kind"], ns, o["metadata"]["name"]),
                                after_header=_ref(o["kind"], ns, o["metadata"]["name"]))
                           for r, o in ((sts_res, sts), (svc_res, svc))]
     if live and live_svc is None and live.get("spec", {}).get("serviceName") not in (None, svc["metadata"]["name"]):
-        module.warn("Service %s/%s is no longer used by %s; delete it if nothing else needs it"
+        task.warn("Service %s/%s is no longer used by %s; delete it if nothing else needs it"
                     % (ns, live["spec"]["serviceName"], _ref("StatefulSet", ns, name)))
     if result["outdated_pods"] and _strategy(current) == "OnDelete":
-        module.warn("%s: pods %s still run the previous revision; with update_strategy OnDelete they are updated "
+        task.warn("%s: pods %s still run the previous revision; with update_strategy OnDelete they are updated "
                     "only when deleted" % (_ref("StatefulSet", ns, name), ", ".join(result["outdated_pods"])))
     return result
 
@@ -283,8 +283,8 @@ def _report(client, params, sts, svc, check):
 
 
 # -- absent ----------------------------------------------------------------------------
-def _absent(module, client, params):
-    ns, name, check = params["namespace"], params["name"], module.check_mode
+def _absent(task, client, params):
+    ns, name, check = params["namespace"], params["name"], task.check_mode
     live = client.get(*STS, name=name, namespace=ns)
     svc_name = ((live or {}).get("spec") or {}).get("serviceName") or spec.service_name(params)
     live_svc = client.get(*SVC, name=svc_name, namespace=ns)
@@ -322,7 +322,7 @@ def _absent(module, client, params):
         "deleted_pvcs": pvc_names if params["delete_pvcs"] else [],
         "kept_pvcs": [] if params["delete_pvcs"] else pvc_names,
     }
-    if module._diff:
+    if task.diff:
         result["diff"] = [dict(make_diff(obj, None), before_header=_ref(kind, ns, obj_name), after_header="absent")
                           for kind, obj_name, obj in (("StatefulSet", name, live), ("Service", svc_name, live_svc))
                           if obj]

@@ -14,7 +14,6 @@ import copy
 import re
 from decimal import Decimal, InvalidOperation
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import WAIT_ARGSPEC, kube_argspec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_domain, check_dns_label, is_dns_subdomain
 
@@ -28,54 +27,6 @@ _SUFFIX = {"": 1, "m": Decimal("0.001"), "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 
            "Pi": 2 ** 50, "Ei": 2 ** 60}
 # The controller adds "controller-revision-hash: <name>-<10 chars>" to every pod; labels are <= 63.
 MAX_STS_NAME = 52
-
-
-def argument_spec():
-    """The ``statefulset`` module's options (documented in the module) plus the connection options."""
-    strings = {"type": "list", "elements": "str"}
-    return kube_argspec(
-        name={"type": "str", "required": True},
-        namespace={"type": "str", "default": "default"},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        image={"type": "str"},
-        image_pull_policy={"type": "str", "choices": ["Always", "IfNotPresent", "Never"]},
-        command=strings, args=strings,
-        replicas={"type": "int"},
-        ports={"type": "list", "elements": "dict", "options": {
-            "name": {"type": "str", "required": True},
-            "container_port": {"type": "int", "required": True},
-            "protocol": {"type": "str", "choices": ["TCP", "UDP", "SCTP"], "default": "TCP"}}},
-        env={"type": "raw"},
-        env_from={"type": "list", "elements": "dict", "options": {
-            "config_map": {"type": "str"}, "secret": {"type": "str", "no_log": False}, "prefix": {"type": "str"},
-            "optional": {"type": "bool"}}},
-        volume_claim_templates={"type": "list", "elements": "dict", "options": {
-            "name": {"type": "str", "required": True}, "size": {"type": "str", "required": True},
-            "storage_class": {"type": "str"}, "mount_path": {"type": "str"},
-            "access_modes": {"type": "list", "elements": "str", "default": ["ReadWriteOnce"]}}},
-        volumes={"type": "list", "elements": "dict"},
-        volume_mounts={"type": "list", "elements": "dict"},
-        pod_management_policy={"type": "str", "choices": ["OrderedReady", "Parallel"], "default": "OrderedReady"},
-        update_strategy={"type": "dict", "options": {
-            "type": {"type": "str", "choices": ["RollingUpdate", "OnDelete"], "default": "RollingUpdate"},
-            "partition": {"type": "int"}}},
-        readiness_probe={"type": "dict"}, liveness_probe={"type": "dict"}, startup_probe={"type": "dict"},
-        resources={"type": "dict"},
-        init_containers={"type": "list", "elements": "dict"},
-        sidecars={"type": "list", "elements": "dict"},
-        labels={"type": "dict"}, annotations={"type": "dict"}, pod_annotations={"type": "dict"},
-        service={"type": "dict", "options": {
-            "name": {"type": "str"},
-            "publish_not_ready_addresses": {"type": "bool", "default": False},
-            "labels": {"type": "dict"}, "annotations": {"type": "dict"}}},
-        definition={"type": "dict"},
-        cluster_domain={"type": "str", "default": "cluster.local"},
-        seed_count={"type": "int"},
-        on_immutable={"type": "str", "choices": ["fail", "recreate"], "default": "fail"},
-        delete_pvcs={"type": "bool", "default": False},
-        force={"type": "bool", "default": False},
-        **WAIT_ARGSPEC
-    )
 
 
 # -- checks ------------------------------------------------------------------------

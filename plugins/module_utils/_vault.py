@@ -19,6 +19,7 @@ import re
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, VaultError
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_auth import AUTH_ARGSPEC, Authenticator
 
@@ -230,10 +231,64 @@ def _says_invalid_lease(exc):
     return "invalid lease" in text or "lease not found" in text or "not found" in text
 
 
-def connect(params, kube_client_factory=None):
+def login(params, kube_client_factory=None):
     """A ``VaultClient`` plus its authenticator, logged in (the caller must call ``auth.logout``)."""
     auth = Authenticator(params, kube_client_factory=kube_client_factory)
     auth.validate()
     client = VaultClient(params)
     auth.authenticate(client)
     return client, auth
+
+
+class VaultSession:
+    """Vault for one module run: logged in on first use, logged out by ``close``.
+
+    A run that turns out not to need Vault (nothing to revoke, bad input found first) never
+    logs in. ``kube_client_factory`` gives the Kubernetes client the Kubernetes auth method
+    asks the API server with.
+    """
+
+    def __init__(self, params, kube_client_factory=None):
+        self.params = params
+        self.kube_client_factory = kube_client_factory
+        self.auth = None
+        self._client = None
+        self._protected = set()
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client, self.auth = login(self.params, kube_client_factory=self.kube_client_factory)
+            self._client.protect(*self._protected)
+        return self._client
+
+    def protect(self, *values):
+        """Never let these values appear in an error message, whether logged in yet or not."""
+        self._protected.update(v for v in values if v)
+        if self._client is not None:
+            self._client.protect(*values)
+
+    @property
+    def token_kept(self):
+        return bool(self.auth is not None and self.auth.token_kept)
+
+    def close(self, keep=False):
+        """Revoke the run's login token unless ``keep``; returns a warning when that failed."""
+        if self.auth is None:
+            return None
+        return self.auth.logout(self._client, keep=keep)
+
+
+def connect(task):
+    """A ``VaultSession`` for a module run (``run_module``'s ``connect``).
+
+    The Kubernetes client, needed only by the Kubernetes auth method, is made when that asks for it.
+    """
+    kube = []
+
+    def kube_client_factory():
+        if not kube:
+            kube.append(kube_client(task.params))
+        return kube[0]
+
+    return VaultSession(task.params, kube_client_factory=kube_client_factory)

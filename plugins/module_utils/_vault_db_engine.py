@@ -14,9 +14,8 @@ from __future__ import annotations
 __metaclass__ = type
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, VaultError
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK_CHANGED
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import connect, parse_duration
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import parse_duration
 
 STATEMENTS = ("creation_statements", "revocation_statements", "rollback_statements", "renew_statements")
 
@@ -114,10 +113,11 @@ def live_view(kind, data):
 class EngineRun:
     """One run of ``vault_db_engine``."""
 
-    def __init__(self, module):
-        self.module = module
-        self.p = module.params
-        self.check = module.check_mode
+    def __init__(self, task, session):
+        self.task = task
+        self.p = task.params
+        self.check = task.check_mode
+        self.session = session
         self.mount = self.p["mount_point"].strip("/")
         self.mount_exists = True
         self.vault = None
@@ -150,25 +150,18 @@ class EngineRun:
         plan = self.plan()
         for item in self.p.get("connections") or []:
             if item.get("password"):
-                self.module.no_log_values.add(item["password"])
-        kube = [None]
-
-        def kube_factory():
-            kube[0] = kube[0] or kube_client(self.p)
-            return kube[0]
-
-        self.vault, auth = connect(self.p, kube_client_factory=kube_factory)
+                self.task.hide(item["password"])
+                self.session.protect(item["password"])
         try:
-            for item in self.p.get("connections") or []:
-                self.vault.protect(item.get("password"))
+            self.vault = self.session.client
             self.ensure_mount()
             for kind, item, want in plan:
                 self.reconcile(kind, item, want)
         finally:
-            warning = auth.logout(self.vault)
+            warning = self.session.close()
             if warning:
-                self.module.warn(warning)
-        if self.module._diff:
+                self.task.warn(warning)
+        if self.task.diff:
             self.result["diff"] = self.diff
         return self.result
 
@@ -232,5 +225,6 @@ class EngineRun:
         return body
 
 
-def run(module):
-    return EngineRun(module).run()
+def run(task, session):
+    """The ``vault_db_engine`` module's work; ``session`` is a ``_vault.VaultSession``."""
+    return EngineRun(task, session).run()

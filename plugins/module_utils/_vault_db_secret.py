@@ -28,8 +28,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     KubeApiError,
     VaultError,
 )
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import connect, parse_duration
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import VaultSession, parse_duration
 
 TEMPLATE_FIELDS = ("username", "password", "username_url", "password_url", "lease_id", "lease_duration", "expires")
 WORKLOAD_API = "apps/v1"
@@ -95,15 +94,13 @@ def validate(params):
 class SecretRun:
     """One run of ``vault_db_secret``."""
 
-    def __init__(self, module):
-        self.module = module
-        self.p = module.params
-        self.check = module.check_mode
+    def __init__(self, task, kube):
+        self.task = task
+        self.p = task.params
+        self.check = task.check_mode
         self.now = L.utcnow()
-        self.kube = kube_client(self.p)
-        self._vault = None
-        self._hidden = set()
-        self.auth = None
+        self.kube = kube
+        self.session = VaultSession(self.p, kube_client_factory=lambda: self.kube)
         self.keep_token = False
         self.mount = self.p["mount_point"].strip("/")
         kind = "static-creds" if self.p["credential_type"] == "static" else "creds"
@@ -113,26 +110,21 @@ class SecretRun:
     # -- plumbing ----------------------------------------------------------------
     @property
     def vault(self):
-        if self._vault is None:
-            self._vault, self.auth = connect(self.p, kube_client_factory=lambda: self.kube)
-            self._vault.protect(*self._hidden)
-        return self._vault
+        return self.session.client
 
     def close(self):
-        if self.auth is not None:
-            warning = self.auth.logout(self._vault, keep=self.keep_token)
-            self.result["vault_token_kept"] = self.auth.token_kept
+        if self.session.auth is not None:
+            warning = self.session.close(keep=self.keep_token)
+            self.result["vault_token_kept"] = self.session.token_kept
             if warning:
-                self.module.warn(warning)
+                self.task.warn(warning)
 
     def hide(self, *values):
         """Keep values out of every output (Ansible masks no_log values) and out of errors."""
         for value in values:
             if value:
-                self._hidden.add(value)
-                self.module.no_log_values.add(value)
-                if self._vault is not None:
-                    self._vault.protect(value)
+                self.task.hide(value)
+                self.session.protect(value)
 
     def secret_name(self):
         return "Secret %s/%s" % (self.p["namespace"], self.p["name"])
@@ -173,7 +165,7 @@ class SecretRun:
         if not self.check:
             self.kube.delete("v1", "Secret", self.p["name"], self.p["namespace"])
         self.result.update(changed=True, action="deleted", reason="state_absent")
-        if self.module._diff:
+        if self.task.diff:
             self.result["diff"] = make_diff(live, None)
 
     def present(self, live):
@@ -231,7 +223,7 @@ class SecretRun:
                 self.vault.revoke_lease(entry["lease_id"])
                 revoked.append(entry["lease_id"])
             except VaultError as exc:
-                self.module.warn("superseded lease %s not revoked yet: %s" % (entry["lease_id"], exc.msg))
+                self.task.warn("superseded lease %s not revoked yet: %s" % (entry["lease_id"], exc.msg))
         self.result["revoked_leases"].extend(revoked)
         return revoked
 
@@ -388,7 +380,7 @@ class SecretRun:
                    "renewable": bool(lease.get("renewable")), "duration": lease.get("duration") or 0,
                    "max_expires": lease.get("max_expires") or None},
             superseded_leases=list(state["superseded"]))
-        if self.module._diff:
+        if self.task.diff:
             self.result["diff"] = make_diff(live, after)
 
     def undo_mint(self, state, exc):
@@ -422,7 +414,7 @@ class SecretRun:
                 state["superseded"].append({"lease_id": lease_id, "revoke_after": L.format_time(self.now)})
                 self.kube.patch("v1", "Secret", self.p["name"], self.p["namespace"], {"metadata": {"annotations": {
                     L.A_SUPERSEDED: L.dump_superseded(state["superseded"])}}})
-                self.module.warn("superseded lease %s not revoked yet: %s" % (lease_id, exc.msg))
+                self.task.warn("superseded lease %s not revoked yet: %s" % (lease_id, exc.msg))
 
     # -- consumers ---------------------------------------------------------------------
     def restart_targets(self):
@@ -450,7 +442,7 @@ class SecretRun:
             self.result["restart_missing"] = missing
             if mode == "warn":
                 for ref in missing:
-                    self.module.warn("restart target %s does not exist; nothing to restart there" % ref)
+                    self.task.warn("restart target %s does not exist; nothing to restart there" % ref)
         return found
 
     def restart(self, targets, recorded, state):
@@ -485,5 +477,6 @@ class SecretRun:
 _ACTIONS = {"issue": "issued", "rotate": "rotated", "renew": "renewed", "update": "updated", "keep": "updated"}
 
 
-def run(module):
-    return SecretRun(module).run()
+def run(task, kube):
+    """The ``vault_db_secret`` module's work: the Secret through ``kube``, Vault through a session of its own."""
+    return SecretRun(task, kube).run()

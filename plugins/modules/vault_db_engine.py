@@ -266,7 +266,7 @@ diff:
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_db_engine
 from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, vault_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, connect, vault_argspec
 
 STATE = {"type": "str", "choices": ["present", "absent"], "default": "present"}
 
@@ -303,7 +303,7 @@ def argument_spec():
 def main():
     module = new_module(argument_spec(), supports_check_mode=True)
     check_hvac_library(module)
-    run_module(module, _vault_db_engine.run)
+    run_module(module, _vault_db_engine.run, connect)
 
 
 if __name__ == "__main__":

@@ -292,7 +292,7 @@ diff:
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_db_secret
 from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, vault_argspec
 
 
@@ -331,7 +331,7 @@ def main():
                         required_if=[("state", "present", ["role"])])
     check_kubernetes_library(module)
     check_hvac_library(module)
-    run_module(module, _vault_db_secret.run)
+    run_module(module, _vault_db_secret.run, connect)
 
 
 if __name__ == "__main__":

@@ -116,8 +116,16 @@ def test_data_fields(tmp_path):
 class _Module:
     """Just enough of AnsibleModule for run_module: exit_json and fail_json leave as theirs do."""
 
+    params = {}
+    check_mode = _diff = False
+    run_command = None
+
     def __init__(self):
         self.exited = None
+        self.no_log_values = set()
+
+    def warn(self, msg):
+        pass
 
     def exit_json(self, **result):
         self.exited = result
@@ -129,7 +137,7 @@ class _Module:
 
 
 def _writes_a_key(ending):
-    def work(_module):
+    def work(_task, _client):
         path = K.private_file(b"secret-key-material", ".key")
         with open(path, "rb") as handle:  # the file is there while the run needs it
             assert handle.read() == b"secret-key-material"

@@ -8,11 +8,12 @@ import pytest
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset_spec as spec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.modules.statefulset import argument_spec
 
 
 def params(**over):
     """Module params as AnsibleModule hands them over (defaults filled in)."""
-    base = {name: opt.get("default") for name, opt in spec.argument_spec().items()}
+    base = {name: opt.get("default") for name, opt in argument_spec().items()}
     base.update({"name": "cassandra", "namespace": "db", "image": "cassandra:5.0"})
     base.update(over)
     return base
