@@ -19,7 +19,7 @@ import random
 import time
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
@@ -49,24 +49,6 @@ SERVICE_ACCOUNT_DIR = _kubeconfig.SERVICE_ACCOUNT_DIR
 TRANSIENT_STATUSES = frozenset((429, 500, 502, 503, 504))
 # Several threads share the pool when many objects are applied at once.
 POOL_MAXSIZE = 16
-
-# Connection options, documented once in doc_fragments/kube.py.
-KUBE_CONNECTION_ARGSPEC = {
-    "kubeconfig": {"type": "raw", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG", "KUBECONFIG"])},
-    "context": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
-    "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
-    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
-    "client_cert": {"type": "path", "aliases": ["cert_file"], "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE"])},
-    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False,
-                   "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"])},
-    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"])},
-    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"], "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"])},
-    "proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_PROXY"])},
-    "impersonate_user": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])},
-    "impersonate_groups": {"type": "list", "elements": "str"},
-    "request_timeout": {"type": "float", "default": 30.0},
-    "api_retries": {"type": "int", "default": 5},
-}
 
 # Kinds the collection manages: (group/version, kind) -> (plural, namespaced).
 # Knowing them up front saves a discovery round trip per run.

@@ -12,7 +12,7 @@ rest of a module run):
 - relative paths are resolved against the directory of the file that holds them;
 - ``*-data`` fields: the CA stays in memory; a client certificate and key go to
   private temporary files (mode 0600), because Python's TLS loads them only from
-  files. The module removes them when its run ends (``_common.run_module`` calls
+  files. The module removes them when its run ends (``_module.run_module`` calls
   ``remove_private_files()`` in a ``finally``), whether it succeeds or fails, in a
   module process or in a worker that runs many tasks (where ``atexit`` never runs).
 

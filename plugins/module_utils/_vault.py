@@ -13,15 +13,14 @@ from __future__ import annotations
 
 __metaclass__ = type
 
-import copy
 import re
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, VaultError
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_auth import AUTH_ARGSPEC, Authenticator
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_auth import Authenticator
 
 try:
     import hvac
@@ -38,29 +37,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the libr
 
 RETRY_STATUSES = (412, 429, 500, 502, 503, 504)
 
-# Connection options, documented once in doc_fragments/vault.py. Names that would
-# clash with the Kubernetes connection options (namespace, ca_cert, validate_certs)
-# carry a vault_ prefix so both groups of module_defaults can coexist.
-VAULT_CONNECTION_ARGSPEC = {
-    "url": {"type": "str", "fallback": (env_fallback, ["VAULT_ADDR", "BAO_ADDR"])},
-    "vault_namespace": {"type": "str", "fallback": (env_fallback, ["VAULT_NAMESPACE", "BAO_NAMESPACE"])},
-    "vault_ca_cert": {"type": "path", "fallback": (env_fallback, ["VAULT_CACERT", "BAO_CACERT"])},
-    "vault_validate_certs": {"type": "bool", "default": True},
-    "vault_timeout": {"type": "int", "default": 30},
-    "vault_retries": {"type": "int", "default": 3},
-}
-
 _MULTI_ERROR = re.compile(r"\d+ errors? occurred: \* ?")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def vault_argspec(**options):
-    """Vault connection and authentication options plus a module's own ``options``."""
-    spec = copy.deepcopy(VAULT_CONNECTION_ARGSPEC)
-    spec.update(copy.deepcopy(AUTH_ARGSPEC))
-    spec.update(options)
-    return spec
 
 
 def check_hvac_library(module):

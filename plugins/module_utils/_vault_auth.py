@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the datastore.kubernetes collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Vault authentication methods.
+"""Vault authentication methods (their options are in ``_argspec.VAULT_AUTH_ARGSPEC``).
 
 Each method is a small class: ``validate()`` checks the options before anything
 is sent, ``authenticate(client)`` logs in and leaves the token on the client.
@@ -15,8 +15,6 @@ __metaclass__ = type
 
 import os
 
-from ansible.module_utils.basic import env_fallback
-
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     DatastoreError,
     InvalidInput,
@@ -25,24 +23,6 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
 
 DEFAULT_SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 TOKEN_REQUEST_SECONDS = 600  # the shortest lifetime the API server grants
-
-AUTH_ARGSPEC = {
-    "auth_method": {"type": "str", "default": "token",
-                    "choices": ["token", "approle", "kubernetes", "userpass", "jwt", "oidc"]},
-    "auth_mount_point": {"type": "str"},
-    "token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["VAULT_TOKEN", "BAO_TOKEN"])},
-    "role_id": {"type": "str", "fallback": (env_fallback, ["VAULT_ROLE_ID"])},
-    "secret_id": {"type": "str", "no_log": True, "fallback": (env_fallback, ["VAULT_SECRET_ID"])},
-    "auth_role": {"type": "str"},
-    "auth_username": {"type": "str"},
-    "auth_password": {"type": "str", "no_log": True},
-    "jwt": {"type": "str", "no_log": True},
-    "service_account_token_path": {"type": "path"},
-    "service_account_name": {"type": "str"},
-    "service_account_namespace": {"type": "str"},
-    "service_account_audiences": {"type": "list", "elements": "str"},
-    "keep_token": {"type": "bool", "default": False},
-}
 
 
 class AuthMethod:

@@ -226,7 +226,8 @@ deleted:
 
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _configmap
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
 
 

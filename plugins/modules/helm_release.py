@@ -314,7 +314,8 @@ release_status:
 """
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _helm
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import WAIT_ARGSPEC, kube_argspec, new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import WAIT_ARGSPEC, kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
 
 
 def argument_spec():

@@ -321,7 +321,8 @@ not_ready:
 
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _job
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import WAIT_ARGSPEC, kube_argspec, new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import WAIT_ARGSPEC, kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
 
 

@@ -265,8 +265,9 @@ diff:
 
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_db_engine
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, connect, vault_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import kube_argspec, vault_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, connect
 
 STATE = {"type": "str", "choices": ["present", "absent"], "default": "present"}
 

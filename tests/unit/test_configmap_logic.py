@@ -8,7 +8,7 @@ import os
 import pytest
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _configmap as cm
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import ImmutableField, InvalidInput
 
 from _fake_kube import FakeKube  # noqa: E402 pylint: disable=wrong-import-order

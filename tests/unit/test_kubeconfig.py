@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils import _common, _kube
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _kube, _module
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig as K
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
 
@@ -156,7 +156,7 @@ def test_private_files_are_removed_when_the_run_ends(ending):
     """However the module's run ends, its private files are gone: no atexit needed (a worker never runs it)."""
     work, written = _writes_a_key(ending)
     with pytest.raises((SystemExit, RuntimeError)):
-        _common.run_module(_Module(), work)
+        _module.run_module(_Module(), work)
     assert written and not os.path.exists(written[0])
     assert K._PRIVATE_FILES == [] and K._WRITTEN == {}
 
@@ -167,7 +167,7 @@ def test_a_second_run_writes_its_own_file():
         work, written = _writes_a_key("ok")
         module = _Module()
         with pytest.raises(SystemExit):
-            _common.run_module(module, work)
+            _module.run_module(module, work)
         assert module.exited == {"changed": False}
         assert not os.path.exists(written[0])
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _resource as res
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, WaitFailed, WaitTimeout
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_auth as A
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import vault_argspec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import (
-    VaultClient,
-    parse_duration,
-    vault_argspec,
-)
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import VaultClient, parse_duration
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_db_engine import (
     _same,
     desired_role,

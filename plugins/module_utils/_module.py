@@ -1,12 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the datastore.kubernetes collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What every module's ``main()`` goes through: one contract for the work, one error path.
+"""``AnsibleModule`` plumbing every module's ``main()`` goes through: one way to run the work, one error path.
 
-A module's work is a function ``run(task, client) -> dict``: ``task`` is a ``Task`` (the
-validated options, check and diff mode, and the ways back to Ansible: warnings and values to
-mask), ``client`` is what the work speaks through (the Kubernetes client, the helm CLI, a Vault
-session), made by the module's ``connect(task)``; the dict is the module's result.
+``run_module(module, work, connect)`` runs ``work(task, connect(task))`` (the contract of
+``_task``) and exits with its result, or fails once with a readable message.
 """
 
 from __future__ import annotations
@@ -16,52 +14,15 @@ __metaclass__ = type
 import copy
 import decimal
 import json
-from dataclasses import dataclass
 
 from ansible.module_utils import basic
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KUBE_CONNECTION_ARGSPEC
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
 
 # Detail keys that are for code, not for the person reading the failure.
 _PRIVATE_DETAILS = ("last", "job")
-
-WAIT_ARGSPEC = {
-    "wait": {"type": "bool", "default": True},
-    "wait_timeout": {"type": "int", "default": 300},
-}
-
-
-def kube_argspec(**options):
-    """Connection options plus a module's own ``options``."""
-    spec = copy.deepcopy(KUBE_CONNECTION_ARGSPEC)
-    spec.update(options)
-    return spec
-
-
-def _discard(*_args, **_kwargs):
-    return None
-
-
-@dataclass(frozen=True)
-class Task:
-    """One run of a module, as its work sees it."""
-
-    params: dict
-    check_mode: bool = False
-    diff: bool = False
-    # A warning for the task's output.
-    warn: object = _discard
-    # A value (a secret) Ansible must mask in everything it prints, the task's arguments included.
-    hide: object = _discard
-    # ``AnsibleModule.run_command``, for the modules that run a program (helm).
-    run_command: object = None
-
-    @classmethod
-    def of(cls, module):
-        return cls(params=module.params, check_mode=module.check_mode, diff=module._diff,  # pylint: disable=protected-access
-                   warn=module.warn, hide=module.no_log_values.add, run_command=module.run_command)
 
 
 def run_module(module, work, connect=None):
