@@ -15,8 +15,8 @@ from __future__ import annotations
 __metaclass__ = type
 
 import copy
-from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils._batch import run_batch
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     Conflict,
     ImmutableField,
@@ -261,15 +261,12 @@ def apply_objects(client, objs, check_mode=False, force=False, concurrency=8):
         if not batch:
             return
         known = prefetch(client, objs, batch)
-        if len(batch) == 1 or concurrency <= 1:
-            for idx in batch:
-                results[idx] = apply_object(client, objs[idx], check_mode, force, known.get(idx, _UNSET))
-        else:
-            with ThreadPoolExecutor(max_workers=min(concurrency, len(batch))) as pool:
-                futures = [(idx, pool.submit(apply_object, client, objs[idx], check_mode, force,
-                                             known.get(idx, _UNSET))) for idx in batch]
-                for idx, fut in futures:
-                    results[idx] = fut.result()
+        outcomes = run_batch(apply_object, [(client, objs[idx], check_mode, force, known.get(idx, _UNSET))
+                                            for idx in batch], concurrency)
+        for idx, (ok, value) in zip(batch, outcomes):
+            if not ok:
+                raise value
+            results[idx] = value
         del batch[:]
 
     for idx, obj in enumerate(objs):

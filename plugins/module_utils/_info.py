@@ -88,17 +88,10 @@ def lease_entry(name, meta, now=None):
 
 def _secret_metadata(client, namespace, name):
     """GET a Secret as ``PartialObjectMetadata``: the server sends no data, only metadata."""
-    saved = client.extra_headers.get("Accept")
-    client.extra_headers["Accept"] = METADATA_ONLY
     try:
-        obj = client.request("GET", client.path("v1", "Secret", namespace, name))
+        obj = client.request("GET", client.path("v1", "Secret", namespace, name), headers={"Accept": METADATA_ONLY})
     except NotFound:
         return None
-    finally:
-        if saved is None:
-            client.extra_headers.pop("Accept", None)
-        else:
-            client.extra_headers["Accept"] = saved
     # Belt and braces: keep metadata only, whatever the server sent.
     return copy.deepcopy((obj or {}).get("metadata") or {})
 

@@ -340,9 +340,11 @@ class KubeClient:
         return "/".join(parts)
 
     # -- transport -------------------------------------------------------------
-    def _headers(self, content_type=None):
+    def _headers(self, content_type=None, extra=None):
         headers = {"Accept": "application/json", "User-Agent": FIELD_MANAGER}
         headers.update(self.extra_headers)
+        # Headers of this one request (an Accept for metadata only, say) go on top; the client's stay as they are.
+        headers.update(extra or {})
         if content_type:
             headers["Content-Type"] = content_type
         # The library's Configuration keeps a kubeconfig token under "BearerToken"; both
@@ -365,9 +367,12 @@ class KubeClient:
             url += "?" + urlencode(pairs)
         return url
 
-    def raw(self, method, path, body=None, query=None, content_type=None, timeout=None, stream=False):
-        """Send one request with retries; return the urllib3 response (status < 400)."""
-        headers = self._headers(content_type or ("application/json" if body is not None else None))
+    def raw(self, method, path, body=None, query=None, content_type=None, timeout=None, stream=False, headers=None):
+        """Send one request with retries; return the urllib3 response (status < 400).
+
+        ``headers`` are sent with this request only, over the client's own.
+        """
+        headers = self._headers(content_type or ("application/json" if body is not None else None), headers)
         if self._repeated_headers:
             headers = urllib3.HTTPHeaderDict(headers)
             for name, value in self._repeated_headers:
@@ -403,9 +408,10 @@ class KubeClient:
                 continue
             raise self._error(method, path, resp.status, data)
 
-    def request(self, method, path, body=None, query=None, content_type=None, timeout=None):
+    def request(self, method, path, body=None, query=None, content_type=None, timeout=None, headers=None):
         """Send a request and return the decoded JSON body (``None`` for an empty body)."""
-        resp = self.raw(method, path, body=body, query=query, content_type=content_type, timeout=timeout)
+        resp = self.raw(method, path, body=body, query=query, content_type=content_type, timeout=timeout,
+                        headers=headers)
         if not resp.data:
             return None
         return json.loads(resp.data)

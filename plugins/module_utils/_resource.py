@@ -16,7 +16,6 @@ __metaclass__ = type
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import (
     BARRIER_KINDS,
@@ -27,6 +26,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import
     object_ref,
     validate_manifest,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._batch import run_batch
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     DatastoreError,
     InvalidInput,
@@ -298,24 +298,10 @@ def run_all(func, args_list, concurrency):
     Every call runs to its end; then all failures are reported together, the first
     one's type kept, so one slow object does not hide another.
     """
-    if not args_list:
-        return []
-    if concurrency <= 1 or len(args_list) == 1:
-        outcomes = []
-        for args in args_list:
-            try:
-                outcomes.append((True, func(*args)))
-            except DatastoreError as exc:
-                outcomes.append((False, exc))
-    else:
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(args_list))) as pool:
-            futures = [pool.submit(func, *args) for args in args_list]
-            outcomes = []
-            for fut in futures:
-                try:
-                    outcomes.append((True, fut.result()))
-                except DatastoreError as exc:
-                    outcomes.append((False, exc))
+    outcomes = run_batch(func, args_list, concurrency, keep_going=True)
+    for ok, value in outcomes:
+        if not ok and not isinstance(value, DatastoreError):
+            raise value
     errors = [exc for ok, exc in outcomes if not ok]
     if len(errors) > 1:
         # Keep the first failure's type (so the caller still sees a WaitTimeout) with every message in it.

@@ -20,18 +20,17 @@ import secrets as _secrets
 import string
 from urllib.parse import quote
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _rollout
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_lease as L
 from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import apply_object, make_diff
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     DatastoreError,
     InvalidInput,
-    KubeApiError,
     VaultError,
 )
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import VaultSession, parse_duration
 
 TEMPLATE_FIELDS = ("username", "password", "username_url", "password_url", "lease_id", "lease_duration", "expires")
-WORKLOAD_API = "apps/v1"
 PLACEHOLDER = "(issued by Vault when not in check mode)"
 
 
@@ -426,14 +425,7 @@ class SecretRun:
         also warns (so that a typo shows), says nothing, or fails the task here,
         before anything is issued or written.
         """
-        found, missing = [], []
-        for target in self.p.get("restart_targets") or []:
-            namespace = target.get("namespace") or self.p["namespace"]
-            obj = self.kube.get(WORKLOAD_API, target["kind"], target["name"], namespace)
-            if obj is None:
-                missing.append("%s %s/%s" % (target["kind"], namespace, target["name"]))
-                continue
-            found.append(obj)
+        found, missing = _rollout.find_workloads(self.kube, self.p.get("restart_targets"), self.p["namespace"])
         if missing:
             mode = self.p["restart_missing"]
             if mode == "fail":
@@ -453,24 +445,14 @@ class SecretRun:
         changed_creds = recorded is not None and decision.action in ("issue", "rotate", "update")
         digest = L.hash_digest(state.get("hash")) if state.get("hash") else "pending"
         for obj in targets:
-            meta = obj["metadata"]
-            template_ann = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
-                "annotations") or {}
+            held = _rollout.template_annotations(obj)
             # A target that carries an older hash missed a restart (a failed earlier run): catch up.
-            stale = L.RESTART_HASH in template_ann and template_ann[L.RESTART_HASH] != digest
+            stale = L.RESTART_HASH in held and held[L.RESTART_HASH] != digest
             if not (changed_creds or stale):
                 continue
-            patch = {"spec": {"template": {"metadata": {"annotations": {
-                L.RESTARTED_AT: L.format_time(L.utcnow()), L.RESTART_HASH: digest}}}}}
-            if not self.check:
-                try:
-                    self.kube.patch(WORKLOAD_API, obj["kind"], meta["name"], meta["namespace"], patch)
-                except KubeApiError as exc:
-                    raise KubeApiError("%s %s/%s: rollout restart failed after the credentials changed: %s"
-                                       % (obj["kind"], meta["namespace"], meta["name"], exc.msg),
-                                       status=exc.status)
-            self.result["restarted"].append({"kind": obj["kind"], "name": meta["name"],
-                                             "namespace": meta["namespace"]})
+            self.result["restarted"].append(_rollout.restart(self.kube, obj, {L.RESTART_HASH: digest},
+                                                             check_mode=self.check,
+                                                             reason="after the credentials changed"))
             self.result["changed"] = True
 
 

@@ -31,7 +31,6 @@ A_SUPERSEDED = PREFIX + "vault-superseded-leases"
 A_STATIC_ROTATION = PREFIX + "vault-last-rotation"
 RESERVED_ANNOTATIONS = (A_SOURCE, A_LEASE_ID, A_EXPIRES, A_RENEWABLE, A_DURATION, A_MAX_EXPIRES, A_HASH,
                         A_SUPERSEDED, A_STATIC_ROTATION)
-RESTARTED_AT = PREFIX + "restartedAt"
 RESTART_HASH = PREFIX + "credentials-hash"
 
 Decision = namedtuple("Decision", "action reason")

@@ -405,3 +405,23 @@ def test_check_library_does_not_need_kubernetes(monkeypatch):
     monkeypatch.setattr(_kube, "HAS_KUBERNETES", False)
     _kube.check_kubernetes_library(Module())
     assert calls == []
+
+
+def test_headers_of_one_request_leave_the_client_as_it_was():
+    """A request's own headers (info asks for Secrets as metadata only) go with that request alone."""
+    sent = []
+
+    class Pool:
+        @staticmethod
+        def request(method, url, headers=None, **_kwargs):
+            sent.append(dict(headers))
+            return type("Response", (), {"status": 200, "data": b"{}"})()
+
+    client = _kube.KubeClient(K.ClusterConfig("https://h:6443"), impersonate_user="jane")
+    client.pool_manager = Pool()
+    client.request("GET", "/api/v1/namespaces/db/secrets/s", headers={"Accept": "application/json;as=PartialObjectMetadata"})
+    client.request("GET", "/api/v1/namespaces/db/secrets/s")
+    assert sent[0]["Accept"] == "application/json;as=PartialObjectMetadata"
+    assert sent[1]["Accept"] == "application/json"
+    assert sent[0]["Impersonate-User"] == sent[1]["Impersonate-User"] == "jane"
+    assert client.extra_headers == {"Impersonate-User": "jane"}
