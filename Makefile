@@ -1,8 +1,9 @@
 # datastore.kubernetes — development entry points.
 #
 #   make demo      install what is needed, start the local environment, run playbooks/site.yml
-#   make test      lint, sanity, unit, integration, the oldest and newest ansible-core (compat-edge)
-#                  and molecule against the local environment
+#   make test      lint, type check, sanity, unit, integration, the oldest and newest ansible-core
+#                  (compat-edge) and molecule against the local environment
+#   make typecheck mypy on plugins/module_utils and plugins/plugin_utils (tests/mypy.ini)
 #   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
 #   make compat    every supported ansible-core line (tools/compat/versions.txt): docs, unit tests,
@@ -92,6 +93,16 @@ demo: localenv-up collection-link
 lint: venv collection-link
 	ansible-lint --profile production --offline
 
+# The type hints of module_utils and plugin_utils, checked against Python 3.8, the oldest the modules
+# run on (tests/mypy.ini). mypy resolves the collection's imports through the link, and keeps its cache
+# outside the repository.
+.PHONY: typecheck
+typecheck: venv collection-link
+	cd $(COLL_LINK_ROOT) && MYPYPATH=$(COLL_LINK_ROOT) mypy --config-file $(CURDIR)/tests/mypy.ini \
+	  --cache-dir $(CACHE)/mypy-$(REPO_ID) \
+	  -p ansible_collections.datastore.kubernetes.plugins.module_utils \
+	  -p ansible_collections.datastore.kubernetes.plugins.plugin_utils
+
 ANSIBLE_TEST_PIP := $(shell $(PY) -c "from ansible_test._internal.python_requirements import get_venv_packages" 2>/dev/null; echo 24.2)
 
 .PHONY: sanity
@@ -155,6 +166,7 @@ test: venv collection-link localenv-install
 	@rm -rf $(JUNIT_DIR)
 	@echo "ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python $$($(PY) -c 'import platform; print(platform.python_version())'), Kubernetes $$(. $(LOCALENV_VERSIONS) && echo $$K8S_VERSION)"
 	$(MAKE) lint
+	$(MAKE) typecheck
 	$(MAKE) sanity
 	$(MAKE) unit
 	$(LOCALENV) down

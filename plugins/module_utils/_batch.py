@@ -11,11 +11,13 @@ from __future__ import annotations
 __metaclass__ = type
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError
 
 
-def run_batch(func, args_list, concurrency, keep_going=False):
+def run_batch(func: Callable[..., Any], args_list: Sequence[Sequence[Any]], concurrency: int,
+              keep_going: bool = False) -> list[tuple[bool, Any]]:
     """``func(*args)`` for each entry of ``args_list``; their outcomes in input order.
 
     An outcome is ``(True, value)`` or ``(False, exception)``. With more than one entry and a
@@ -26,8 +28,8 @@ def run_batch(func, args_list, concurrency, keep_going=False):
     """
     if not args_list:
         return []
+    outcomes: list[tuple[bool, Any]] = []
     if concurrency <= 1 or len(args_list) == 1:
-        outcomes = []
         for args in args_list:
             if not keep_going:
                 outcomes.append((True, func(*args)))
@@ -39,7 +41,6 @@ def run_batch(func, args_list, concurrency, keep_going=False):
         return outcomes
     with ThreadPoolExecutor(max_workers=min(concurrency, len(args_list))) as pool:
         futures = [pool.submit(func, *args) for args in args_list]
-        outcomes = []
         for fut in futures:
             try:
                 outcomes.append((True, fut.result()))

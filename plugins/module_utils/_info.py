@@ -14,10 +14,14 @@ __metaclass__ = type
 import copy
 import datetime
 import re
+from typing import Any
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset_report as report
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, NotFound
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_domain, check_dns_label, is_dns_subdomain
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_lease import (  # the names the vault_db_secret module writes
     A_EXPIRES as VAULT_LEASE_EXPIRES,
     A_LEASE_ID as VAULT_LEASE_ID,
@@ -31,7 +35,7 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,ap
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-def validate(params):
+def validate(params: Params) -> None:
     check_dns_label("name", params.get("name"))
     check_dns_label("namespace", params.get("namespace"))
     if params.get("service_name") is not None:
@@ -42,7 +46,7 @@ def validate(params):
             raise InvalidInput("vault_secret[%d]" % idx, "%r is not a valid Secret name" % (secret,))
 
 
-def parse_time(value):
+def parse_time(value: object) -> datetime.datetime | None:
     """An RFC 3339 time or a Unix timestamp as an aware ``datetime`` (``None`` when unreadable)."""
     if value is None:
         return None
@@ -64,7 +68,7 @@ def parse_time(value):
     return (parsed - offset).replace(tzinfo=datetime.timezone.utc)
 
 
-def lease_entry(name, meta, now=None):
+def lease_entry(name: str, meta: dict[str, Any] | None, now: datetime.datetime | None = None) -> dict[str, Any]:
     """What a credential Secret's annotations say about its lease (never its values)."""
     if meta is None:
         return {"secret": name, "exists": False, "lease_id": None, "lease_expires": None,
@@ -86,7 +90,7 @@ def lease_entry(name, meta, now=None):
     }
 
 
-def _secret_metadata(client, namespace, name):
+def _secret_metadata(client: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
     """GET a Secret as ``PartialObjectMetadata``: the server sends no data, only metadata."""
     try:
         obj = client.request("GET", client.path("v1", "Secret", namespace, name), headers={"Accept": METADATA_ONLY})
@@ -96,7 +100,7 @@ def _secret_metadata(client, namespace, name):
     return copy.deepcopy((obj or {}).get("metadata") or {})
 
 
-def pvc_entry(pvc):
+def pvc_entry(pvc: Obj) -> dict[str, Any]:
     spec, status = pvc.get("spec") or {}, pvc.get("status") or {}
     return {
         "name": pvc["metadata"]["name"],
@@ -110,7 +114,7 @@ def pvc_entry(pvc):
     }
 
 
-def endpoint_entries(slices):
+def endpoint_entries(slices: list[Obj]) -> list[dict[str, Any]]:
     """Every endpoint of the Service's EndpointSlices, by hostname then address."""
     out = []
     for piece in slices:
@@ -132,7 +136,7 @@ def endpoint_entries(slices):
     return sorted(out, key=lambda e: (e["hostname"] or "", e["addresses"]))
 
 
-def _strip(obj):
+def _strip(obj: Obj | None) -> Obj:
     if not obj:
         return {}
     out = copy.deepcopy(obj)
@@ -140,7 +144,7 @@ def _strip(obj):
     return out
 
 
-def run(task, client):
+def run(task: Task, client: KubeClient) -> Result:
     """The ``info`` module's work."""
     params = task.params
     validate(params)
@@ -148,7 +152,8 @@ def run(task, client):
     sts = client.get("apps/v1", "StatefulSet", name, ns)
     svc_name = params.get("service_name") or ((sts or {}).get("spec") or {}).get("serviceName") or name
     svc = client.get("v1", "Service", svc_name, ns)
-    pods, pvcs = [], []
+    pods: list[Obj] = []
+    pvcs: list[Obj] = []
     if sts:
         selector = selector_string(((sts["spec"].get("selector") or {}).get("matchLabels")))
         if selector:
@@ -157,7 +162,7 @@ def run(task, client):
         if templates:
             pvcs = report.claims_of(client.list("v1", "PersistentVolumeClaim", ns).get("items") or [], name,
                                     templates)
-    slices = []
+    slices: list[Obj] = []
     if svc:
         slices = client.list("discovery.k8s.io/v1", "EndpointSlice", ns,
                              label_selector="%s=%s" % (SERVICE_NAME_LABEL, svc_name)).get("items") or []

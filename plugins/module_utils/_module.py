@@ -14,18 +14,21 @@ __metaclass__ = type
 import copy
 import decimal
 import json
+from typing import Any
 
 from ansible.module_utils import basic
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import ArgSpec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError
-from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Connect, Task, Work
 
 # Detail keys that are for code, not for the person reading the failure.
 _PRIVATE_DETAILS = ("last", "job")
 
 
-def run_module(module, work, connect=None):
+def run_module(module: AnsibleModule, work: Work, connect: Connect | None = None) -> None:
     """Call ``work(task, connect(task))`` and exit with its result, or fail once with a readable message.
 
     The private files the run wrote (a kubeconfig's inline client key) are removed however it
@@ -44,7 +47,7 @@ def run_module(module, work, connect=None):
         _kubeconfig.remove_private_files()
 
 
-def _non_finite_options(argument_spec):
+def _non_finite_options(argument_spec: ArgSpec) -> list[str]:
     """Top-level int options whose raw value is an infinite or NaN number."""
     try:
         raw = json.loads(basic._ANSIBLE_ARGS or b"{}").get("ANSIBLE_MODULE_ARGS", {})  # pylint: disable=protected-access
@@ -63,7 +66,7 @@ def _non_finite_options(argument_spec):
     return fields
 
 
-def new_module(argument_spec, **kwargs):
+def new_module(argument_spec: ArgSpec, **kwargs: Any) -> AnsibleModule:
     """``AnsibleModule(...)``, failing cleanly where ansible-core's own checks crash.
 
     ansible-core's integer check turns "inf" into ``OverflowError`` instead of a type

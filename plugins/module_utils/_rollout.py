@@ -14,19 +14,25 @@ from __future__ import annotations
 __metaclass__ = type
 
 import datetime
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import KubeApiError
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj
+
+if TYPE_CHECKING:
+    from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient  # pragma: no cover
 
 WORKLOAD_API = "apps/v1"
 WORKLOAD_KINDS = ("StatefulSet", "Deployment", "DaemonSet")
 RESTARTED_AT = "datastore.kubernetes/restartedAt"
 
 
-def workload_ref(kind, namespace, name):
+def workload_ref(kind: str, namespace: str, name: str) -> str:
     return "%s %s/%s" % (kind, namespace, name)
 
 
-def find_workloads(client, targets, default_namespace):
+def find_workloads(client: KubeClient, targets: Iterable[dict[str, Any]] | None,
+                   default_namespace: str) -> tuple[list[Obj], list[str]]:
     """``(found, missing)``: the live workloads ``targets`` name, and ``Kind namespace/name`` of those that do not exist.
 
     A target is a mapping with ``kind``, ``name`` and optionally ``namespace`` (else ``default_namespace``).
@@ -42,12 +48,13 @@ def find_workloads(client, targets, default_namespace):
     return found, missing
 
 
-def template_annotations(obj):
+def template_annotations(obj: Obj) -> dict[str, str]:
     """The annotations of a workload's pod template."""
     return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
 
 
-def restart(client, obj, annotations=None, check_mode=False, reason=""):
+def restart(client: KubeClient, obj: Obj, annotations: dict[str, str] | None = None, check_mode: bool = False,
+            reason: str = "") -> dict[str, str]:
     """Roll ``obj``'s pods; returns its ``kind``, ``name`` and ``namespace``.
 
     The pod template gets ``RESTARTED_AT`` (now) and ``annotations``, which can record why it

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 __metaclass__ = type
 
+from typing import Any
+
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, VaultError
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK_CHANGED
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import parse_duration
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import VaultClient, VaultSession, parse_duration
 
 STATEMENTS = ("creation_statements", "revocation_statements", "rollback_statements", "renew_statements")
 
 
-def statements(value, field):
+def statements(value: Any, field: str) -> list[str]:
     """A list of SQL statements from a string or a list (omitted means none, as in Vault)."""
     if value is None:
         return []
@@ -34,7 +37,7 @@ def statements(value, field):
 UNORDERED = ("allowed_roles",)
 
 
-def _same(key, want, have):
+def _same(key: str, want: Any, have: Any) -> bool:
     """Compare a wanted value with Vault's answer, which may type scalars differently."""
     if isinstance(want, list) or isinstance(have, list):
         want, have = [str(v) for v in (want or [])], [str(v) for v in (have or [])]
@@ -48,7 +51,7 @@ def _same(key, want, have):
 class Kind:
     """How one kind of engine object is addressed, validated and compared."""
 
-    def __init__(self, name, path, label):
+    def __init__(self, name: str, path: str, label: str) -> None:
         self.name, self.path, self.label = name, path, label
 
 
@@ -57,7 +60,7 @@ ROLE = Kind("roles", "roles", "role")
 STATIC_ROLE = Kind("static_roles", "static-roles", "static role")
 
 
-def desired_connection(item, idx):
+def desired_connection(item: dict[str, Any], idx: int) -> dict[str, Any]:
     field = "connections[%d]" % idx
     for key in ("plugin_name", "connection_url"):
         if not item.get(key):
@@ -73,7 +76,7 @@ def desired_connection(item, idx):
     return want
 
 
-def desired_role(item, idx, default_db):
+def desired_role(item: dict[str, Any], idx: int, default_db: str | None) -> dict[str, Any]:
     field = "roles[%d]" % idx
     want = {"db_name": item.get("db_name") or default_db}
     if not want["db_name"]:
@@ -87,7 +90,7 @@ def desired_role(item, idx, default_db):
     return want
 
 
-def desired_static_role(item, idx, default_db):
+def desired_static_role(item: dict[str, Any], idx: int, default_db: str | None) -> dict[str, Any]:
     field = "static_roles[%d]" % idx
     want = {"db_name": item.get("db_name") or default_db, "username": item.get("username"),
             "rotation_period": parse_duration(item.get("rotation_period"), field + ".rotation_period"),
@@ -98,7 +101,7 @@ def desired_static_role(item, idx, default_db):
     return want
 
 
-def live_view(kind, data):
+def live_view(kind: Kind, data: dict[str, Any] | None) -> dict[str, Any] | None:
     """Vault's answer flattened to the fields the task can set."""
     if data is None:
         return None
@@ -113,19 +116,23 @@ def live_view(kind, data):
 class EngineRun:
     """One run of ``vault_db_engine``."""
 
-    def __init__(self, task, session):
+    def __init__(self, task: Task, session: VaultSession) -> None:
         self.task = task
         self.p = task.params
         self.check = task.check_mode
         self.session = session
         self.mount = self.p["mount_point"].strip("/")
         self.mount_exists = True
-        self.vault = None
-        self.result = {"changed": False, "mount_point": self.mount, "mount_created": False,
+        self.result: Result = {"changed": False, "mount_point": self.mount, "mount_created": False,
                        "connections": [], "roles": [], "static_roles": []}
-        self.diff = {"before": {}, "after": {}}
+        self.diff: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
 
-    def plan(self):
+    @property
+    def vault(self) -> VaultClient:
+        """Vault, logged in on first use."""
+        return self.session.client
+
+    def plan(self) -> list[tuple[Kind, dict[str, Any], dict[str, Any] | None]]:
         """Validate every item and build what Vault should hold, before anything is sent."""
         conns = self.p.get("connections") or []
         present = [c["name"] for c in conns if c["state"] == "present"]
@@ -146,14 +153,13 @@ class EngineRun:
         last = [x for x in plan if x[0] is CONNECTION and x[2] is None]
         return first + [x for x in plan if x[0] is not CONNECTION] + last
 
-    def run(self):
+    def run(self) -> Result:
         plan = self.plan()
         for item in self.p.get("connections") or []:
             if item.get("password"):
                 self.task.hide(item["password"])
                 self.session.protect(item["password"])
         try:
-            self.vault = self.session.client
             self.ensure_mount()
             for kind, item, want in plan:
                 self.reconcile(kind, item, want)
@@ -165,7 +171,7 @@ class EngineRun:
             self.result["diff"] = self.diff
         return self.result
 
-    def ensure_mount(self):
+    def ensure_mount(self) -> None:
         mount = self.vault.secrets_mount(self.mount)
         if mount is not None:
             if mount.get("type") != "database":
@@ -180,10 +186,10 @@ class EngineRun:
             self.vault.enable_secrets_mount(self.mount, "database")
             self.mount_exists = True
 
-    def path(self, kind, name):
+    def path(self, kind: Kind, name: str) -> str:
         return "%s/%s/%s" % (self.mount, kind.path, name)
 
-    def reconcile(self, kind, item, want):
+    def reconcile(self, kind: Kind, item: dict[str, Any], want: dict[str, Any] | None) -> None:
         name = item["name"]
         what = "%s %s at %s" % (kind.label, name, self.mount)
         live = None
@@ -216,7 +222,7 @@ class EngineRun:
             self.diff["after"].setdefault(kind.name, {})[name] = want
         self.result[kind.name].append(entry)
 
-    def payload(self, kind, item, want, send_password):
+    def payload(self, kind: Kind, item: dict[str, Any], want: dict[str, Any], send_password: bool) -> dict[str, Any]:
         body = dict(want)
         if kind is CONNECTION:
             body["verify_connection"] = item.get("verify_connection", True)
@@ -225,6 +231,6 @@ class EngineRun:
         return body
 
 
-def run(task, session):
+def run(task: Task, session: VaultSession) -> Result:
     """The ``vault_db_engine`` module's work; ``session`` is a ``_vault.VaultSession``."""
     return EngineRun(task, session).run()
