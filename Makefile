@@ -37,6 +37,12 @@ COLL_COPY_ROOT := $(CACHE)/sanity-$(REPO_ID)
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_LINK_ROOT)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 
+# What the tools would otherwise write into the work tree goes to the cache: Python's bytecode,
+# pytest's cache, hypothesis's data. `make test` leaves `git status` as it found it.
+export PYTHONPYCACHEPREFIX := $(CACHE)/pycache-$(REPO_ID)
+export PYTEST_ADDOPTS := $(PYTEST_ADDOPTS) -o cache_dir=$(CACHE)/pytest-cache-$(REPO_ID)
+export HYPOTHESIS_STORAGE_DIRECTORY := $(CACHE)/hypothesis-$(REPO_ID)
+
 LOCALENV := tools/localenv/localenv.sh
 LOCALENV_VERSIONS := tools/localenv/versions.env
 # pytest results of the last run, summed up at the end of `make test`

@@ -70,7 +70,7 @@ class InProcessModuleAction(NormalAction):
         if reason is None:
             runtime, reason = _core_compat.runtime()
         if reason is None:
-            pymodule, reason = _import_module(python_name)
+            pymodule, reason = import_module(python_name)
         if reason is not None or runtime is None or pymodule is None:
             display.vvv("%s runs as a module: %s" % (module_fqcn, reason))
             return super().run(tmp, task_vars)
@@ -148,19 +148,33 @@ class InProcessModuleAction(NormalAction):
         environment: dict[str, Any] = {}
         self._compute_environment_string(raw_environment_out=environment)
 
-        output, errors = io.StringIO(), io.StringIO()
-        rc = 0
-        # stderr is kept out of the play's output as a module process's is (Python warnings such as
-        # urllib3's about unverified TLS); Ansible shows it only when no result could be parsed.
-        with _process_state(environment), runtime.module_globals(encoded), _private_files(), \
-                contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
-            try:
-                pymodule.main()
-            except SystemExit as exc:
-                rc = exc.code if isinstance(exc.code, int) else 1
-            else:
-                raise RuntimeError("%s returned without a result" % module_fqcn)
-        return runtime.result(self, output.getvalue(), errors.getvalue(), rc)
+        stdout, stderr, rc = run_main(runtime, pymodule, encoded, environment)
+        return runtime.result(self, stdout, stderr, rc)
+
+
+def run_main(runtime: _core_compat.Runtime, pymodule: ModuleType, encoded: bytes,
+             environment: dict[str, Any]) -> tuple[str, str, int]:
+    """Run a module's ``main()`` in this process as a module process would run: ``(stdout, stderr, exit code)``.
+
+    ``encoded`` are the arguments as ``runtime.encode`` made them, ``environment`` the variables the
+    task sets. The process is put back as it was afterwards (see ``_process_state``). Anything ``main()``
+    raises but ``SystemExit`` propagates, as it would end a module process with a traceback; a ``main()``
+    that returns without exiting is a ``RuntimeError``. The action plugins and the tests run modules
+    through this one function.
+    """
+    output, errors = io.StringIO(), io.StringIO()
+    rc = 0
+    # stderr is kept out of the play's output as a module process's is (Python warnings such as
+    # urllib3's about unverified TLS); Ansible shows it only when no result could be parsed.
+    with _process_state(environment), runtime.module_globals(encoded), _private_files(), \
+            contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
+        try:
+            pymodule.main()
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else 1
+        else:
+            raise RuntimeError("%s returned without a result" % pymodule.__name__)
+    return output.getvalue(), errors.getvalue(), rc
 
 
 def _same_interpreter(interpreter: object) -> bool:
@@ -182,7 +196,7 @@ def _same_interpreter(interpreter: object) -> bool:
         return False
 
 
-def _import_module(python_name: str) -> tuple[ModuleType | None, str | None]:
+def import_module(python_name: str) -> tuple[ModuleType | None, str | None]:
     """The module's Python module, or the reason it cannot run here."""
     try:
         pymodule = importlib.import_module(python_name)

@@ -5,20 +5,14 @@ from __future__ import annotations
 import hvac.exceptions
 import pytest
 
-from _vault_testlib import (
+from testlib import unique
+from testlib.vault import (
     CREATE_SQL,
     OutputScanner,
     connection_url,
     pg_admin,
     pg_login,
-    root_client,
-    unique,
 )
-
-
-@pytest.fixture(scope="module")
-def vault(localenv):
-    return root_client(localenv)
 
 
 @pytest.fixture

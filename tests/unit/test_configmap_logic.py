@@ -11,7 +11,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils import _confi
 from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import ImmutableField, InvalidInput
 
-from _fake_kube import FakeKube  # noqa: E402 pylint: disable=wrong-import-order
+from testlib.fake_kube import FakeKube
 
 BINARY = bytes(range(256))
 

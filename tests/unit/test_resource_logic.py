@@ -13,7 +13,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._task import 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, WaitFailed, WaitTimeout
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK
 
-from _fake_kube import FakeKube  # noqa: E402 pylint: disable=wrong-import-order
+from testlib.fake_kube import FakeKube
 
 MULTI = """
 ---

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from testlib import option_defaults
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_auth as A
 from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import vault_argspec
@@ -17,7 +18,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_db_sec
 
 
 def params(**over):
-    base = {name: spec.get("default") for name, spec in vault_argspec().items()}
+    base = option_defaults(vault_argspec())
     base.update(over)
     return base
 
