@@ -188,6 +188,24 @@ class VaultClient:
         except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as exc:
             raise self.error("revoke lease %s" % lease_id, exc)
 
+    def list_leases(self, prefix: str) -> list[str]:
+        """The keys Vault lists under ``sys/leases/lookup/<prefix>`` (lease ids, and sub-prefixes ending in ``/``)."""
+        try:
+            answer = self.hvac.sys.list_leases(prefix)
+        except hvac.exceptions.InvalidPath:
+            return []
+        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as exc:
+            raise self.error("list the leases under %s" % prefix, exc)
+        return list(((answer or {}).get("data") or {}).get("keys") or [])
+
+    def count_leases(self, prefix: str) -> int:
+        """How many leases Vault holds under ``prefix`` (which ends in ``/``), at any depth."""
+        return sum(self.count_leases(prefix + key) if key.endswith("/") else 1 for key in self.list_leases(prefix))
+
+    def revoke_prefix(self, prefix: str) -> None:
+        """Revoke every lease under ``prefix``; Vault runs each one's revocation through its backend."""
+        self.call("revoke the leases under %s" % prefix, self.hvac.sys.revoke_prefix, prefix)
+
     # -- mounts ----------------------------------------------------------------
     def secrets_mount(self, mount_point: str) -> dict[str, Any] | None:
         """The mount's description (``type`` etc.), or ``None`` when nothing is mounted there."""
@@ -199,6 +217,10 @@ class VaultClient:
         self.call("enable the %s secrets engine at %s" % (backend_type, mount_point),
                   self.hvac.sys.enable_secrets_engine, backend_type, path=mount_point.strip("/"),
                   description=description)
+
+    def disable_secrets_mount(self, mount_point: str) -> None:
+        self.call("disable the secrets engine at %s" % mount_point, self.hvac.sys.disable_secrets_engine,
+                  mount_point.strip("/"))
 
 
 def _status_of(exc: Exception) -> int | None:

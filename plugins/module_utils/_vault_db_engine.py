@@ -124,7 +124,8 @@ class EngineRun:
         self.mount = self.p["mount_point"].strip("/")
         self.mount_exists = True
         self.result: Result = {"changed": False, "mount_point": self.mount, "mount_created": False,
-                       "connections": [], "roles": [], "static_roles": []}
+                               "mount_removed": False, "revoked_leases": 0, "connections": [], "roles": [],
+                               "static_roles": []}
         self.diff: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
 
     @property
@@ -154,15 +155,19 @@ class EngineRun:
         return first + [x for x in plan if x[0] is not CONNECTION] + last
 
     def run(self) -> Result:
-        plan = self.plan()
+        plan = self.plan() if self.p.get("state") != "absent" else []
         for item in self.p.get("connections") or []:
             if item.get("password"):
                 self.task.hide(item["password"])
                 self.session.protect(item["password"])
         try:
-            self.ensure_mount()
-            for kind, item, want in plan:
-                self.reconcile(kind, item, want)
+            if self.p.get("state") == "absent":
+                self.remove_mount()
+            else:
+                # A task that only removes things does not enable the engine it would remove them from.
+                self.ensure_mount(not plan or any(want is not None for _kind, _item, want in plan))
+                for kind, item, want in plan:
+                    self.reconcile(kind, item, want)
         finally:
             warning = self.session.close()
             if warning:
@@ -171,20 +176,54 @@ class EngineRun:
             self.result["diff"] = self.diff
         return self.result
 
-    def ensure_mount(self) -> None:
+    def database_mount(self) -> dict[str, Any] | None:
+        """The engine mounted at ``mount_point`` (``None`` when nothing is); anything but a database engine is refused."""
         mount = self.vault.secrets_mount(self.mount)
-        if mount is not None:
-            if mount.get("type") != "database":
-                raise VaultError("mount_point %s holds a %s secrets engine, not database; choose another mount_point"
-                                 % (self.mount, mount.get("type")))
+        if mount is not None and mount.get("type") != "database":
+            raise VaultError("mount_point %s holds a %s secrets engine, not database; choose another mount_point"
+                             % (self.mount, mount.get("type")))
+        return mount
+
+    def ensure_mount(self, needed: bool) -> None:
+        """Enable the engine when it is missing and ``needed``."""
+        if self.database_mount() is not None:
             return
         self.mount_exists = False
+        if not needed:
+            return
         self.result.update(changed=True, mount_created=True)
         self.diff["before"]["mount"] = None
         self.diff["after"]["mount"] = {"path": self.mount, "type": "database"}
         if not self.check:
             self.vault.enable_secrets_mount(self.mount, "database")
             self.mount_exists = True
+
+    def remove_mount(self) -> None:
+        """state=absent: every lease under the mount revoked (while the connections exist), then the mount disabled."""
+        if self.database_mount() is None:
+            return
+        prefix = self.mount + "/"
+        leases = self.vault.count_leases(prefix)
+        self.result.update(changed=True, mount_removed=True, revoked_leases=leases)
+        self.diff["before"]["mount"] = {"path": self.mount, "type": "database"}
+        self.diff["after"]["mount"] = None
+        if self.check:
+            return
+        if leases:
+            self.vault.revoke_prefix(prefix)
+        self.vault.disable_secrets_mount(self.mount)
+
+    def revoke_role_leases(self, name: str, entry: dict[str, Any]) -> None:
+        """revoke_leases: the leases of a dynamic role being removed go first, while its connection exists."""
+        prefix = "%s/creds/%s/" % (self.mount, name)
+        leases = self.vault.count_leases(prefix)
+        entry["revoked_leases"] = leases
+        if not leases:
+            return
+        self.result["changed"] = True
+        self.result["revoked_leases"] += leases
+        if not self.check:
+            self.vault.revoke_prefix(prefix)
 
     def path(self, kind: Kind, name: str) -> str:
         return "%s/%s/%s" % (self.mount, kind.path, name)
@@ -196,8 +235,10 @@ class EngineRun:
         if self.mount_exists:
             answer = self.vault.read(self.path(kind, name), what="read " + what)
             live = live_view(kind, (answer or {}).get("data")) if answer else None
-        entry = {"name": name}
+        entry: dict[str, Any] = {"name": name}
         if want is None:
+            if kind is ROLE and self.p.get("revoke_leases") and self.mount_exists:
+                self.revoke_role_leases(name, entry)
             entry["action"] = "deleted" if live is not None else "absent"
             if live is not None and not self.check:
                 self.vault.delete(self.path(kind, name), what="delete " + what)
