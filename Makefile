@@ -109,15 +109,24 @@ typecheck: venv collection-link
 	  -p ansible_collections.datastore.kubernetes.plugins.module_utils \
 	  -p ansible_collections.datastore.kubernetes.plugins.plugin_utils
 
-ANSIBLE_TEST_PIP := $(shell $(PY) -c "from ansible_test._internal.python_requirements import get_venv_packages" 2>/dev/null; echo 24.2)
+# The files of the work tree as git sees them (tracked and untracked, not ignored), copied to $(1); a
+# tracked file deleted in the work tree is not there to copy. Any other failure to copy fails the target.
+copy_tree = git ls-files -co --exclude-standard -z | \
+	  while IFS= read -r -d '' f; do if [ -e "$$f" ]; then printf '%s\0' "$$f"; fi; done | \
+	  xargs -0 --no-run-if-empty cp --parents -t $(1)
 
+# ansible-test bootstraps pip into its test environments with a script it would download; the
+# stand-in in tools/sanity is put where ansible-test looks for the pip version it asks for
+# (tools/compat/ansible_test_pip.py reads that version from ansible-test itself).
 .PHONY: sanity
 sanity: venv
-	@mkdir -p $(HOME)/.ansible/test/cache
-	@for v in 24_2 $(subst .,_,$(ANSIBLE_TEST_PIP)); do cp tools/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_$$v.py; done
+	@pip=$$($(PY) tools/compat/ansible_test_pip.py); \
+	  echo "ansible-test $$($(PY) -c 'import ansible; print(ansible.__version__)') bootstraps pip $$pip"; \
+	  mkdir -p $(HOME)/.ansible/test/cache; \
+	  cp tools/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_$${pip//./_}.py
 	@rm -rf $(COLL_COPY_ROOT)
 	@mkdir -p $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes
-	@git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes/ 2>/dev/null || true
+	@$(call copy_tree,$(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes/)
 	cd $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes && \
 	  ansible-test sanity --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
 	    --local --color no $(SANITY_ARGS)
@@ -222,7 +231,7 @@ compat-sanity:
 	  cp tools/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_$${pip//./_}.py; \
 	  root=$(CACHE)/sanity-$(REPO_ID)-$(LINE); rm -rf $$root; \
 	  mkdir -p $$root/ansible_collections/datastore/kubernetes; \
-	  { git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} $$root/ansible_collections/datastore/kubernetes/ 2>/dev/null || true; }; \
+	  $(call copy_tree,$$root/ansible_collections/datastore/kubernetes/); \
 	  cd $$root/ansible_collections/datastore/kubernetes && \
 	  PATH="$$venv/bin:$$PATH" ansible-test sanity --python $$pyver --local --color no $(SANITY_ARGS)
 
