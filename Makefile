@@ -4,6 +4,7 @@
 #   make test      lint, type check, sanity, unit, integration, the oldest and newest ansible-core
 #                  (compat-edge) and molecule against the local environment
 #   make typecheck mypy on plugins/module_utils and plugins/plugin_utils (tests/mypy.ini)
+#   make docs      HTML documentation of the modules and roles (antsibull-docs), in the cache directory
 #   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
 #   make compat    every supported ansible-core line (tools/compat/versions.txt): docs, unit tests,
@@ -109,6 +110,22 @@ typecheck: venv collection-link
 	  -p ansible_collections.datastore.kubernetes.plugins.module_utils \
 	  -p ansible_collections.datastore.kubernetes.plugins.plugin_utils
 
+# HTML documentation of the modules and roles, made by antsibull-docs from their own docs and built
+# by Sphinx with docs/site (no network: nothing is fetched). antsibull-docs checks the docs first
+# (lint-collection-docs) and fails on a parse error; any Sphinx warning fails the build.
+DOCS_DIR := $(CACHE)/docs-$(REPO_ID)
+
+.PHONY: docs
+docs: venv collection-link
+	cd $(COLL_LINK_ROOT)/ansible_collections/datastore/kubernetes && \
+	  antsibull-docs lint-collection-docs --plugin-docs --skip-rstcheck .
+	@rm -rf $(DOCS_DIR) && mkdir -p $(DOCS_DIR)/rst && chmod 700 $(DOCS_DIR) $(DOCS_DIR)/rst
+	antsibull-docs --config-file docs/site/antsibull-docs.cfg collection --use-current --fail-on-error \
+	  --cleanup everything --dest-dir $(DOCS_DIR)/rst datastore.kubernetes
+	cp docs/site/index.rst docs/site/ansible.rst $(DOCS_DIR)/rst/
+	sphinx-build -q -W --keep-going -c docs/site -b html $(DOCS_DIR)/rst $(DOCS_DIR)/html
+	@echo "HTML documentation: $(DOCS_DIR)/html/index.html"
+
 # The files of the work tree as git sees them (tracked and untracked, not ignored), copied to $(1); a
 # tracked file deleted in the work tree is not there to copy. Any other failure to copy fails the target.
 copy_tree = git ls-files -co --exclude-standard -z | \
@@ -182,6 +199,7 @@ test: venv collection-link localenv-install
 	@echo "ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python $$($(PY) -c 'import platform; print(platform.python_version())'), Kubernetes $$(. $(LOCALENV_VERSIONS) && echo $$K8S_VERSION)"
 	$(MAKE) lint
 	$(MAKE) typecheck
+	$(MAKE) docs
 	$(MAKE) sanity
 	$(MAKE) unit
 	$(LOCALENV) down
