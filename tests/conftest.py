@@ -13,7 +13,7 @@ import sys
 import uuid
 
 import pytest
-from testlib import REPO, collections_root
+from testlib import collections_root
 
 # DATASTORE_K8S_STATE as the Makefile sets it, else the state directory of the environment whose env.sh
 # was sourced (it exports LOCALENV_STATE), so that a sourced env.sh is the environment the tests use.

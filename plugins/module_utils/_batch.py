@@ -44,6 +44,6 @@ def run_batch(func: Callable[..., Any], args_list: Sequence[Sequence[Any]], conc
         for fut in futures:
             try:
                 outcomes.append((True, fut.result()))
-            except Exception as exc:  # pylint: disable=broad-except - the caller decides what each failure means
-                outcomes.append((False, exc))
+            except Exception as exc:  # pylint: disable=broad-except
+                outcomes.append((False, exc))  # the caller decides what each failure means
     return outcomes

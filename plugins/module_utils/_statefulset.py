@@ -99,7 +99,7 @@ def _plan_expansion(client: KubeClient, task: Task, live: Obj, sts: Obj) -> list
     for tmpl, (old_text, new_text, old, new) in sorted(growth.items()):
         if new < old:
             task.warn("%s: claim template %s shrinks from %s to %s; existing PVCs keep their size (a PVC cannot "
-                        "shrink)" % (_ref("StatefulSet", ns, name), tmpl, old_text, new_text))
+                      "shrink)" % (_ref("StatefulSet", ns, name), tmpl, old_text, new_text))
             continue
         for pvc in report.claims_of(pvcs, name, [tmpl]):
             pvc_spec = pvc.get("spec") or {}
@@ -222,10 +222,10 @@ def _present(task: Task, client: KubeClient, params: Params, sts: Obj, svc: Obj)
                           for r, o in ((sts_res, sts), (svc_res, svc))]
     if live and live_svc is None and live.get("spec", {}).get("serviceName") not in (None, svc["metadata"]["name"]):
         task.warn("Service %s/%s is no longer used by %s; delete it if nothing else needs it"
-                    % (ns, live["spec"]["serviceName"], _ref("StatefulSet", ns, name)))
+                  % (ns, live["spec"]["serviceName"], _ref("StatefulSet", ns, name)))
     if result["outdated_pods"] and _strategy(current) == "OnDelete":
         task.warn("%s: pods %s still run the previous revision; with update_strategy OnDelete they are updated "
-                    "only when deleted" % (_ref("StatefulSet", ns, name), ", ".join(result["outdated_pods"])))
+                  "only when deleted" % (_ref("StatefulSet", ns, name), ", ".join(result["outdated_pods"])))
     return result
 
 

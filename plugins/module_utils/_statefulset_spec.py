@@ -24,9 +24,9 @@ MANAGED_BY = "datastore.kubernetes"
 
 IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE]|)$")
-_SUFFIX: dict[str, Decimal | int] = {"": 1, "m": Decimal("0.001"), "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12,
-           "P": 10 ** 15, "E": 10 ** 18, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40,
-           "Pi": 2 ** 50, "Ei": 2 ** 60}
+_SUFFIX: dict[str, Decimal | int] = {
+    "": 1, "m": Decimal("0.001"), "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15,
+    "E": 10 ** 18, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
 # The controller adds "controller-revision-hash: <name>-<10 chars>" to every pod; labels are <= 63.
 MAX_STS_NAME = 52
 
@@ -300,7 +300,7 @@ def build_statefulset(params: Params) -> Obj:
     if params.get("volume_claim_templates"):
         spec["volumeClaimTemplates"] = [_claim_template(t) for t in params["volume_claim_templates"]]
     generated: Obj = {"apiVersion": "apps/v1", "kind": "StatefulSet",
-                 "metadata": {"name": name, "namespace": namespace, "labels": obj_labels}, "spec": spec}
+                      "metadata": {"name": name, "namespace": namespace, "labels": obj_labels}, "spec": spec}
     if params.get("annotations"):
         generated["metadata"]["annotations"] = dict(params["annotations"])
     definition.setdefault("spec", {}).pop("selector", None)

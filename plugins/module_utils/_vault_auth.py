@@ -171,7 +171,7 @@ class KubernetesAuth(AuthMethod):
         if self.kube_client_factory is None:
             raise InvalidInput("service_account_name", "needs the Kubernetes connection options")
         body: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "spec": {"expirationSeconds": TOKEN_REQUEST_SECONDS}}
+                                "spec": {"expirationSeconds": TOKEN_REQUEST_SECONDS}}
         if self.params.get("service_account_audiences"):
             body["spec"]["audiences"] = list(self.params["service_account_audiences"])
         kube = self.kube_client_factory()

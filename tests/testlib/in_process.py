@@ -40,7 +40,8 @@ class InProcessRunner:
         self.calls += 1
         try:
             stdout, stderr, _rc = _in_process.run_main(self.runtime, pymodule, self.runtime.encode(args), self.env)
-        except Exception:  # pylint: disable=broad-except - what Ansible reports as "MODULE FAILURE" with a traceback
+        except Exception:  # pylint: disable=broad-except
+            # What Ansible reports as "MODULE FAILURE", with a traceback.
             return {"failed": True, "_traceback": traceback.format_exc(), "_stdout": "", "_stderr": ""}
         try:
             result = json.loads(stdout[stdout.index("{"):])

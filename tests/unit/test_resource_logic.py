@@ -215,7 +215,7 @@ def test_absent_deletes_in_reverse_with_barriers_last(monkeypatch):
     preview = res.run(Task(params(definition=MULTI, state="absent"), check_mode=True), kube)
     assert preview["counts"]["deleted"] == 3 and len(kube.store) == 3
     out = res.run(Task(params(definition=MULTI, state="absent", wait=True, concurrency=1,
-                               propagation_policy="Foreground"), diff=True), kube)
+                              propagation_policy="Foreground"), diff=True), kube)
     deletes = [c for c in kube.calls if c[0] == "delete"]
     assert [c[3] for c in deletes] == ["creds", "conf", "db"]
     assert {c[4] for c in deletes} == {"Foreground"}
