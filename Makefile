@@ -1,8 +1,10 @@
 # datastore.kubernetes — development entry points.
 #
 #   make demo      install what is needed, start the local environment, run playbooks/site.yml
-#   make test      lint, sanity, unit, integration, the oldest and newest ansible-core (compat-edge)
-#                  and molecule against the local environment
+#   make test      lint, type check, sanity, unit, integration, the oldest and newest ansible-core
+#                  (compat-edge) and molecule against the local environment
+#   make typecheck mypy on plugins/module_utils and plugins/plugin_utils (tests/mypy.ini)
+#   make docs      HTML documentation of the modules and roles (antsibull-docs), in the cache directory
 #   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
 #   make compat    every supported ansible-core line (tools/compat/versions.txt): docs, unit tests,
@@ -35,6 +37,12 @@ COLL_LINK_ROOT := /tmp/datastore-kubernetes-collections-$(shell id -u)/$(REPO_ID
 COLL_COPY_ROOT := $(CACHE)/sanity-$(REPO_ID)
 export ANSIBLE_COLLECTIONS_PATH := $(COLL_LINK_ROOT)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+
+# What the tools would otherwise write into the work tree goes to the cache: Python's bytecode,
+# pytest's cache, hypothesis's data. `make test` leaves `git status` as it found it.
+export PYTHONPYCACHEPREFIX := $(CACHE)/pycache-$(REPO_ID)
+export PYTEST_ADDOPTS := $(PYTEST_ADDOPTS) -o cache_dir=$(CACHE)/pytest-cache-$(REPO_ID)
+export HYPOTHESIS_STORAGE_DIRECTORY := $(CACHE)/hypothesis-$(REPO_ID)
 
 LOCALENV := tools/localenv/localenv.sh
 LOCALENV_VERSIONS := tools/localenv/versions.env
@@ -92,15 +100,50 @@ demo: localenv-up collection-link
 lint: venv collection-link
 	ansible-lint --profile production --offline
 
-ANSIBLE_TEST_PIP := $(shell $(PY) -c "from ansible_test._internal.python_requirements import get_venv_packages" 2>/dev/null; echo 24.2)
+# The type hints of module_utils and plugin_utils, checked against Python 3.8, the oldest the modules
+# run on (tests/mypy.ini). mypy resolves the collection's imports through the link, and keeps its cache
+# outside the repository.
+.PHONY: typecheck
+typecheck: venv collection-link
+	cd $(COLL_LINK_ROOT) && MYPYPATH=$(COLL_LINK_ROOT) mypy --config-file $(CURDIR)/tests/mypy.ini \
+	  --cache-dir $(CACHE)/mypy-$(REPO_ID) \
+	  -p ansible_collections.datastore.kubernetes.plugins.module_utils \
+	  -p ansible_collections.datastore.kubernetes.plugins.plugin_utils
 
+# HTML documentation of the modules and roles, made by antsibull-docs from their own docs and built
+# by Sphinx with docs/site (no network: nothing is fetched). antsibull-docs checks the docs first
+# (lint-collection-docs) and fails on a parse error; any Sphinx warning fails the build.
+DOCS_DIR := $(CACHE)/docs-$(REPO_ID)
+
+.PHONY: docs
+docs: venv collection-link
+	cd $(COLL_LINK_ROOT)/ansible_collections/datastore/kubernetes && \
+	  antsibull-docs lint-collection-docs --plugin-docs --skip-rstcheck .
+	@rm -rf $(DOCS_DIR) && mkdir -p $(DOCS_DIR)/rst && chmod 700 $(DOCS_DIR) $(DOCS_DIR)/rst
+	antsibull-docs --config-file docs/site/antsibull-docs.cfg collection --use-current --fail-on-error \
+	  --cleanup everything --dest-dir $(DOCS_DIR)/rst datastore.kubernetes
+	cp docs/site/index.rst docs/site/ansible.rst $(DOCS_DIR)/rst/
+	sphinx-build -q -W --keep-going -c docs/site -b html $(DOCS_DIR)/rst $(DOCS_DIR)/html
+	@echo "HTML documentation: $(DOCS_DIR)/html/index.html"
+
+# The files of the work tree as git sees them (tracked and untracked, not ignored), copied to $(1); a
+# tracked file deleted in the work tree is not there to copy. Any other failure to copy fails the target.
+copy_tree = git ls-files -co --exclude-standard -z | \
+	  while IFS= read -r -d '' f; do if [ -e "$$f" ]; then printf '%s\0' "$$f"; fi; done | \
+	  xargs -0 --no-run-if-empty cp --parents -t $(1)
+
+# ansible-test bootstraps pip into its test environments with a script it would download; the
+# stand-in in tools/sanity is put where ansible-test looks for the pip version it asks for
+# (tools/compat/ansible_test_pip.py reads that version from ansible-test itself).
 .PHONY: sanity
 sanity: venv
-	@mkdir -p $(HOME)/.ansible/test/cache
-	@for v in 24_2 $(subst .,_,$(ANSIBLE_TEST_PIP)); do cp tools/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_$$v.py; done
+	@pip=$$($(PY) tools/compat/ansible_test_pip.py); \
+	  echo "ansible-test $$($(PY) -c 'import ansible; print(ansible.__version__)') bootstraps pip $$pip"; \
+	  mkdir -p $(HOME)/.ansible/test/cache; \
+	  cp tools/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_$${pip//./_}.py
 	@rm -rf $(COLL_COPY_ROOT)
 	@mkdir -p $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes
-	@git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes/ 2>/dev/null || true
+	@$(call copy_tree,$(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes/)
 	cd $(COLL_COPY_ROOT)/ansible_collections/datastore/kubernetes && \
 	  ansible-test sanity --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
 	    --local --color no $(SANITY_ARGS)
@@ -155,6 +198,8 @@ test: venv collection-link localenv-install
 	@rm -rf $(JUNIT_DIR)
 	@echo "ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python $$($(PY) -c 'import platform; print(platform.python_version())'), Kubernetes $$(. $(LOCALENV_VERSIONS) && echo $$K8S_VERSION)"
 	$(MAKE) lint
+	$(MAKE) typecheck
+	$(MAKE) docs
 	$(MAKE) sanity
 	$(MAKE) unit
 	$(LOCALENV) down
@@ -204,7 +249,7 @@ compat-sanity:
 	  cp tools/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_$${pip//./_}.py; \
 	  root=$(CACHE)/sanity-$(REPO_ID)-$(LINE); rm -rf $$root; \
 	  mkdir -p $$root/ansible_collections/datastore/kubernetes; \
-	  { git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} $$root/ansible_collections/datastore/kubernetes/ 2>/dev/null || true; }; \
+	  $(call copy_tree,$$root/ansible_collections/datastore/kubernetes/); \
 	  cd $$root/ansible_collections/datastore/kubernetes && \
 	  PATH="$$venv/bin:$$PATH" ansible-test sanity --python $$pyver --local --color no $(SANITY_ARGS)
 

@@ -1,4 +1,8 @@
-"""Shared pytest fixtures: the collection on a path Python can import, the local environment, module runs."""
+"""Shared pytest fixtures: the collection on a path Python can import, the local environment, module runs.
+
+Shared helpers that are not fixtures are in tests/testlib (importable because pytest puts this directory,
+the one holding this conftest.py, on sys.path).
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,20 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 
 import pytest
+from testlib import collections_root
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STATE_DIR = os.environ.get("DATASTORE_K8S_STATE", "/tmp/datastore-kubernetes-localenv")
+# DATASTORE_K8S_STATE as the Makefile sets it, else the state directory of the environment whose env.sh
+# was sourced (it exports LOCALENV_STATE), so that a sourced env.sh is the environment the tests use.
+STATE_DIR = (os.environ.get("DATASTORE_K8S_STATE") or os.environ.get("LOCALENV_STATE")
+             or "/tmp/datastore-kubernetes-localenv")
 ENV_FILE = os.path.join(STATE_DIR, "env.sh")
 
 
-def _collections_root():
-    """A directory holding ansible_collections/datastore/kubernetes -> this checkout."""
-    root = os.path.join(tempfile.gettempdir(), "datastore-kubernetes-collections-%s" % os.getuid(),
-                        uuid.uuid5(uuid.NAMESPACE_URL, REPO).hex[:12])
-    link = os.path.join(root, "ansible_collections", "datastore", "kubernetes")
-    os.makedirs(os.path.dirname(link), exist_ok=True)
-    if not os.path.islink(link) or os.readlink(link) != REPO:
-        tmp = link + ".tmp%d" % os.getpid()
-        os.symlink(REPO, tmp)
-        os.replace(tmp, link)
-    return root
-
-
-COLLECTIONS_ROOT = _collections_root()
+# The one place the test suites make the collection importable (ansible_collections.datastore.kubernetes).
+COLLECTIONS_ROOT = collections_root()
 if COLLECTIONS_ROOT not in sys.path:
     sys.path.insert(0, COLLECTIONS_ROOT)
 
@@ -101,6 +95,16 @@ def run_module(localenv):
         return result
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def vault(localenv):
+    """An independent Vault client (hvac) with the environment's root token, to check what Vault holds."""
+    from testlib.vault import root_client
+
+    client = root_client(localenv)
+    assert client.is_authenticated()
+    return client
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ from __future__ import annotations
 __metaclass__ = type
 
 import copy
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Iterable
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils._batch import run_batch
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     Conflict,
     ImmutableField,
@@ -31,6 +32,10 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._names import
     DNS1123_SUBDOMAIN,
     is_dns_label,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj
+
+if TYPE_CHECKING:
+    from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient  # pragma: no cover
 
 VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 # Applied one at a time, before anything after them: later objects may live in them.
@@ -40,7 +45,7 @@ PREFETCH_MIN = 16
 _UNSET = object()
 
 
-def object_ref(obj):
+def object_ref(obj: Obj) -> str:
     """``Kind namespace/name`` (or ``Kind name``) for messages."""
     meta = obj.get("metadata") or {}
     if meta.get("namespace"):
@@ -48,7 +53,7 @@ def object_ref(obj):
     return "%s %s" % (obj.get("kind"), meta.get("name"))
 
 
-def clean(obj):
+def clean(obj: Obj | None) -> Obj | None:
     """A copy of ``obj`` without status and the metadata the server maintains."""
     if obj is None:
         return None
@@ -60,9 +65,9 @@ def clean(obj):
     return out
 
 
-def mask_secret(before, after):
+def mask_secret(before: Obj | None, after: Obj | None) -> tuple[Obj | None, Obj | None]:
     """Mask the values of a Secret pair, marking the keys whose value changed."""
-    def values(obj):
+    def values(obj: Obj | None) -> dict[str, Any]:
         if not obj:
             return {}
         merged = dict(obj.get("data") or {})
@@ -71,7 +76,7 @@ def mask_secret(before, after):
 
     old, new = values(before), values(after)
 
-    def masked(obj, other):
+    def masked(obj: Obj | None, other: dict[str, Any]) -> Obj | None:
         if obj is None:
             return None
         out = dict(obj)
@@ -86,7 +91,7 @@ def mask_secret(before, after):
     return masked(before, new), masked(after, old)
 
 
-def make_diff(before, after):
+def make_diff(before: Obj | None, after: Obj | None) -> dict[str, Any]:
     """Diff-mode payload for one object; Secret values are masked."""
     before, after = clean(before), clean(after)
     if (after or before or {}).get("kind") == "Secret":
@@ -99,17 +104,17 @@ class ApplyResult:
 
     __slots__ = ("before", "after", "changed", "created")
 
-    def __init__(self, before, after, changed):
+    def __init__(self, before: Obj | None, after: Obj, changed: bool) -> None:
         self.before = before
         self.after = after
         self.changed = changed
         self.created = before is None and after is not None
 
-    def diff(self):
+    def diff(self) -> dict[str, Any]:
         return make_diff(self.before, self.after)
 
 
-def validate_manifest(obj, field="definition"):
+def validate_manifest(obj: object, field: str = "definition") -> None:
     """Check the parts of a manifest the client needs, before anything is sent."""
     if not isinstance(obj, dict):
         raise InvalidInput(field, "each manifest must be a mapping, got %s" % type(obj).__name__)
@@ -134,10 +139,10 @@ _SUBDOMAIN_KINDS = frozenset((
     "ResourceQuota", "EndpointSlice"))
 
 
-def check_names(obj, field="definition"):
+def check_names(obj: Obj, field: str = "definition") -> None:
     """Refuse a metadata.name or metadata.namespace the API server would refuse."""
     meta = obj["metadata"]
-    kind = obj.get("kind")
+    kind: Any = obj.get("kind")
     rule = _NAME_RULES.get(kind) or (("DNS-1123 subdomain", DNS1123_SUBDOMAIN, 253) if kind in _SUBDOMAIN_KINDS
                                      else None)
     name = meta.get("name")
@@ -150,7 +155,7 @@ def check_names(obj, field="definition"):
                                   % (namespace,))
 
 
-def immutable_fields(error):
+def immutable_fields(error: Exception) -> list[str]:
     """Fields a 422 answer says cannot change in place (empty when it says nothing of the kind)."""
     if not isinstance(error, KubeApiError) or error.status != 422:
         return []
@@ -164,12 +169,12 @@ def immutable_fields(error):
     return fields
 
 
-def namespace_missing(error, namespace):
+def namespace_missing(error: Exception, namespace: str | None) -> bool:
     """Whether a 404 says the object's namespace does not exist (yet)."""
     return bool(namespace) and isinstance(error, NotFound) and ('namespaces "%s" not found' % namespace) in error.msg
 
 
-def dry_run_create(client, obj):
+def dry_run_create(client: KubeClient, obj: Obj) -> Obj:
     """Server-side dry run of creating ``obj``; returns what the server would hold.
 
     A namespace that does not exist yet (an earlier task of the same check-mode run
@@ -184,7 +189,8 @@ def dry_run_create(client, obj):
         raise
 
 
-def apply_object(client, obj, check_mode=False, force=False, before=_UNSET):
+def apply_object(client: KubeClient, obj: Obj, check_mode: bool = False, force: bool | None = False,
+                 before: Any = _UNSET) -> ApplyResult:
     """Apply one object; raises typed errors that name the object.
 
     ``before`` is the live object (``None`` when it does not exist) when the caller
@@ -216,14 +222,14 @@ def apply_object(client, obj, check_mode=False, force=False, before=_UNSET):
     return ApplyResult(before, after, changed)
 
 
-def prefetch(client, objs, indexes):
+def prefetch(client: KubeClient, objs: list[Obj], indexes: Iterable[int]) -> dict[int, Obj | None]:
     """``index -> live object or None`` for the objects of ``indexes`` that are part of a big group.
 
     Objects of one kind in one namespace, ``PREFETCH_MIN`` or more, are read with one
     LIST instead of one GET each. A group whose LIST is refused (RBAC may allow GET
     by name only) is left to the GETs.
     """
-    groups = {}
+    groups: dict[tuple[str, str, str | None], list[int]] = {}
     for idx in indexes:
         obj = objs[idx]
         key = (obj["apiVersion"], obj["kind"], (obj.get("metadata") or {}).get("namespace"))
@@ -247,29 +253,27 @@ def prefetch(client, objs, indexes):
     return known
 
 
-def apply_objects(client, objs, check_mode=False, force=False, concurrency=8):
+def apply_objects(client: KubeClient, objs: list[Obj], check_mode: bool = False, force: bool | None = False,
+                  concurrency: int = 8) -> list[ApplyResult]:
     """Apply many objects in order, concurrently between barriers; results keep input order.
 
     Namespaces and CRDs are applied alone and before what follows them, because
     later objects may need them. Everything between two barriers goes out on up to
     ``concurrency`` threads sharing the client's connection pool.
     """
-    results = [None] * len(objs)
-    batch = []
+    results: list[Any] = [None] * len(objs)
+    batch: list[int] = []
 
-    def flush():
+    def flush() -> None:
         if not batch:
             return
         known = prefetch(client, objs, batch)
-        if len(batch) == 1 or concurrency <= 1:
-            for idx in batch:
-                results[idx] = apply_object(client, objs[idx], check_mode, force, known.get(idx, _UNSET))
-        else:
-            with ThreadPoolExecutor(max_workers=min(concurrency, len(batch))) as pool:
-                futures = [(idx, pool.submit(apply_object, client, objs[idx], check_mode, force,
-                                             known.get(idx, _UNSET))) for idx in batch]
-                for idx, fut in futures:
-                    results[idx] = fut.result()
+        outcomes = run_batch(apply_object, [(client, objs[idx], check_mode, force, known.get(idx, _UNSET))
+                                            for idx in batch], concurrency)
+        for idx, (ok, value) in zip(batch, outcomes):
+            if not ok:
+                raise value
+            results[idx] = value
         del batch[:]
 
     for idx, obj in enumerate(objs):
@@ -283,7 +287,8 @@ def apply_objects(client, objs, check_mode=False, force=False, concurrency=8):
     return results
 
 
-def delete_object(client, obj, check_mode=False, propagation="Background"):
+def delete_object(client: KubeClient, obj: Obj, check_mode: bool = False,
+                  propagation: str = "Background") -> tuple[bool, Obj | None]:
     """Delete an object; returns ``(changed, before)``."""
     meta = obj["metadata"]
     before = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))

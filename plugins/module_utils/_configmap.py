@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+from typing import Any, Iterable
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import (
     ApplyResult,
@@ -30,7 +31,10 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     ImmutableField,
     InvalidInput,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import is_dns_subdomain
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import wait_deleted
 
 BASE_LABEL = "datastore.kubernetes/configmap"
@@ -45,7 +49,7 @@ _RECREATE_DELETE_TIMEOUT = 60
 
 
 # -- keys and names ---------------------------------------------------------------
-def validate_key(key, field):
+def validate_key(key: Any, field: str) -> str:
     """Apply the API server's ConfigMap key rules, naming ``field`` in the error."""
     if not isinstance(key, str) or not key:
         raise InvalidInput(field, "a key must be a non-empty string, got %r" % (key,))
@@ -58,14 +62,14 @@ def validate_key(key, field):
     return key
 
 
-def validate_name(name, field="name"):
+def validate_name(name: Any, field: str = "name") -> str:
     if not is_dns_subdomain(name):
         raise InvalidInput(field, "%r is not a valid ConfigMap name (lowercase letters, digits, '-' and '.', "
                                   "at most 253 characters, starting and ending with a letter or digit)" % (name,))
     return name
 
 
-def as_text(value):
+def as_text(value: object) -> str:
     """Literal values are strings in a ConfigMap; YAML booleans become true/false, not True/False."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -80,12 +84,12 @@ def as_text(value):
 class Content:
     """``data`` and ``binaryData`` being assembled, remembering where each key came from."""
 
-    def __init__(self):
-        self.data = {}
-        self.binary = {}
-        self.origin = {}
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+        self.binary: dict[str, str] = {}
+        self.origin: dict[str, str] = {}
 
-    def add(self, key, value, field, binary=False):
+    def add(self, key: str, value: str, field: str, binary: bool = False) -> None:
         validate_key(key, field)
         if key in self.origin:
             raise InvalidInput(field, "key %r is already defined by %s; every key may appear only once"
@@ -96,7 +100,7 @@ class Content:
         else:
             self.data[key] = value
 
-    def add_bytes(self, key, raw, field):
+    def add_bytes(self, key: str, raw: bytes, field: str) -> None:
         """UTF-8 text goes into data, anything else into binaryData (as kubectl does)."""
         try:
             self.add(key, raw.decode("utf-8"), field)
@@ -104,7 +108,7 @@ class Content:
             self.add(key, base64.b64encode(raw).decode("ascii"), field, binary=True)
 
 
-def _read(path, field):
+def _read(path: str, field: str) -> bytes:
     try:
         with open(path, "rb") as handle:
             return handle.read()
@@ -112,7 +116,7 @@ def _read(path, field):
         raise InvalidInput(field, "cannot read %s: %s" % (path, exc.strerror or exc))
 
 
-def file_entries(entries):
+def file_entries(entries: list[Any] | None) -> list[tuple[str, str, str]]:
     """Normalise ``from_file`` items to ``(key, path, field)``."""
     out = []
     for idx, entry in enumerate(entries or []):
@@ -136,7 +140,7 @@ def file_entries(entries):
     return out
 
 
-def parse_env_file(text, path, field):
+def parse_env_file(text: str, path: str, field: str) -> list[tuple[str, str, str]]:
     """``KEY=VALUE`` pairs of an env file, read the way ``kubectl --from-env-file`` reads them.
 
     Leading whitespace is dropped, blank lines and ``#`` comments are skipped, the
@@ -161,7 +165,7 @@ def parse_env_file(text, path, field):
     return pairs
 
 
-def dir_files(path, field):
+def dir_files(path: str, field: str) -> list[tuple[str, str]]:
     """Regular files directly in ``path`` (sorted); subdirectories and symlinks are skipped like kubectl does."""
     path = os.path.expanduser(path)
     if not os.path.isdir(path):
@@ -173,7 +177,7 @@ def dir_files(path, field):
     return out
 
 
-def build_content(params):
+def build_content(params: Params) -> tuple[dict[str, str], dict[str, str]]:
     """Assemble ``(data, binaryData)`` from every source option, in a fixed order."""
     content = Content()
     for key, value in (params.get("from_literal") or {}).items():
@@ -206,7 +210,7 @@ def build_content(params):
     return content.data, content.binary
 
 
-def content_hash(data, binary):
+def content_hash(data: dict[str, str], binary: dict[str, str]) -> str:
     """10 hex characters of the sha256 of the sorted content: the same content always gives the same hash."""
     payload = json.dumps({"binaryData": binary, "data": data}, sort_keys=True, separators=(",", ":"),
                          ensure_ascii=False)
@@ -214,14 +218,14 @@ def content_hash(data, binary):
 
 
 # -- generations --------------------------------------------------------------------
-def generation_of(obj):
+def generation_of(obj: Obj) -> int:
     try:
         return int(((obj.get("metadata") or {}).get("annotations") or {}).get(GENERATION_ANNOTATION, 0))
     except (TypeError, ValueError):
         return 0
 
 
-def next_generation(current, others):
+def next_generation(current: Obj | None, others: list[Obj]) -> int:
     """Generation number for the ConfigMap being applied.
 
     A re-run keeps the number, so nothing changes; content that was current long
@@ -233,7 +237,7 @@ def next_generation(current, others):
     return max(top, generation_of(current) if current else 0) + 1
 
 
-def prune_candidates(others, keep):
+def prune_candidates(others: list[Obj], keep: int) -> list[Obj]:
     """The older generations beyond ``keep`` (which counts the current one), newest first kept."""
     ordered = sorted(others, key=lambda o: (generation_of(o), o["metadata"].get("creationTimestamp") or "",
                                             o["metadata"]["name"]), reverse=True)
@@ -241,7 +245,8 @@ def prune_candidates(others, keep):
 
 
 # -- the module's work ---------------------------------------------------------------
-def desired_object(params, name, data, binary, extra_labels=None, extra_annotations=None):
+def desired_object(params: Params, name: str, data: dict[str, str], binary: dict[str, str],
+                   extra_labels: dict[str, str] | None = None, extra_annotations: dict[str, str] | None = None) -> Obj:
     labels = {k: as_text(v) for k, v in (params.get("labels") or {}).items()}
     labels.update(extra_labels or {})
     annotations = {k: as_text(v) for k, v in (params.get("annotations") or {}).items()}
@@ -261,14 +266,14 @@ def desired_object(params, name, data, binary, extra_labels=None, extra_annotati
     return obj
 
 
-def _immutable_message(obj, fields):
+def _immutable_message(obj: Obj, fields: Iterable[str]) -> str:
     ref = "ConfigMap %s/%s" % (obj["metadata"]["namespace"], obj["metadata"]["name"])
     named = ", ".join(sorted(set(f for f in fields if f))) or "data"
     return ("%s: %s cannot change while the ConfigMap is immutable; set hash_suffix=true so every content "
             "gets its own ConfigMap, or on_immutable=recreate to delete and recreate it" % (ref, named))
 
 
-def _apply(client, obj, params, check_mode):
+def _apply(client: KubeClient, obj: Obj, params: Params, check_mode: bool) -> tuple[ApplyResult, bool]:
     """Apply; on an immutable ConfigMap either fail clearly or delete and recreate it."""
     try:
         return apply_object(client, obj, check_mode=check_mode, force=params.get("force_conflicts")), False
@@ -288,7 +293,7 @@ def _apply(client, obj, params, check_mode):
     return ApplyResult(before, result.after, True), True
 
 
-def public(obj):
+def public(obj: Obj | None) -> Obj:
     """The object as returned to the user: everything but managedFields."""
     if not obj:
         return {}
@@ -297,7 +302,7 @@ def public(obj):
     return out
 
 
-def run_present(client, params, check_mode):
+def run_present(client: KubeClient, params: Params, check_mode: bool) -> Result:
     base = validate_name(params["name"])
     data, binary = build_content(params)
     digest = content_hash(data, binary)
@@ -344,7 +349,7 @@ def run_present(client, params, check_mode):
     return out
 
 
-def run_absent(client, params, check_mode):
+def run_absent(client: KubeClient, params: Params, check_mode: bool) -> Result:
     base = validate_name(params["name"])
     namespace = params["namespace"]
     if params.get("hash_suffix"):
@@ -367,8 +372,9 @@ def run_absent(client, params, check_mode):
     return out
 
 
-def run(client, params, check_mode=False, diff=False):
-    params = dict(params, _diff=diff)
+def run(task: Task, client: KubeClient) -> Result:
+    """The ``configmap`` module's work."""
+    params = dict(task.params, _diff=task.diff)
     if params.get("state") == "absent":
-        return run_absent(client, params, check_mode)
-    return run_present(client, params, check_mode)
+        return run_absent(client, params, task.check_mode)
+    return run_present(client, params, task.check_mode)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 __metaclass__ = type
 
+from typing import Any, Iterable
+
 
 class DatastoreError(Exception):
     """Base of every error the collection raises on purpose."""
 
-    def __init__(self, msg, **details):
+    def __init__(self, msg: str, **details: Any) -> None:
         super().__init__(msg)
         self.msg = msg
         self.details = details
 
-    def to_fail_kwargs(self):
+    def to_fail_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``module.fail_json``."""
         kwargs = {"msg": self.msg}
         kwargs.update(self.details)
@@ -30,7 +32,7 @@ class DatastoreError(Exception):
 class InvalidInput(DatastoreError):
     """Bad module input, found before anything is written."""
 
-    def __init__(self, field, msg, **details):
+    def __init__(self, field: str, msg: str, **details: Any) -> None:
         super().__init__("%s: %s" % (field, msg), field=field, **details)
         self.field = field
 
@@ -38,7 +40,8 @@ class InvalidInput(DatastoreError):
 class KubeApiError(DatastoreError):
     """A request to the Kubernetes API server failed."""
 
-    def __init__(self, msg, status=None, reason=None, causes=None, **details):
+    def __init__(self, msg: str, status: int | None = None, reason: str | None = None,
+                 causes: list[dict[str, Any]] | None = None, **details: Any) -> None:
         super().__init__(msg, status=status, reason=reason, **details)
         self.status = status
         self.reason = reason
@@ -60,7 +63,7 @@ class TransientError(KubeApiError):
 class ImmutableField(DatastoreError):
     """A field that cannot change in place was changed."""
 
-    def __init__(self, msg, fields=None, **details):
+    def __init__(self, msg: str, fields: Iterable[str] | None = None, **details: Any) -> None:
         super().__init__(msg, immutable_fields=list(fields or []), **details)
         self.fields = list(fields or [])
 

@@ -27,10 +27,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tarfile
 import tempfile
+from typing import IO, Any, Callable, Dict, Iterable, List, Tuple, cast
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError, HelmError, InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import is_dns_label, is_dns_subdomain
 from ansible_collections.datastore.kubernetes.plugins.module_utils._helm_values import (
     mask_manifest,
@@ -40,6 +43,9 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._helm_values 
     sensitive_leaves,
     values_equal,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._status import diagnose_objects
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 
 try:
     import yaml
@@ -47,6 +53,11 @@ try:
     HAS_YAML = True
 except ImportError:  # pragma: no cover
     HAS_YAML = False
+
+# ``AnsibleModule.run_command``-like: ``(argv, environment additions) -> (rc, stdout, stderr)``.
+RunCommand = Callable[[List[str], Dict[str, str]], Tuple[int, str, str]]
+# The lines for the pods of a release's objects that are not ready: ``(objects, namespace) -> lines``.
+Diagnose = Callable[[List[Obj], str], List[str]]
 
 DESCRIPTION_PREFIX = "datastore.kubernetes chart-digest="
 # An operation that did not finish: helm refuses to upgrade these. A "failed" release is not one of
@@ -60,14 +71,14 @@ _EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$")
 class Chart:
     """Where the chart comes from, and what can be known about it without helm."""
 
-    def __init__(self, params):
+    def __init__(self, params: Params) -> None:
         ref = params["chart_ref"]
         self.ref = ref
         self.repo_url = params.get("chart_repo_url")
         self.version = params.get("chart_version")
-        self.name = None
-        self.digest = None
-        self.meta = None
+        self.name: str | None = None
+        self.digest: str | None = None
+        self.meta: dict[str, Any] | None = None
         if ref.startswith("oci://"):
             self.kind = "oci"
             self.name = ref.rstrip("/").rsplit("/", 1)[-1].split(":", 1)[0]
@@ -99,17 +110,17 @@ class Chart:
                                    % (params["chart_version"], ref, self.version))
 
     @property
-    def local(self):
+    def local(self) -> bool:
         return self.kind in ("dir", "archive")
 
-    def exact_version(self):
+    def exact_version(self) -> str | None:
         """The version that will be installed, when known without asking helm."""
         if self.version and _EXACT_VERSION.match(str(self.version)):
             return str(self.version).lstrip("v")
         return None
 
 
-def _read_chart_yaml(path):
+def _read_chart_yaml(path: str) -> dict[str, Any]:
     try:
         with open(path) as handle:
             meta = yaml.safe_load(handle) or {}
@@ -120,7 +131,7 @@ def _read_chart_yaml(path):
     return meta
 
 
-def _helmignore(root):
+def _helmignore(root: str) -> list[str]:
     patterns = []
     try:
         with open(os.path.join(root, ".helmignore")) as handle:
@@ -133,7 +144,7 @@ def _helmignore(root):
     return patterns
 
 
-def _ignored(rel, is_dir, patterns):
+def _ignored(rel: str, is_dir: bool, patterns: list[str]) -> bool:
     base = rel.rsplit("/", 1)[-1]
     for pat in patterns:
         if pat.endswith("/"):
@@ -145,7 +156,7 @@ def _ignored(rel, is_dir, patterns):
     return False
 
 
-def directory_digest(root):
+def directory_digest(root: str) -> str:
     """sha256 over the chart's files (names and content), honouring .helmignore and skipping VCS dirs."""
     patterns = _helmignore(root)
     digest = hashlib.sha256()
@@ -164,7 +175,7 @@ def directory_digest(root):
     return digest.hexdigest()[:40]
 
 
-def archive_info(path):
+def archive_info(path: str) -> tuple[dict[str, Any], str]:
     """Chart.yaml and a content digest of a packaged chart; repackaging the same files keeps the digest."""
     digest = hashlib.sha256()
     meta = None
@@ -173,7 +184,7 @@ def archive_info(path):
             for member in sorted(tar.getmembers(), key=lambda m: m.name):
                 if not member.isfile():
                     continue
-                content = tar.extractfile(member).read()
+                content = cast(IO[bytes], tar.extractfile(member)).read()  # a regular file has a reader
                 digest.update(member.name.encode("utf-8") + b"\0" + hashlib.sha256(content).digest())
                 if member.name.count("/") == 1 and member.name.endswith("/Chart.yaml"):
                     meta = yaml.safe_load(content) or {}
@@ -185,15 +196,18 @@ def archive_info(path):
 
 
 # -- the helm CLI ----------------------------------------------------------------
-def parse_version(text):
+def parse_version(text: str | None) -> tuple[int, ...]:
     match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text or "")
     if not match:
         raise HelmError("cannot tell the helm version from %r" % (text or "")[:100])
     return tuple(int(x) for x in match.groups())
 
 
-def connection_args(params):
+def connection_args(params: Params) -> tuple[list[str], dict[str, str], list[str]]:
     """Global helm flags for the cluster connection, plus environment and temp files to remove."""
+    if params.get("client_cert") or params.get("client_key"):
+        raise InvalidInput("client_cert", "helm takes client certificates only from a kubeconfig; "
+                                          "use kubeconfig instead of client_cert/client_key")
     args, env, temps = [], {}, []
     kubeconfig = params.get("kubeconfig")
     if isinstance(kubeconfig, dict):
@@ -222,9 +236,6 @@ def connection_args(params):
         args += ["--kube-ca-file", params["ca_cert"]]
     if params.get("validate_certs") is False:
         args.append("--kube-insecure-skip-tls-verify")
-    if params.get("client_cert") or params.get("client_key"):
-        raise InvalidInput("client_cert", "helm takes client certificates only from a kubeconfig; "
-                                          "use kubeconfig instead of client_cert/client_key")
     if params.get("impersonate_user"):
         args += ["--kube-as-user", params["impersonate_user"]]
     for group in params.get("impersonate_groups") or []:
@@ -235,16 +246,27 @@ def connection_args(params):
 class Helm:
     """Runs helm with argv lists and counts the invocations."""
 
-    def __init__(self, binary, run_command, conn_args=(), env=None, secrets=()):
+    def __init__(self, binary: str, run_command: RunCommand, conn_args: Iterable[str] = (),
+                 env: dict[str, str] | None = None, secrets: Iterable[str] = (), temps: Iterable[str] = ()) -> None:
         self.binary = binary
         self._run_command = run_command
         self.conn_args = list(conn_args)
         self.env = dict(env or {})
         self.secrets = list(secrets)
         self.invocations = 0
-        self._version = None
+        self._version: tuple[int, ...] | None = None
+        # Files made for this run (a kubeconfig given as a mapping), removed by close().
+        self.temps = list(temps)
 
-    def run(self, args, allow_not_found=False):
+    def close(self) -> None:
+        for path in self.temps:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.temps = []
+
+    def run(self, args: list[str], allow_not_found: bool = False) -> str | None:
         """Run ``helm <args>``; returns stdout, or ``None`` for a missing release when allowed."""
         argv = [self.binary] + list(args) + self.conn_args
         self.invocations += 1
@@ -256,37 +278,38 @@ class Helm:
                                                             rc, self._clean(err or out)))
         return out
 
-    def _clean(self, text):
+    def _clean(self, text: str | None) -> str:
         tokens = [self.env["HELM_KUBETOKEN"]] if self.env.get("HELM_KUBETOKEN") else []
         text = scrub((text or "").strip(), self.secrets + tokens)
         return text[-2000:]
 
     @property
-    def version(self):
+    def version(self) -> tuple[int, ...]:
         """(major, minor, patch) of the binary, asked once per run and only when an upgrade's flags depend on it."""
-        if self._version is None:
-            self._version = parse_version(self.run(["version", "--template", "{{.Version}}"]))
-        return self._version
+        version = self._version
+        if version is None:
+            version = self._version = parse_version(self.run(["version", "--template", "{{.Version}}"]))
+        return version
 
-    def run_json(self, args, allow_not_found=False):
+    def run_json(self, args: list[str], allow_not_found: bool = False) -> Any:
         out = self.run(args, allow_not_found=allow_not_found)
         if out is None:
             return None
         return parse_json_output(out)
 
-    def status(self, name, namespace):
+    def status(self, name: str, namespace: str) -> dict[str, Any] | None:
         return self.run_json(["status", name, "-n", namespace, "-o", "json"], allow_not_found=True)
 
-    def metadata(self, name, namespace):
+    def metadata(self, name: str, namespace: str) -> dict[str, Any] | None:
         return self.run_json(["get", "metadata", name, "-n", namespace, "-o", "json"], allow_not_found=True)
 
-    def show_chart_version(self, chart, params):
+    def show_chart_version(self, chart: Chart, params: Params) -> tuple[str, str | None]:
         args = ["show", "chart", chart_arg(chart)] + source_args(chart, params)
         meta = yaml.safe_load(self.run(args)) or {}
         return str(meta.get("name") or chart.name), str(meta.get("version") or "").lstrip("v")
 
 
-def parse_json_output(out):
+def parse_json_output(out: str | None) -> Any:
     """The JSON document helm printed (v3 may print a notice line before it)."""
     text = (out or "").strip()
     start = text.find("{")
@@ -298,11 +321,11 @@ def parse_json_output(out):
         raise HelmError("helm printed unreadable JSON: %s" % text[:300])
 
 
-def chart_arg(chart):
+def chart_arg(chart: Chart) -> str:
     return chart.ref
 
 
-def source_args(chart, params):
+def source_args(chart: Chart, params: Params) -> list[Any]:
     """Flags that locate the chart: --repo, --version, credentials, --plain-http."""
     args = []
     if chart.kind == "repo":
@@ -318,7 +341,8 @@ def source_args(chart, params):
     return args
 
 
-def upgrade_args(name, namespace, chart, params, helm_version, values_file, dry_run=False):
+def upgrade_args(name: str, namespace: str, chart: Chart, params: Params, helm_version: Callable[[], tuple[int, ...]],
+                 values_file: str, dry_run: bool = False) -> list[str]:
     """argv (after the binary) of ``helm upgrade --install`` for this helm version.
 
     ``helm_version`` returns the binary's (major, minor, patch); it is called only for
@@ -346,7 +370,7 @@ def upgrade_args(name, namespace, chart, params, helm_version, values_file, dry_
     return args
 
 
-def release_facts(rel, chart_meta=None):
+def release_facts(rel: dict[str, Any], chart_meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the result reports about a release JSON (status or upgrade output).
 
     ``helm status`` leaves the chart out; ``chart_meta`` ({name, version, appVersion})
@@ -359,16 +383,16 @@ def release_facts(rel, chart_meta=None):
             "description": info.get("description")}
 
 
-def pending_state(rel):
+def pending_state(rel: dict[str, Any] | None) -> str | None:
     status = ((rel or {}).get("info") or {}).get("status")
     return status if status in PENDING_STATES else None
 
 
-def compare_values(rel, wanted_values):
+def compare_values(rel: dict[str, Any], wanted_values: Any) -> list[str]:
     return [] if values_equal(rel.get("config"), wanted_values) else ["values"]
 
 
-def compare_chart(chart, deployed_meta, resolved_version=None):
+def compare_chart(chart: Chart, deployed_meta: dict[str, Any], resolved_version: str | None = None) -> list[str]:
     """Chart differences against ``helm get metadata`` output ({name, version, ...})."""
     changes = []
     name = deployed_meta.get("name") or deployed_meta.get("chart")
@@ -381,17 +405,17 @@ def compare_chart(chart, deployed_meta, resolved_version=None):
     return changes
 
 
-def compare_digest(rel, chart):
+def compare_digest(rel: dict[str, Any], chart: Chart) -> list[str]:
     """A local chart's digest against the one its last revision recorded."""
     description = (rel.get("info") or {}).get("description") or ""
-    if description == DESCRIPTION_PREFIX + chart.digest:
+    if description == DESCRIPTION_PREFIX + cast(str, chart.digest):
         return []
     if description.startswith(DESCRIPTION_PREFIX):
         return ["chart content"]
     return ["chart content (revision %s was not made by this module)" % rel.get("version")]
 
 
-def write_values_file(values):
+def write_values_file(values: Any) -> str:
     """Values go to helm in a private temp file: they may hold secrets, which must not be in argv."""
     fd, path = tempfile.mkstemp(prefix="helm-values-", suffix=".json")
     with os.fdopen(fd, "w") as handle:
@@ -399,21 +423,22 @@ def write_values_file(values):
     return path
 
 
-def wait_args(params, version):
+def wait_args(params: Params, version: tuple[int, ...]) -> list[str]:
     args = []
     if params.get("wait"):
         args.append("--wait=watcher" if version[0] >= 4 else "--wait")
     return args + ["--timeout", "%ss" % (params.get("wait_timeout") or 300)]
 
 
-def _diff(before_rel, after_manifest, secrets, name):
+def _diff(before_rel: dict[str, Any] | None, after_manifest: str | None, secrets: list[str], name: str) -> dict[str, Any]:
     before = mask_manifest((before_rel or {}).get("manifest"), secrets)
     return {"before": before, "after": mask_manifest(after_manifest, secrets),
             "before_header": "release %s (revision %s)" % (name, (before_rel or {}).get("version", "none")),
             "after_header": "release %s (requested)" % name}
 
 
-def _handle_pending(helm, rel, params, check_mode, result):
+def _handle_pending(helm: Helm, rel: dict[str, Any], params: Params, check_mode: bool,
+                    result: Result) -> dict[str, Any] | None:
     """A release left half-done blocks helm; do what on_pending says. Returns the release to continue from."""
     name, namespace = params["name"], params["namespace"]
     state, revision = pending_state(rel), rel.get("version")
@@ -438,14 +463,14 @@ def _handle_pending(helm, rel, params, check_mode, result):
     return None
 
 
-def _failed_change(rel):
+def _failed_change(rel: dict[str, Any] | None) -> list[str]:
     """A failed release is upgraded whatever it holds: its last revision never became what was asked."""
     if ((rel or {}).get("info") or {}).get("status") != "failed":
         return []
-    return ["failed release (revision %s)" % rel.get("version")]
+    return ["failed release (revision %s)" % cast(Dict[str, Any], rel).get("version")]
 
 
-def manifest_objects(manifest):
+def manifest_objects(manifest: str | None) -> list[Obj]:
     """The objects of a rendered manifest (documents that do not parse are skipped)."""
     objects = []
     for doc in re.split(r"(?m)^---\s*$", manifest or ""):
@@ -458,7 +483,7 @@ def manifest_objects(manifest):
     return objects
 
 
-def _explain_failure(helm, exc, name, namespace, diagnose):
+def _explain_failure(helm: Helm, exc: HelmError, name: str, namespace: str, diagnose: Diagnose) -> HelmError:
     """helm's error, with the release's state and, per pod of the release that is not ready, why.
 
     The release's objects come from its manifest (the revision helm just wrote); ``diagnose``
@@ -485,7 +510,8 @@ def _explain_failure(helm, exc, name, namespace, diagnose):
     return HelmError(msg, **details)
 
 
-def run_release(helm, params, check_mode=False, diff_mode=False, diagnose=None):
+def run_release(helm: Helm, params: Params, check_mode: bool = False, diff_mode: bool = False,
+                diagnose: Diagnose | None = None) -> Result:
     """Make the release match the request (or be gone); returns the module result.
 
     ``diagnose(objects, namespace)`` returns, for the objects of a release whose wait
@@ -506,13 +532,14 @@ def run_release(helm, params, check_mode=False, diff_mode=False, diagnose=None):
     secrets = sensitive_leaves(wanted, paths)
     helm.secrets = secrets
 
-    def finish():
+    def finish() -> Result:
         result["helm_invocations"] = helm.invocations
         if helm._version is not None:
             result["helm_version"] = ".".join(str(x) for x in helm.version)
         return result
 
-    rel = helm.status(name, namespace)
+    # Any: the paths below that read it have made sure there is a release.
+    rel: Any = helm.status(name, namespace)
     chart_meta = chart.meta if chart is not None and chart.local else None
     if rel is not None and (rel.get("info") or {}).get("status") == "uninstalled":
         rel = None  # history kept after an uninstall: `upgrade --install` installs it again
@@ -569,3 +596,34 @@ def run_release(helm, params, check_mode=False, diff_mode=False, diagnose=None):
     if diff_mode:
         result["diff"] = _diff(rel, out.get("manifest"), secrets, name)
     return finish()
+
+
+def connect(task: Task) -> Helm:
+    """The helm CLI client of a module run (``run_module``'s ``connect``).
+
+    The values named in ``sensitive_values`` are masked first, in everything Ansible prints
+    (the task's arguments included), so that no later failure can show them.
+    """
+    params = task.params
+    if params["state"] == "present" and params["sensitive_values"]:
+        for value in sensitive_leaves(merged_values(params), params["sensitive_values"]):
+            task.hide(value)
+    binary = params["binary_path"] or shutil.which("helm")
+    if not binary:
+        raise HelmError("helm was not found on PATH; install helm 3.13+ or 4, or set binary_path")
+    conn, env, temps = connection_args(params)
+    run_command = cast(Callable[..., Tuple[int, str, str]], task.run_command)
+    return Helm(binary, lambda argv, extra: run_command(argv, environ_update=extra), conn, env, temps=temps)
+
+
+def run(task: Task, helm: Helm) -> Result:
+    """The ``helm_release`` module's work."""
+    params = task.params
+
+    def diagnose(objects: list[Obj], namespace: str) -> list[str]:
+        return diagnose_objects(kube_client(params), objects, namespace)
+
+    try:
+        return run_release(helm, params, check_mode=task.check_mode, diff_mode=task.diff, diagnose=diagnose)
+    finally:
+        helm.close()

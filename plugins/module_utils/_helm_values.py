@@ -16,9 +16,11 @@ import base64
 import copy
 import json
 import re
+from typing import Any, Iterable
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK, mask_secret_values
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Params
 
 try:
     import yaml
@@ -28,9 +30,10 @@ except ImportError:  # pragma: no cover
     HAS_YAML = False
 
 
-def parse_path(path, field="set_values"):
+def parse_path(path: str, field: str = "set_values") -> list[str | int]:
     """``a.b\\.c[0].d`` -> ``['a', 'b.c', 0, 'd']``."""
-    parts, buf, i = [], "", 0
+    parts: list[str | int] = []
+    buf, i = "", 0
     if not path:
         raise InvalidInput(field, "empty key path")
     while i < len(path):
@@ -62,11 +65,11 @@ def parse_path(path, field="set_values"):
     return parts
 
 
-def set_path(values, parts, value):
+def set_path(values: dict[str, Any], parts: list[str | int], value: Any) -> None:
     node = values
     for pos, key in enumerate(parts):
         last = pos == len(parts) - 1
-        nxt = None if last else ([] if isinstance(parts[pos + 1], int) else {})
+        nxt: Any = None if last else ([] if isinstance(parts[pos + 1], int) else {})
         if isinstance(key, int):
             if not isinstance(node, list):
                 raise InvalidInput("set_values", "%s is not a list" % key)
@@ -82,7 +85,7 @@ def set_path(values, parts, value):
             node = node[key]
 
 
-def deep_merge(base, override):
+def deep_merge(base: Any, override: Any) -> Any:
     """Helm's merge of values sources: maps merge recursively, anything else replaces."""
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
@@ -93,7 +96,7 @@ def deep_merge(base, override):
     return out
 
 
-class _StrTimestampLoader(yaml.SafeLoader if HAS_YAML else object):
+class _StrTimestampLoader(yaml.SafeLoader if HAS_YAML else object):  # type: ignore[misc]
     """Keep timestamps as strings, as helm's YAML reader does."""
 
 
@@ -102,7 +105,7 @@ if HAS_YAML:
         "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
 
 
-def load_values_file(path):
+def load_values_file(path: str) -> dict[str, Any]:
     try:
         with open(path) as handle:
             data = yaml.load(handle, Loader=_StrTimestampLoader)  # noqa: S506 - a SafeLoader subclass
@@ -115,7 +118,7 @@ def load_values_file(path):
     return data
 
 
-def _set_value(item):
+def _set_value(item: dict[str, Any]) -> Any:
     vtype, value = item.get("value_type") or "raw", item.get("value")
     if vtype == "string":
         return "" if value is None else (value if isinstance(value, str) else json.dumps(value)
@@ -137,9 +140,9 @@ def _set_value(item):
     return value
 
 
-def merged_values(params):
+def merged_values(params: Params) -> dict[str, Any]:
     """values_files (in order), then values, then set_values: later wins, as with -f and --set."""
-    result = {}
+    result: dict[str, Any] = {}
     for path in params.get("values_files") or []:
         result = deep_merge(result, load_values_file(path))
     result = deep_merge(result, params.get("values") or {})
@@ -148,7 +151,7 @@ def merged_values(params):
     return normalise(result)
 
 
-def normalise(value):
+def normalise(value: Any) -> Any:
     """JSON-shaped copy; whole floats become ints (helm reads numbers as float64)."""
     if isinstance(value, dict):
         return {str(k): normalise(v) for k, v in value.items()}
@@ -161,15 +164,15 @@ def normalise(value):
     return str(value)
 
 
-def values_equal(deployed, wanted):
+def values_equal(deployed: Any, wanted: Any) -> bool:
     return normalise(deployed or {}) == normalise(wanted or {})
 
 
-def sensitive_leaves(values, paths):
+def sensitive_leaves(values: Any, paths: Iterable[str]) -> list[str]:
     """String forms of the values under ``paths`` (for scrubbing text)."""
     out = set()
 
-    def collect(node):
+    def collect(node: Any) -> None:
         if isinstance(node, dict):
             for v in node.values():
                 collect(v)
@@ -192,7 +195,7 @@ def sensitive_leaves(values, paths):
     return sorted(out, key=len, reverse=True)
 
 
-def mask_values(values, paths):
+def mask_values(values: Any, paths: Iterable[str]) -> Any:
     out = copy.deepcopy(values)
     for path in paths or []:
         parts = parse_path(path, "sensitive_values")
@@ -210,7 +213,7 @@ def mask_values(values, paths):
     return out
 
 
-def scrub(text, secrets):
+def scrub(text: str, secrets: Iterable[str]) -> str:
     """Replace secret strings (and their base64 forms) in free text."""
     if not text:
         return text
@@ -220,7 +223,7 @@ def scrub(text, secrets):
     return text
 
 
-def mask_manifest(manifest, secrets):
+def mask_manifest(manifest: str | None, secrets: Iterable[str]) -> str:
     """A manifest for diffs: Secret values masked, sensitive strings scrubbed."""
     if not manifest:
         return ""

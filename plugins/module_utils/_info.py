@@ -14,13 +14,15 @@ __metaclass__ = type
 import copy
 import datetime
 import re
+from typing import Any
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _health
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset_report as report
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, NotFound
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_domain, check_dns_label, is_dns_subdomain
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_lease import (  # the names the vault_db_secret module writes
     A_EXPIRES as VAULT_LEASE_EXPIRES,
     A_LEASE_ID as VAULT_LEASE_ID,
@@ -34,20 +36,7 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,ap
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
-def argument_spec():
-    """The ``info`` module's options (documented in the module) plus the connection options."""
-    return kube_argspec(
-        name={"type": "str", "required": True},
-        namespace={"type": "str", "default": "default"},
-        service_name={"type": "str"},
-        cluster_domain={"type": "str", "default": "cluster.local"},
-        vault_secret={"type": "list", "elements": "str", "default": [], "no_log": False},
-        health={"type": "str", "default": "none", "choices": list(_health.DATASTORES)},
-        container={"type": "str"},
-    )
-
-
-def validate(params):
+def validate(params: Params) -> None:
     check_dns_label("name", params.get("name"))
     check_dns_label("namespace", params.get("namespace"))
     if params.get("service_name") is not None:
@@ -60,7 +49,7 @@ def validate(params):
         check_dns_label("container", params["container"])
 
 
-def parse_time(value):
+def parse_time(value: object) -> datetime.datetime | None:
     """An RFC 3339 time or a Unix timestamp as an aware ``datetime`` (``None`` when unreadable)."""
     if value is None:
         return None
@@ -82,7 +71,7 @@ def parse_time(value):
     return (parsed - offset).replace(tzinfo=datetime.timezone.utc)
 
 
-def lease_entry(name, meta, now=None):
+def lease_entry(name: str, meta: dict[str, Any] | None, now: datetime.datetime | None = None) -> dict[str, Any]:
     """What a credential Secret's annotations say about its lease (never its values)."""
     if meta is None:
         return {"secret": name, "exists": False, "lease_id": None, "lease_expires": None,
@@ -104,24 +93,17 @@ def lease_entry(name, meta, now=None):
     }
 
 
-def _secret_metadata(client, namespace, name):
+def _secret_metadata(client: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
     """GET a Secret as ``PartialObjectMetadata``: the server sends no data, only metadata."""
-    saved = client.extra_headers.get("Accept")
-    client.extra_headers["Accept"] = METADATA_ONLY
     try:
-        obj = client.request("GET", client.path("v1", "Secret", namespace, name))
+        obj = client.request("GET", client.path("v1", "Secret", namespace, name), headers={"Accept": METADATA_ONLY})
     except NotFound:
         return None
-    finally:
-        if saved is None:
-            client.extra_headers.pop("Accept", None)
-        else:
-            client.extra_headers["Accept"] = saved
     # Belt and braces: keep metadata only, whatever the server sent.
     return copy.deepcopy((obj or {}).get("metadata") or {})
 
 
-def pvc_entry(pvc):
+def pvc_entry(pvc: Obj) -> dict[str, Any]:
     spec, status = pvc.get("spec") or {}, pvc.get("status") or {}
     return {
         "name": pvc["metadata"]["name"],
@@ -135,7 +117,7 @@ def pvc_entry(pvc):
     }
 
 
-def endpoint_entries(slices):
+def endpoint_entries(slices: list[Obj]) -> list[dict[str, Any]]:
     """Every endpoint of the Service's EndpointSlices, by hostname then address."""
     out = []
     for piece in slices:
@@ -157,7 +139,7 @@ def endpoint_entries(slices):
     return sorted(out, key=lambda e: (e["hostname"] or "", e["addresses"]))
 
 
-def _strip(obj):
+def _strip(obj: Obj | None) -> Obj:
     if not obj:
         return {}
     out = copy.deepcopy(obj)
@@ -165,15 +147,16 @@ def _strip(obj):
     return out
 
 
-def run(module):
-    params = module.params
+def run(task: Task, client: KubeClient) -> Result:
+    """The ``info`` module's work."""
+    params = task.params
     validate(params)
-    client = kube_client(params)
     ns, name, domain = params["namespace"], params["name"], params["cluster_domain"]
     sts = client.get("apps/v1", "StatefulSet", name, ns)
     svc_name = params.get("service_name") or ((sts or {}).get("spec") or {}).get("serviceName") or name
     svc = client.get("v1", "Service", svc_name, ns)
-    pods, pvcs = [], []
+    pods: list[Obj] = []
+    pvcs: list[Obj] = []
     if sts:
         selector = selector_string(((sts["spec"].get("selector") or {}).get("matchLabels")))
         if selector:
@@ -182,7 +165,7 @@ def run(module):
         if templates:
             pvcs = report.claims_of(client.list("v1", "PersistentVolumeClaim", ns).get("items") or [], name,
                                     templates)
-    slices = []
+    slices: list[Obj] = []
     if svc:
         slices = client.list("discovery.k8s.io/v1", "EndpointSlice", ns,
                              label_selector="%s=%s" % (SERVICE_NAME_LABEL, svc_name)).get("items") or []

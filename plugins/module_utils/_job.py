@@ -16,6 +16,7 @@ __metaclass__ = type
 import copy
 import hashlib
 import json
+from typing import Any, cast
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _status, _wait
 from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import dry_run_create, make_diff, object_ref
@@ -25,6 +26,9 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     WaitFailed,
     WaitTimeout,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 
 API_VERSION = "batch/v1"
 KIND = "Job"
@@ -35,7 +39,7 @@ DEFAULT_SCRIPT_DIR = "/opt/job"
 
 
 # -- building ------------------------------------------------------------------
-def _env_list(env):
+def _env_list(env: Any) -> list[dict[str, Any]]:
     """``{NAME: value}`` -> EnvVar list; a dict value is a ``valueFrom`` source."""
     out = []
     for key in sorted(env or {}):
@@ -51,7 +55,7 @@ def _env_list(env):
     return out
 
 
-def _script(params, container, pod_spec):
+def _script(params: Params, container: dict[str, Any], pod_spec: dict[str, Any]) -> None:
     script = params.get("script_configmap")
     if not script:
         return
@@ -66,7 +70,7 @@ def _script(params, container, pod_spec):
     container["command"] = ([interpreter] if interpreter else []) + [path]
 
 
-def build_job(params):
+def build_job(params: Params) -> Obj:
     """The Job manifest the options ask for (without the spec-hash annotation)."""
     if params.get("definition"):
         return _from_definition(params)
@@ -114,7 +118,7 @@ def build_job(params):
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
 
 
-def _from_definition(params):
+def _from_definition(params: Params) -> Obj:
     for field in ("image", "command", "args", "script_configmap", "env", "env_from_secrets", "env_from_configmaps"):
         if params.get(field):
             raise InvalidInput(field, "cannot be combined with definition; put it in the definition instead")
@@ -143,7 +147,7 @@ def _from_definition(params):
     return job
 
 
-def spec_hash(job):
+def spec_hash(job: Obj) -> str:
     """A stable digest of what was asked for; the server's defaults do not enter it."""
     body = copy.deepcopy(job)
     meta = body.get("metadata") or {}
@@ -155,7 +159,7 @@ def spec_hash(job):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def with_hash(job):
+def with_hash(job: Obj) -> tuple[Obj, str]:
     job = copy.deepcopy(job)
     digest = spec_hash(job)
     job["metadata"].setdefault("annotations", {})[SPEC_HASH_ANNOTATION] = digest
@@ -163,7 +167,7 @@ def with_hash(job):
 
 
 # -- reading state ---------------------------------------------------------------
-def job_status(job):
+def job_status(job: Obj) -> str:
     if _wait.condition_true(job, "Complete"):
         return "Complete"
     if _wait.condition_true(job, "Failed"):
@@ -173,12 +177,12 @@ def job_status(job):
     return "Running"
 
 
-def finished(job):
+def finished(job: Obj | None) -> bool:
     """Watch predicate: the Job reached Complete or Failed (never raises)."""
     return job is not None and job_status(job) in ("Complete", "Failed")
 
 
-def _main_state(pod):
+def _main_state(pod: Obj) -> tuple[int | None, str | None]:
     """``(exit_code, reason)`` of the pod's first terminated (else first) container."""
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     chosen = None
@@ -197,26 +201,26 @@ def _main_state(pod):
     return None, (pod.get("status") or {}).get("reason")
 
 
-def _pod_selector(job):
+def _pod_selector(job: Obj) -> str:
     labels = ((job.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     if labels:
         return _wait.selector_string(labels)
     return "batch.kubernetes.io/controller-uid=%s" % job["metadata"]["uid"]
 
 
-def list_pods(client, job):
+def list_pods(client: KubeClient, job: Obj) -> list[Obj]:
     meta = job["metadata"]
     return client.list("v1", "Pod", meta["namespace"], label_selector=_pod_selector(job)).get("items") or []
 
 
-def describe_pods(client, job, log_lines, pods=None):
+def describe_pods(client: KubeClient, job: Obj, log_lines: int, pods: list[Obj] | None = None) -> list[dict[str, Any]]:
     """Per pod: name, completion index, phase, exit code, reason and the tail of its log."""
     meta = job["metadata"]
     pods = list_pods(client, job) if pods is None else pods
     out = []
     for pod in sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"])):
         pmeta = pod["metadata"]
-        index = (pmeta.get("annotations") or {}).get(INDEX_ANNOTATION)
+        index: Any = (pmeta.get("annotations") or {}).get(INDEX_ANNOTATION)
         exit_code, reason = _main_state(pod)
         phase = (pod.get("status") or {}).get("phase")
         log = []
@@ -229,7 +233,7 @@ def describe_pods(client, job, log_lines, pods=None):
     return out
 
 
-def summary(job, pods):
+def summary(job: Obj, pods: list[dict[str, Any]]) -> dict[str, Any]:
     status = job.get("status") or {}
     return {
         "status": job_status(job),
@@ -242,8 +246,8 @@ def summary(job, pods):
     }
 
 
-def failure_message(job, pods):
-    cond = _wait.condition(job, "Failed") if _wait.condition_true(job, "Failed") else {}
+def failure_message(job: Obj, pods: list[dict[str, Any]]) -> str:
+    cond = (_wait.condition(job, "Failed") or {}) if _wait.condition_true(job, "Failed") else {}
     lines = ["%s failed: %s%s" % (object_ref(job), cond.get("reason") or "Failed",
                                   (" (%s)" % cond["message"]) if cond.get("message") else "")]
     bad = [p for p in pods if p["phase"] == "Failed" or (p["exit_code"] not in (None, 0))] or pods
@@ -260,10 +264,12 @@ def failure_message(job, pods):
 
 
 # -- doing ---------------------------------------------------------------------
-def _wait_finished(client, job, timeout, log_lines):
+def _wait_finished(client: KubeClient, job: Obj, timeout: float, log_lines: int) -> Obj:
     meta = job["metadata"]
     try:
-        return _wait.watch_until(client, API_VERSION, KIND, meta["namespace"], meta["name"], finished, timeout)
+        # finished() holds only for a Job, so the watch ends with one.
+        return cast(Obj, _wait.watch_until(client, API_VERSION, KIND, meta["namespace"], meta["name"], finished,
+                                           timeout))
     except WaitTimeout as exc:
         last = exc.details.get("last") or job
         raw = list_pods(client, last)
@@ -278,7 +284,7 @@ def _wait_finished(client, job, timeout, log_lines):
                           not_ready=lines, **summary(last, pods))
 
 
-def _delete(client, job, timeout, propagation):
+def _delete(client: KubeClient, job: Obj, timeout: float, propagation: str) -> None:
     meta = job["metadata"]
     client.delete(API_VERSION, KIND, meta["name"], meta["namespace"], propagation=propagation,
                   preconditions={"uid": meta["uid"]} if meta.get("uid") else None)
@@ -286,14 +292,14 @@ def _delete(client, job, timeout, propagation):
                       lambda o: o is None or o["metadata"].get("uid") != meta.get("uid"), timeout)
 
 
-def run_job(client, params, check_mode=False, diff_mode=False):
+def run_job(client: KubeClient, params: Params, check_mode: bool = False, diff_mode: bool = False) -> Result:
     """Make the Job exist as asked (or be gone) and, when waiting, report how it ended."""
     timeout = params.get("wait_timeout") or 300
     log_lines = params.get("log_lines") or 0
     if params.get("state") == "absent":
         def_meta = (params.get("definition") or {}).get("metadata") or {}
-        name = params.get("name") or def_meta.get("name")
-        namespace = params.get("namespace") or def_meta.get("namespace")
+        name: Any = params.get("name") or def_meta.get("name")
+        namespace: Any = params.get("namespace") or def_meta.get("namespace")
         for field, value in (("name", name), ("namespace", namespace)):
             if not value:
                 raise InvalidInput(field, "is required")
@@ -355,4 +361,12 @@ def run_job(client, params, check_mode=False, diff_mode=False):
         if not result["changed"]:
             msg += "\nThe Job was not run again because its spec did not change; set rerun=always to run it again."
         raise WaitFailed(msg, **{k: v for k, v in result.items() if k != "warnings"})
+    return result
+
+
+def run(task: Task, client: KubeClient) -> Result:
+    """The ``job`` module's work."""
+    result = run_job(client, task.params, check_mode=task.check_mode, diff_mode=task.diff)
+    for warning in result.pop("warnings", []):
+        task.warn(warning)
     return result

@@ -17,9 +17,10 @@ import json
 import os
 import random
 import time
+from typing import Any, Iterator
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
@@ -29,6 +30,8 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     NotFound,
     TransientError,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 
 try:
     import urllib3
@@ -49,24 +52,6 @@ SERVICE_ACCOUNT_DIR = _kubeconfig.SERVICE_ACCOUNT_DIR
 TRANSIENT_STATUSES = frozenset((429, 500, 502, 503, 504))
 # Several threads share the pool when many objects are applied at once.
 POOL_MAXSIZE = 16
-
-# Connection options, documented once in doc_fragments/kube.py.
-KUBE_CONNECTION_ARGSPEC = {
-    "kubeconfig": {"type": "raw", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG", "KUBECONFIG"])},
-    "context": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
-    "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
-    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
-    "client_cert": {"type": "path", "aliases": ["cert_file"], "fallback": (env_fallback, ["K8S_AUTH_CERT_FILE"])},
-    "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False,
-                   "fallback": (env_fallback, ["K8S_AUTH_KEY_FILE"])},
-    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"], "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"])},
-    "validate_certs": {"type": "bool", "aliases": ["verify_ssl"], "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"])},
-    "proxy": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_PROXY"])},
-    "impersonate_user": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_IMPERSONATE_USER"])},
-    "impersonate_groups": {"type": "list", "elements": "str"},
-    "request_timeout": {"type": "float", "default": 30.0},
-    "api_retries": {"type": "int", "default": 5},
-}
 
 # Kinds the collection manages: (group/version, kind) -> (plural, namespaced).
 # Knowing them up front saves a discovery round trip per run.
@@ -106,7 +91,7 @@ KNOWN_KINDS = {
 }
 
 
-def check_kubernetes_library(module):
+def check_kubernetes_library(module: Any) -> None:
     """Fail the module with install advice when a library every run needs is missing.
 
     The kubernetes library is not one of them: it is needed only for a kubeconfig
@@ -117,7 +102,7 @@ def check_kubernetes_library(module):
         module.fail_json(msg=missing_required_lib("urllib3"), exception=str(URLLIB3_IMPORT_ERROR))
 
 
-def _kubeconfig_source(value):
+def _kubeconfig_source(value: Any) -> dict[str, Any] | list[str] | None:
     """Normalise the ``kubeconfig`` option: a dict, a list of paths, or one path."""
     if value is None or isinstance(value, dict):
         return value
@@ -131,7 +116,7 @@ def _kubeconfig_source(value):
     return paths
 
 
-def _library_configuration(cfg):
+def _library_configuration(cfg: Any) -> Any:
     """Load the selected context with the kubernetes library (exec plugins, auth-providers)."""
     doc, base_path = cfg.library_kubeconfig()
     user = doc["contexts"][0]["context"].get("user") or ""
@@ -156,7 +141,7 @@ def _library_configuration(cfg):
     return configuration
 
 
-def build_configuration(params):
+def build_configuration(params: Params) -> Any:
     """Return the connection settings (a ``_kubeconfig.ClusterConfig``) from the connection options.
 
     A kubeconfig whose user runs an exec plugin or an auth-provider is loaded by the
@@ -200,7 +185,7 @@ def build_configuration(params):
     return configuration
 
 
-def _env_proxy(url):
+def _env_proxy(url: str) -> tuple[str | None, str]:
     """``(proxy, no_proxy)`` from the environment for ``url``, as kubectl reads them."""
     scheme = urlsplit(url).scheme or "https"
     proxy = None
@@ -211,7 +196,7 @@ def _env_proxy(url):
     return proxy, os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
 
 
-def bypasses_proxy(url, no_proxy):
+def bypasses_proxy(url: str, no_proxy: str | None) -> bool:
     """Whether ``url``'s host matches one of the comma-separated ``no_proxy`` entries."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
@@ -238,7 +223,7 @@ def bypasses_proxy(url, no_proxy):
     return False
 
 
-def _default_ca_bundle():
+def _default_ca_bundle() -> str | None:
     """certifi's bundle when it is installed (what the kubernetes library used), else the system's."""
     try:
         import certifi  # pylint: disable=import-outside-toplevel
@@ -247,10 +232,10 @@ def _default_ca_bundle():
     return certifi.where()
 
 
-def pool_manager(configuration, maxsize=POOL_MAXSIZE):
+def pool_manager(configuration: Any, maxsize: int = POOL_MAXSIZE) -> Any:
     """A urllib3 pool manager (or proxy manager) with ``configuration``'s TLS and proxy settings."""
     verify = bool(getattr(configuration, "verify_ssl", True))
-    kwargs = {"num_pools": 4, "maxsize": maxsize, "cert_reqs": "CERT_REQUIRED" if verify else "CERT_NONE"}
+    kwargs: dict[str, Any] = {"num_pools": 4, "maxsize": maxsize, "cert_reqs": "CERT_REQUIRED" if verify else "CERT_NONE"}
     ca_certs = getattr(configuration, "ssl_ca_cert", None)
     ca_data = getattr(configuration, "ca_cert_data", None)
     if verify and not ca_certs and not ca_data:
@@ -297,15 +282,15 @@ class KubeClient:
     Objects go in and out as plain dicts, exactly as the API server speaks them.
     """
 
-    def __init__(self, configuration, request_timeout=30.0, retries=5, impersonate_user=None,
-                 impersonate_groups=None):
+    def __init__(self, configuration: Any, request_timeout: float = 30.0, retries: int = 5,
+                 impersonate_user: str | None = None, impersonate_groups: list[str] | None = None) -> None:
         self.configuration = configuration
         self.pool_manager = pool_manager(configuration)
         self.request_timeout = request_timeout
         self.retries = retries
-        self.extra_headers = {}
+        self.extra_headers: dict[str, str] = {}
         # Headers sent once per value (urllib3 takes repeated headers only through HTTPHeaderDict).
-        self._repeated_headers = []
+        self._repeated_headers: list[tuple[str, str]] = []
         if not impersonate_user:
             # The kubeconfig's ``as``, ``as-groups``, ``as-uid`` and ``as-user-extra``.
             impersonate_user = getattr(configuration, "impersonate_user", None)
@@ -318,11 +303,11 @@ class KubeClient:
         if impersonate_user:
             self.extra_headers["Impersonate-User"] = impersonate_user
         self._repeated_headers.extend(("Impersonate-Group", group) for group in impersonate_groups or [])
-        self._discovered = {}
+        self._discovered: dict[tuple[str, str], tuple[str, bool]] = {}
         self.requests_made = 0
 
     # -- paths -----------------------------------------------------------------
-    def resource_info(self, api_version, kind):
+    def resource_info(self, api_version: str, kind: str) -> tuple[str, bool]:
         """Return ``(plural, namespaced)`` for a kind, using discovery only for unknown kinds."""
         known = KNOWN_KINDS.get((api_version, kind))
         if known:
@@ -341,7 +326,8 @@ class KubeClient:
                 raise InvalidInput("kind", "%s is not a kind of %s on this cluster" % (kind, api_version))
         return self._discovered[key]
 
-    def path(self, api_version, kind, namespace=None, name=None, subresource=None):
+    def path(self, api_version: str, kind: str, namespace: str | None = None, name: str | None = None,
+             subresource: str | None = None) -> str:
         """REST path of a collection or of one object."""
         plural, namespaced = self.resource_info(api_version, kind)
         base = "/api/v1" if api_version == "v1" else "/apis/%s" % api_version
@@ -358,9 +344,11 @@ class KubeClient:
         return "/".join(parts)
 
     # -- transport -------------------------------------------------------------
-    def _headers(self, content_type=None):
+    def _headers(self, content_type: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": FIELD_MANAGER}
         headers.update(self.extra_headers)
+        # Headers of this one request (an Accept for metadata only, say) go on top; the client's stay as they are.
+        headers.update(extra or {})
         if content_type:
             headers["Content-Type"] = content_type
         # The library's Configuration keeps a kubeconfig token under "BearerToken"; both
@@ -370,7 +358,7 @@ class KubeClient:
             headers["Authorization"] = auth
         return headers
 
-    def _url(self, path, query):
+    def _url(self, path: str, query: dict[str, Any] | None) -> str:
         url = self.configuration.host.rstrip("/") + path
         pairs = []
         for key, value in (query or {}).items():
@@ -383,13 +371,18 @@ class KubeClient:
             url += "?" + urlencode(pairs)
         return url
 
-    def raw(self, method, path, body=None, query=None, content_type=None, timeout=None, stream=False):
-        """Send one request with retries; return the urllib3 response (status < 400)."""
-        headers = self._headers(content_type or ("application/json" if body is not None else None))
+    def raw(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+            content_type: str | None = None, timeout: float | None = None, stream: bool = False,
+            headers: dict[str, str] | None = None) -> Any:
+        """Send one request with retries; return the urllib3 response (status < 400).
+
+        ``headers`` are sent with this request only, over the client's own.
+        """
+        sent: Any = self._headers(content_type or ("application/json" if body is not None else None), headers)
         if self._repeated_headers:
-            headers = urllib3.HTTPHeaderDict(headers)
+            sent = urllib3.HTTPHeaderDict(sent)
             for name, value in self._repeated_headers:
-                headers.add(name, value)
+                sent.add(name, value)
         payload = None
         if body is not None:
             payload = body if isinstance(body, (str, bytes)) else json.dumps(body)
@@ -400,7 +393,7 @@ class KubeClient:
             self.requests_made += 1
             try:
                 resp = self.pool_manager.request(
-                    method, url, body=payload, headers=headers, preload_content=not stream,
+                    method, url, body=payload, headers=sent, preload_content=not stream,
                     timeout=urllib3.Timeout(connect=min(10.0, timeout or self.request_timeout),
                                             read=timeout or self.request_timeout),
                     retries=False)
@@ -421,15 +414,18 @@ class KubeClient:
                 continue
             raise self._error(method, path, resp.status, data)
 
-    def request(self, method, path, body=None, query=None, content_type=None, timeout=None):
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+                content_type: str | None = None, timeout: float | None = None,
+                headers: dict[str, str] | None = None) -> Any:
         """Send a request and return the decoded JSON body (``None`` for an empty body)."""
-        resp = self.raw(method, path, body=body, query=query, content_type=content_type, timeout=timeout)
+        resp = self.raw(method, path, body=body, query=query, content_type=content_type, timeout=timeout,
+                        headers=headers)
         if not resp.data:
             return None
         return json.loads(resp.data)
 
     @staticmethod
-    def _backoff(attempt, retry_after=None):
+    def _backoff(attempt: int, retry_after: str | None = None) -> None:
         delay = min(8.0, 0.25 * (2 ** (attempt - 1)))
         if retry_after:
             try:
@@ -439,9 +435,9 @@ class KubeClient:
         time.sleep(delay * (0.75 + random.random() / 2))
 
     @staticmethod
-    def _error(method, path, status, data):
+    def _error(method: str, path: str, status: int, data: bytes | None) -> KubeApiError:
         try:
-            body = json.loads(data)
+            body = json.loads(data)  # type: ignore[arg-type]  # None is refused like bad JSON
         except (TypeError, ValueError):
             body = {}
         message = body.get("message") or (data[:300].decode("utf-8", "replace") if data else "")
@@ -457,19 +453,21 @@ class KubeClient:
         return KubeApiError(text, status=status, reason=reason, causes=causes)
 
     # -- verbs -----------------------------------------------------------------
-    def get(self, api_version, kind, name, namespace=None):
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         """Return the object, or ``None`` when it does not exist."""
         try:
             return self.request("GET", self.path(api_version, kind, namespace, name))
         except NotFound:
             return None
 
-    def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None):
+    def list(self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None,
+             field_selector: str | None = None) -> Obj:
         """Return the List object (``items`` and ``metadata.resourceVersion``)."""
         return self.request("GET", self.path(api_version, kind, namespace),
                             query={"labelSelector": label_selector, "fieldSelector": field_selector})
 
-    def apply(self, obj, dry_run=False, force=False, field_manager=FIELD_MANAGER):
+    def apply(self, obj: Obj, dry_run: bool = False, force: bool | None = False,
+              field_manager: str = FIELD_MANAGER) -> Obj:
         """Server-side apply ``obj``; returns the object the server holds (or would hold)."""
         meta = obj.get("metadata") or {}
         path = self.path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
@@ -477,14 +475,14 @@ class KubeClient:
         return self.request("PATCH", path, body=json.dumps(obj), query=query,
                             content_type="application/apply-patch+yaml")
 
-    def create(self, obj, dry_run=False):
+    def create(self, obj: Obj, dry_run: bool = False) -> Obj:
         meta = obj.get("metadata") or {}
         path = self.path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
         return self.request("POST", path, body=obj, query={"fieldManager": FIELD_MANAGER,
                                                            "dryRun": "All" if dry_run else None})
 
-    def patch(self, api_version, kind, name, namespace, patch, patch_type="merge", dry_run=False,
-              subresource=None):
+    def patch(self, api_version: str, kind: str, name: str, namespace: str | None, patch: Any,
+              patch_type: str = "merge", dry_run: bool = False, subresource: str | None = None) -> Obj:
         content_type = {"merge": "application/merge-patch+json",
                         "strategic": "application/strategic-merge-patch+json",
                         "json": "application/json-patch+json"}[patch_type]
@@ -492,10 +490,11 @@ class KubeClient:
                             query={"fieldManager": FIELD_MANAGER, "dryRun": "All" if dry_run else None},
                             content_type=content_type)
 
-    def delete(self, api_version, kind, name, namespace=None, propagation=None, dry_run=False,
-               preconditions=None):
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
+               propagation: str | None = None, dry_run: bool = False,
+               preconditions: dict[str, Any] | None = None) -> Obj | None:
         """Delete an object; returns the server's answer or ``None`` if it was already gone."""
-        body = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation:
             body["propagationPolicy"] = propagation
         if dry_run:
@@ -507,7 +506,8 @@ class KubeClient:
         except NotFound:
             return None
 
-    def pod_log(self, namespace, name, container=None, tail_lines=None, previous=False):
+    def pod_log(self, namespace: str, name: str, container: str | None = None, tail_lines: int | None = None,
+                previous: bool = False) -> str:
         """Return the tail of a pod's log as text ('' when the server has none).
 
         ``previous`` reads the run before the container's last restart (a crash loop's).
@@ -520,8 +520,9 @@ class KubeClient:
             return ""
         return resp.data.decode("utf-8", "replace")
 
-    def watch(self, api_version, kind, namespace=None, resource_version=None, label_selector=None,
-              field_selector=None, timeout=60):
+    def watch(self, api_version: str, kind: str, namespace: str | None = None, resource_version: str | None = None,
+              label_selector: str | None = None, field_selector: str | None = None,
+              timeout: float = 60) -> Iterator[tuple[str, Obj]]:
         """Yield ``(event_type, object)`` from a watch until the server closes it.
 
         Raises ``KubeApiError`` with status 410 when ``resource_version`` is too old,
@@ -553,7 +554,7 @@ class KubeClient:
             resp.release_conn()
 
 
-def kube_client(params):
+def kube_client(params: Params) -> KubeClient:
     """Build a ``KubeClient`` from a module's ``params``."""
     timeout = params.get("request_timeout")
     # "inf" and "nan" pass Ansible's float check; urllib3 would raise on them, and on a negative value,
@@ -563,7 +564,13 @@ def kube_client(params):
     if (params.get("api_retries") or 0) < 0:
         raise InvalidInput("api_retries", "must be 0 or more, got %s" % params["api_retries"])
     configuration = build_configuration(params)
+    retries = params.get("api_retries")
     return KubeClient(configuration, request_timeout=params.get("request_timeout") or 30.0,
-                      retries=params.get("api_retries") if params.get("api_retries") is not None else 5,
+                      retries=retries if retries is not None else 5,
                       impersonate_user=params.get("impersonate_user"),
                       impersonate_groups=params.get("impersonate_groups"))
+
+
+def connect(task: Task) -> KubeClient:
+    """The client of a module run (``run_module``'s ``connect``), from the task's connection options."""
+    return kube_client(task.params)

@@ -12,7 +12,7 @@ rest of a module run):
 - relative paths are resolved against the directory of the file that holds them;
 - ``*-data`` fields: the CA stays in memory; a client certificate and key go to
   private temporary files (mode 0600), because Python's TLS loads them only from
-  files. The module removes them when its run ends (``_common.run_module`` calls
+  files. The module removes them when its run ends (``_module.run_module`` calls
   ``remove_private_files()`` in a ``finally``), whether it succeeds or fails, in a
   module process or in a worker that runs many tasks (where ``atexit`` never runs).
 
@@ -30,6 +30,7 @@ import binascii
 import json
 import os
 import tempfile
+from typing import Any, Callable
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
 
@@ -37,11 +38,11 @@ SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
 
 # The private files of the current run: written once per content, all removed at its end.
-_PRIVATE_FILES = []
-_WRITTEN = {}
+_PRIVATE_FILES: list[str] = []
+_WRITTEN: dict[bytes, str] = {}
 
 
-def remove_private_files():
+def remove_private_files() -> None:
     """Remove every private file written since the last call, and forget them."""
     _WRITTEN.clear()
     while _PRIVATE_FILES:
@@ -52,7 +53,7 @@ def remove_private_files():
             pass
 
 
-def private_file(data, suffix=".pem"):
+def private_file(data: bytes, suffix: str = ".pem") -> str:
     """Write ``data`` (bytes) to a new file only this user can read, until ``remove_private_files()``."""
     if data in _WRITTEN:
         return _WRITTEN[data]
@@ -76,28 +77,28 @@ class ClusterConfig:
     fallback).
     """
 
-    def __init__(self, host="http://localhost"):
+    def __init__(self, host: str = "http://localhost") -> None:
         self.host = host
-        self.ssl_ca_cert = None
-        self.ca_cert_data = None
-        self.cert_file = None
-        self.key_file = None
+        self.ssl_ca_cert: str | None = None
+        self.ca_cert_data: str | bytes | None = None
+        self.cert_file: str | None = None
+        self.key_file: str | None = None
         self.verify_ssl = True
-        self.tls_server_name = None
-        self.proxy = None
-        self.no_proxy = None
-        self.api_key = {}
-        self.api_key_prefix = {}
-        self.refresh_api_key_hook = None
-        self.impersonate_user = None
-        self.impersonate_groups = []
-        self.impersonate_uid = None
-        self.impersonate_extra = {}
-        self.context = None
-        self.auth_plugin = None
-        self._selected = None
+        self.tls_server_name: str | None = None
+        self.proxy: str | None = None
+        self.no_proxy: str | None = None
+        self.api_key: dict[str, str] = {}
+        self.api_key_prefix: dict[str, str] = {}
+        self.refresh_api_key_hook: Callable[[ClusterConfig], None] | None = None
+        self.impersonate_user: str | None = None
+        self.impersonate_groups: list[str] = []
+        self.impersonate_uid: str | None = None
+        self.impersonate_extra: dict[str, list[str]] = {}
+        self.context: str | None = None
+        self.auth_plugin: str | None = None
+        self._selected: tuple[str, Any, Any, str | None, Any, str | None] | None = None
 
-    def get_api_key_with_prefix(self, identifier, alias=None):
+    def get_api_key_with_prefix(self, identifier: str, alias: str | None = None) -> str | None:
         """The ``Authorization`` value, as ``kubernetes.client.Configuration`` returns it."""
         if self.refresh_api_key_hook is not None:
             self.refresh_api_key_hook(self)
@@ -107,11 +108,11 @@ class ClusterConfig:
         prefix = self.api_key_prefix.get(identifier, self.api_key_prefix.get(alias) if alias is not None else None)
         return "%s %s" % (prefix, key) if prefix else key
 
-    def set_token(self, token):
+    def set_token(self, token: str) -> None:
         self.api_key = {"authorization": "Bearer " + token}
         self.api_key_prefix = {}
 
-    def library_kubeconfig(self):
+    def library_kubeconfig(self) -> tuple[Any, str | None]:
         """``(config_dict, base_path)`` of the selected context alone, for the kubernetes library's loader.
 
         File paths of the cluster are made absolute; the user's (and its exec command's)
@@ -133,14 +134,14 @@ class ClusterConfig:
         return doc, user_base
 
 
-def _resolve(path, base):
+def _resolve(path: str, base: str | None) -> str:
     path = str(path)
     if base and not os.path.isabs(path):
         return os.path.join(base, path)
     return path
 
 
-def _parse(text, path):
+def _parse(text: str, path: str) -> dict[str, Any]:
     stripped = text.lstrip()
     if not stripped:
         return {}
@@ -160,7 +161,7 @@ def _parse(text, path):
         raise InvalidInput("kubeconfig", "%s is not valid YAML: %s" % (path, str(exc).splitlines()[0]))
 
 
-def read_file(path):
+def read_file(path: str) -> dict[str, Any]:
     """The kubeconfig document in ``path`` (a dict; ``{}`` for an empty file)."""
     if not os.path.isfile(path):
         raise InvalidInput("kubeconfig", "file %s does not exist" % path)
@@ -180,11 +181,11 @@ def read_file(path):
 class Merged:
     """Named clusters, users and contexts of one or more documents, each with its base directory."""
 
-    def __init__(self):
-        self.entries = {section: {} for section, _key in SECTIONS}
-        self.current_context = None
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, tuple[dict[str, Any], str | None]]] = {section: {} for section, _key in SECTIONS}
+        self.current_context: str | None = None
 
-    def add(self, doc, base, origin):
+    def add(self, doc: dict[str, Any], base: str | None, origin: str) -> None:
         """Add a document; entries already known keep their first definition."""
         for section, key in SECTIONS:
             items = doc.get(section) or []
@@ -203,7 +204,7 @@ class Merged:
             self.current_context = str(doc["current-context"])
 
 
-def load(source, context=None):
+def load(source: dict[str, Any] | list[str], context: str | None = None) -> ClusterConfig:
     """``ClusterConfig`` for a kubeconfig ``source``: a dict, one path or a list of paths."""
     merged = Merged()
     if isinstance(source, dict):
@@ -220,7 +221,7 @@ def load(source, context=None):
     return select(merged, context)
 
 
-def select(merged, context=None):
+def select(merged: Merged, context: str | None = None) -> ClusterConfig:
     """Resolve the context ``context`` (or the current one) of a ``Merged`` kubeconfig."""
     name = context or merged.current_context
     contexts = merged.entries["contexts"]
@@ -250,27 +251,27 @@ def select(merged, context=None):
     return cfg
 
 
-def _decode(value, what):
+def _decode(value: str, what: str) -> bytes:
     try:
         return base64.b64decode(str(value), validate=False)
     except (binascii.Error, ValueError):
         raise InvalidInput("kubeconfig", "%s is not valid base64" % what)
 
 
-def _existing(path, base, what):
+def _existing(path: str, base: str | None, what: str) -> str:
     path = _resolve(path, base)
     if not os.path.isfile(path):
         raise InvalidInput("kubeconfig", "%s: file %s does not exist" % (what, path))
     return path
 
 
-def _truthy(value):
+def _truthy(value: object) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "yes", "1", "on")
     return bool(value)
 
 
-def _cluster_settings(cfg, cluster, base, what):
+def _cluster_settings(cfg: ClusterConfig, cluster: dict[str, Any], base: str | None, what: str) -> None:
     if cluster.get("certificate-authority-data"):
         data = _decode(cluster["certificate-authority-data"], "%s: certificate-authority-data" % what)
         # urllib3 takes PEM as text and DER as bytes.
@@ -285,7 +286,7 @@ def _cluster_settings(cfg, cluster, base, what):
         cfg.proxy = str(cluster["proxy-url"])
 
 
-def _user_settings(cfg, user, base, what):
+def _user_settings(cfg: ClusterConfig, user: dict[str, Any], base: str | None, what: str) -> None:
     for plugin in ("exec", "auth-provider"):
         if user.get(plugin):
             cfg.auth_plugin = plugin
@@ -316,11 +317,11 @@ def _user_settings(cfg, user, base, what):
                                  for k, vals in user["as-user-extra"].items()}
 
 
-def in_cluster_available(sa_dir=SERVICE_ACCOUNT_DIR):
+def in_cluster_available(sa_dir: str = SERVICE_ACCOUNT_DIR) -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(os.path.join(sa_dir, "token"))
 
 
-def in_cluster(sa_dir=SERVICE_ACCOUNT_DIR):
+def in_cluster(sa_dir: str = SERVICE_ACCOUNT_DIR) -> ClusterConfig:
     """``ClusterConfig`` of the pod's ServiceAccount (AWX and other in-cluster runners)."""
     host = os.environ.get("KUBERNETES_SERVICE_HOST", "")
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")

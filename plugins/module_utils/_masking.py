@@ -10,12 +10,14 @@ from __future__ import annotations
 
 __metaclass__ = type
 
+from typing import Any
+
 MASK = "<masked>"
 MASK_CHANGED = "<masked, changed>"
 SECRET_VALUE_FIELDS = ("data", "stringData")
 
 
-def mask_secret_values(obj):
+def mask_secret_values(obj: Any) -> Any:
     """A shallow copy of a Secret manifest with every value of data/stringData masked.
 
     Anything that is not a Secret is returned as it is.

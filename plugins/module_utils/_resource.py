@@ -16,7 +16,7 @@ __metaclass__ = type
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence, cast
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import (
     BARRIER_KINDS,
@@ -27,18 +27,22 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import
     object_ref,
     validate_manifest,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._batch import run_batch
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     DatastoreError,
     InvalidInput,
     WaitFailed,
     WaitTimeout,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import mask_secret_values
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import (
     READY_PREDICATES,
     wait_deleted,
     wait_ready,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 
 try:
     import yaml
@@ -57,21 +61,21 @@ class Item:
 
     __slots__ = ("label", "obj", "namespaced", "deferred")
 
-    def __init__(self, label, obj):
+    def __init__(self, label: str, obj: Any) -> None:
         self.label = label
         self.obj = obj
-        self.namespaced = None
+        self.namespaced: bool | None = None
         self.deferred = False
 
     @property
-    def key(self):
+    def key(self) -> tuple[str, str, str, str]:
         meta = self.obj["metadata"]
         return (self.obj["apiVersion"].split("/")[0] if "/" in self.obj["apiVersion"] else "",
                 self.obj["kind"], meta.get("namespace") or "", meta["name"])
 
 
 # -- parsing ----------------------------------------------------------------------------
-def _yaml_documents(text, field):
+def _yaml_documents(text: str, field: str) -> list[Any]:
     if not HAS_YAML:
         raise InvalidInput(field, "parsing YAML needs the PyYAML Python library")
     try:
@@ -82,13 +86,13 @@ def _yaml_documents(text, field):
         raise InvalidInput(field, "is not valid YAML%s: %s" % (where, getattr(exc, "problem", None) or exc))
 
 
-def _is_list(doc):
+def _is_list(doc: Any) -> bool:
     """``kind: List`` (or ``ConfigMapList`` and the like) as ``kubectl get -o yaml`` writes them."""
     return (isinstance(doc, dict) and isinstance(doc.get("kind"), str) and doc["kind"].endswith("List")
             and isinstance(doc.get("items"), list) and "spec" not in doc)
 
 
-def _expand(docs, label_of):
+def _expand(docs: list[Any], label_of: Callable[[int], str]) -> list[Item]:
     """Drop empty documents and unpack ``kind: List``; returns ``[Item]``."""
     items = []
     for idx, doc in enumerate(docs):
@@ -103,7 +107,7 @@ def _expand(docs, label_of):
     return items
 
 
-def load_items(definition=None, src=None):
+def load_items(definition: Any = None, src: str | None = None) -> list[Item]:
     """Manifests from ``definition`` (mapping, list or YAML text) or ``src`` (a YAML file)."""
     if src is not None:
         path = os.path.expanduser(src)
@@ -118,7 +122,7 @@ def load_items(definition=None, src=None):
     if isinstance(definition, dict):
         return _expand([definition], lambda i: "definition")
     if isinstance(definition, list):
-        docs = []
+        docs: list[tuple[str, Any]] = []
         for idx, entry in enumerate(definition):
             # A list may mix mappings and YAML text (for example a list of lookup('template') results).
             if isinstance(entry, str):
@@ -131,13 +135,13 @@ def load_items(definition=None, src=None):
                        % type(definition).__name__)
 
 
-def _mask_doc(doc):
+def _mask_doc(doc: Any) -> Any:
     if _is_list(doc):
         return dict(doc, items=[_mask_doc(d) for d in doc["items"]])
     return mask_secret_values(doc)
 
 
-def masked_definition(definition):
+def masked_definition(definition: Any) -> Any:
     """``definition`` as Ansible may echo it back (the module's invocation): Secret values masked.
 
     Input without a Secret comes back unchanged; YAML text with one comes back as
@@ -158,7 +162,7 @@ def masked_definition(definition):
 
 
 # -- checking and planning ------------------------------------------------------------
-def crd_kinds(items):
+def crd_kinds(items: list[Item]) -> dict[tuple[str, str], bool]:
     """``(apiVersion, kind) -> namespaced`` for the custom kinds the input itself defines."""
     out = {}
     for item in items:
@@ -174,7 +178,7 @@ def crd_kinds(items):
     return out
 
 
-def prepare(client, items, namespace=None):
+def prepare(client: KubeClient, items: list[Item], namespace: str | None = None) -> list[Item]:
     """Check every manifest and settle its namespace; raises before anything is written."""
     if not items:
         raise InvalidInput("definition", "holds no manifest")
@@ -186,7 +190,7 @@ def prepare(client, items, namespace=None):
         if meta.get("namespace") is not None and not isinstance(meta.get("namespace"), str):
             raise InvalidInput(item.label, "metadata.namespace must be a string")
     custom = crd_kinds(items)
-    seen = {}
+    seen: dict[tuple[str, str, str, str], str] = {}
     for item in items:
         obj = item.obj
         key = (obj["apiVersion"], obj["kind"])
@@ -213,7 +217,7 @@ def prepare(client, items, namespace=None):
     return items
 
 
-def segments(items):
+def segments(items: list[Item]) -> list[list[Item]]:
     """Split the input after each CRD whose kinds later manifests use, so those wait for it."""
     out, current = [], []
     pending_kinds = {}
@@ -234,7 +238,7 @@ def segments(items):
     return out
 
 
-def _resolve_deferred(client, items, deadline):
+def _resolve_deferred(client: KubeClient, items: list[Item], deadline: float) -> None:
     """Look up the custom kinds of a CRD that has just been established."""
     for item in items:
         if not item.deferred:
@@ -251,7 +255,8 @@ def _resolve_deferred(client, items, deadline):
 
 
 # -- results ------------------------------------------------------------------------------
-def object_result(item, result=None, deleted=None):
+def object_result(item: Item, result: ApplyResult | None = None,
+                  deleted: tuple[bool, Obj | None] | None = None) -> dict[str, Any]:
     """Per-object summary: identity, whether it changed, version and uid; never data."""
     obj = (result.after if result is not None else None) or item.obj
     meta = obj.get("metadata") or {}
@@ -266,12 +271,13 @@ def object_result(item, result=None, deleted=None):
         if deleted[1]:
             out["uid"] = deleted[1]["metadata"].get("uid")
         return out
+    result = cast(ApplyResult, result)  # applied: a result, not a deletion
     out.update(changed=bool(result.changed), created=bool(result.created),
                resourceVersion=meta.get("resourceVersion"), uid=meta.get("uid"))
     return out
 
 
-def count(objects):
+def count(objects: list[dict[str, Any]]) -> dict[str, int]:
     counts = {"created": 0, "changed": 0, "unchanged": 0, "deleted": 0}
     for obj in objects:
         if obj.get("deleted"):
@@ -285,37 +291,23 @@ def count(objects):
     return counts
 
 
-def _diff_of(item, before, after):
+def _diff_of(item: Item, before: Obj | None, after: Obj | None) -> dict[str, Any]:
     diff = make_diff(before, after)
     diff["before_header"] = diff["after_header"] = object_ref(item.obj)
     return diff
 
 
 # -- concurrency ---------------------------------------------------------------------------
-def run_all(func, args_list, concurrency):
+def run_all(func: Callable[..., Any], args_list: Sequence[Sequence[Any]], concurrency: int) -> list[Any]:
     """Run ``func(*args)`` for each entry on up to ``concurrency`` threads; results keep order.
 
     Every call runs to its end; then all failures are reported together, the first
     one's type kept, so one slow object does not hide another.
     """
-    if not args_list:
-        return []
-    if concurrency <= 1 or len(args_list) == 1:
-        outcomes = []
-        for args in args_list:
-            try:
-                outcomes.append((True, func(*args)))
-            except DatastoreError as exc:
-                outcomes.append((False, exc))
-    else:
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(args_list))) as pool:
-            futures = [pool.submit(func, *args) for args in args_list]
-            outcomes = []
-            for fut in futures:
-                try:
-                    outcomes.append((True, fut.result()))
-                except DatastoreError as exc:
-                    outcomes.append((False, exc))
+    outcomes = run_batch(func, args_list, concurrency, keep_going=True)
+    for ok, value in outcomes:
+        if not ok and not isinstance(value, DatastoreError):
+            raise value
     errors = [exc for ok, exc in outcomes if not ok]
     if len(errors) > 1:
         # Keep the first failure's type (so the caller still sees a WaitTimeout) with every message in it.
@@ -330,7 +322,7 @@ def run_all(func, args_list, concurrency):
 
 
 # -- the module's work ---------------------------------------------------------------------
-def _wait_one(client, obj, deadline):
+def _wait_one(client: KubeClient, obj: Obj, deadline: float) -> Obj:
     if (obj.get("metadata") or {}).get("deletionTimestamp"):
         # Typically a Namespace still terminating from an earlier teardown: it will never become ready.
         raise WaitFailed("%s is being deleted (since %s) and cannot become ready; wait until it is gone, then run again"
@@ -339,12 +331,12 @@ def _wait_one(client, obj, deadline):
     return wait_ready(client, obj, max(1, int(round(deadline - time.monotonic()))))
 
 
-def run_present(client, items, params, check_mode, diff):
+def run_present(client: KubeClient, items: list[Item], params: Params, check_mode: bool, diff: bool) -> Result:
     concurrency = max(1, params.get("concurrency") or 1)
     wait = params.get("wait") and not check_mode
     deadline = time.monotonic() + (params.get("wait_timeout") or 300)
-    results = {}
-    pretend = set()
+    results: dict[str, ApplyResult] = {}
+    pretend: set[str] = set()
 
     if check_mode:
         # A dry run does not create a Namespace or a CRD, so what goes into a new
@@ -390,11 +382,11 @@ def run_present(client, items, params, check_mode, diff):
     return out
 
 
-def _delete_one(client, obj, check_mode, propagation):
+def _delete_one(client: KubeClient, obj: Obj, check_mode: bool, propagation: str) -> tuple[bool, Obj | None]:
     return delete_object(client, obj, check_mode=check_mode, propagation=propagation)
 
 
-def run_absent(client, items, params, check_mode, diff):
+def run_absent(client: KubeClient, items: list[Item], params: Params, check_mode: bool, diff: bool) -> Result:
     """Delete in reverse order; Namespaces and CRDs last, since deleting them takes what is inside along."""
     concurrency = max(1, params.get("concurrency") or 1)
     propagation = params.get("propagation_policy") or "Background"
@@ -429,8 +421,15 @@ def run_absent(client, items, params, check_mode, diff):
     return out
 
 
-def run(client, params, check_mode=False, diff=False):
+def run(task: Task, client: KubeClient) -> Result:
+    """The ``resource`` module's work."""
+    params = dict(task.params)
+    # task.params are the module's own, which Ansible echoes back as the task's invocation:
+    # keep Secret values out of them.
+    task.params["definition"] = masked_definition(params["definition"])
+    if params["concurrency"] < 1:
+        raise InvalidInput("concurrency", "must be at least 1")
     items = prepare(client, load_items(params.get("definition"), params.get("src")), params.get("namespace"))
     if params.get("state") == "absent":
-        return run_absent(client, items, params, check_mode, diff)
-    return run_present(client, items, params, check_mode, diff)
+        return run_absent(client, items, params, task.check_mode, task.diff)
+    return run_present(client, items, params, task.check_mode, task.diff)

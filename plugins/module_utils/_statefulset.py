@@ -13,6 +13,7 @@ from __future__ import annotations
 __metaclass__ = type
 
 import copy
+from typing import Any, cast
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset_report as report
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset_spec as spec
@@ -27,7 +28,9 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     KubeApiError,
     WaitTimeout,
 )
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import (
     selector_string,
     wait_deleted,
@@ -40,11 +43,11 @@ PVC = ("v1", "PersistentVolumeClaim")
 RECREATE_HINT = "set on_immutable=recreate to recreate it keeping pods and PVCs"
 
 
-def _ref(kind, namespace, name):
+def _ref(kind: str, namespace: str, name: str) -> str:
     return "%s %s/%s" % (kind, namespace, name)
 
 
-def _strip(obj):
+def _strip(obj: Obj | None) -> Obj:
     """An object for the result: as the server holds it, without managedFields."""
     if obj is None:
         return {}
@@ -53,18 +56,20 @@ def _strip(obj):
     return out
 
 
-def run(module):
-    params = module.params
+def run(task: Task, client: KubeClient) -> Result:
+    """The ``statefulset`` module's work."""
+    params = task.params
     spec.validate(params)
     if params["state"] == "absent":
-        return _absent(module, kube_client(params), params)
+        return _absent(task, client, params)
     sts = spec.build_statefulset(params)
     svc = spec.build_service(params, sts)
-    return _present(module, kube_client(params), params, sts, svc)
+    return _present(task, client, params, sts, svc)
 
 
 # -- present ---------------------------------------------------------------------------
-def _immutable(params, sts, svc, live, live_svc):
+def _immutable(params: Params, sts: Obj, svc: Obj, live: Obj | None,
+               live_svc: Obj | None) -> tuple[list[tuple[str, str]], bool]:
     """What must be recreated: ``(sts_changes, service_recreate)``; fails when that is not allowed."""
     ns, name = params["namespace"], params["name"]
     changes = spec.immutable_changes(live, sts) if live else []
@@ -79,11 +84,11 @@ def _immutable(params, sts, svc, live, live_svc):
             raise ImmutableField("%s: clusterIP cannot change in place (it is %s; a headless Service needs None); "
                                  "set on_immutable=recreate to recreate the Service"
                                  % (_ref("Service", ns, svc["metadata"]["name"]),
-                                    live_svc["spec"].get("clusterIP")), fields=["clusterIP"])
+                                    cast(Obj, live_svc)["spec"].get("clusterIP")), fields=["clusterIP"])
     return changes, svc_recreate
 
 
-def _plan_expansion(client, module, live, sts):
+def _plan_expansion(client: KubeClient, task: Task, live: Obj, sts: Obj) -> list[tuple[str, str | None]]:
     """PVCs to grow after a recreate, checked before anything is written: ``[(pvc, size)]``."""
     growth = spec.storage_growth(live, sts)
     if not growth:
@@ -93,8 +98,8 @@ def _plan_expansion(client, module, live, sts):
     plans, classes = [], {}
     for tmpl, (old_text, new_text, old, new) in sorted(growth.items()):
         if new < old:
-            module.warn("%s: claim template %s shrinks from %s to %s; existing PVCs keep their size (a PVC cannot "
-                        "shrink)" % (_ref("StatefulSet", ns, name), tmpl, old_text, new_text))
+            task.warn("%s: claim template %s shrinks from %s to %s; existing PVCs keep their size (a PVC cannot "
+                      "shrink)" % (_ref("StatefulSet", ns, name), tmpl, old_text, new_text))
             continue
         for pvc in report.claims_of(pvcs, name, [tmpl]):
             pvc_spec = pvc.get("spec") or {}
@@ -115,7 +120,7 @@ def _plan_expansion(client, module, live, sts):
     return plans
 
 
-def _dry_run_create(client, obj):
+def _dry_run_create(client: KubeClient, obj: Obj) -> Obj:
     """Validate a whole new object with the API server under a scratch name (nothing is stored)."""
     scratch = copy.deepcopy(obj)
     scratch["metadata"]["name"] = (obj["metadata"]["name"][:50] + "-dry-run-check")
@@ -129,12 +134,13 @@ def _dry_run_create(client, obj):
     return out
 
 
-def _apply_planned(client, obj, dry, live, recreate, check_mode, force, timeout, propagation):
+def _apply_planned(client: KubeClient, obj: Obj, dry: ApplyResult, live: Obj | None, recreate: bool,
+                   check_mode: bool, force: bool, timeout: float, propagation: str) -> ApplyResult:
     """Write one object as its dry run said; ``ApplyResult`` of what happened (or would)."""
     if recreate:
         if check_mode:
             return ApplyResult(live, dry.after, True)
-        meta = live["metadata"]
+        meta = cast(Obj, live)["metadata"]
         client.delete(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"], propagation=propagation,
                       preconditions={"uid": meta["uid"]})
         wait_deleted(client, obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"], timeout)
@@ -145,7 +151,7 @@ def _apply_planned(client, obj, dry, live, recreate, check_mode, force, timeout,
     return ApplyResult(live, result.after, result.changed)
 
 
-def _dry_run(client, obj, force):
+def _dry_run(client: KubeClient, obj: Obj, force: bool) -> ApplyResult:
     try:
         return apply_object(client, obj, check_mode=True, force=force)
     except ImmutableField as exc:
@@ -153,12 +159,13 @@ def _dry_run(client, obj, force):
                                          "set on_immutable=recreate to recreate it"), fields=exc.fields)
 
 
-def _present(module, client, params, sts, svc):
-    ns, name, check, force = params["namespace"], params["name"], module.check_mode, params["force"]
-    live = client.get(*STS, name=name, namespace=ns)
+def _present(task: Task, client: KubeClient, params: Params, sts: Obj, svc: Obj) -> Result:
+    ns, name, check, force = params["namespace"], params["name"], task.check_mode, params["force"]
+    # Any: when it is None, the changes that need it (immutable ones, a strategy reset) are none.
+    live: Any = client.get(*STS, name=name, namespace=ns)
     live_svc = client.get(*SVC, name=svc["metadata"]["name"], namespace=ns)
     changes, svc_recreate = _immutable(params, sts, svc, live, live_svc)
-    expansions = _plan_expansion(client, module, live, sts) if changes else []
+    expansions = _plan_expansion(client, task, live, sts) if changes else []
 
     # Every write is dry-run first, so the API server's own validation fails the run before anything is stored.
     if svc_recreate:
@@ -176,7 +183,7 @@ def _present(module, client, params, sts, svc):
             if params["on_immutable"] == "fail":
                 raise
             changes, reset = [("spec", "refused by the API server")], False
-            expansions = _plan_expansion(client, module, live, sts)
+            expansions = _plan_expansion(client, task, live, sts)
             dry_sts = ApplyResult(live, _dry_run_create(client, sts), True)
     if reset:
         _reset_strategy(client, live, dry_run=True)
@@ -208,38 +215,38 @@ def _present(module, client, params, sts, svc):
         "expanded_pvcs": expanded,
     })
     if svc_recreate:
-        result["immutable_changes"].append("Service clusterIP: %s -> None" % live_svc["spec"].get("clusterIP"))
-    if module._diff:
+        result["immutable_changes"].append("Service clusterIP: %s -> None" % cast(Obj, live_svc)["spec"].get("clusterIP"))
+    if task.diff:
         result["diff"] = [dict(make_diff(r.before, r.after), before_header=_ref(o["kind"], ns, o["metadata"]["name"]),
                                after_header=_ref(o["kind"], ns, o["metadata"]["name"]))
                           for r, o in ((sts_res, sts), (svc_res, svc))]
     if live and live_svc is None and live.get("spec", {}).get("serviceName") not in (None, svc["metadata"]["name"]):
-        module.warn("Service %s/%s is no longer used by %s; delete it if nothing else needs it"
-                    % (ns, live["spec"]["serviceName"], _ref("StatefulSet", ns, name)))
+        task.warn("Service %s/%s is no longer used by %s; delete it if nothing else needs it"
+                  % (ns, live["spec"]["serviceName"], _ref("StatefulSet", ns, name)))
     if result["outdated_pods"] and _strategy(current) == "OnDelete":
-        module.warn("%s: pods %s still run the previous revision; with update_strategy OnDelete they are updated "
-                    "only when deleted" % (_ref("StatefulSet", ns, name), ", ".join(result["outdated_pods"])))
+        task.warn("%s: pods %s still run the previous revision; with update_strategy OnDelete they are updated "
+                  "only when deleted" % (_ref("StatefulSet", ns, name), ", ".join(result["outdated_pods"])))
     return result
 
 
-def _strategy(sts):
+def _strategy(sts: Obj | None) -> str:
     return (((sts or {}).get("spec") or {}).get("updateStrategy") or {}).get("type") or "RollingUpdate"
 
 
-def _needs_strategy_reset(live, sts):
+def _needs_strategy_reset(live: Obj, sts: Obj) -> bool:
     """Switching to OnDelete: the server-defaulted ``rollingUpdate`` would make the apply invalid."""
     return _strategy(sts) == "OnDelete" and bool(((live.get("spec") or {}).get("updateStrategy") or {})
                                                  .get("rollingUpdate"))
 
 
-def _with_live_strategy(sts, live):
+def _with_live_strategy(sts: Obj, live: Obj) -> Obj:
     """``sts`` with the live update strategy, so a dry run validates everything but the switch."""
     probe = copy.deepcopy(sts)
     probe["spec"]["updateStrategy"] = copy.deepcopy(live["spec"]["updateStrategy"])
     return probe
 
 
-def _reset_strategy(client, live, dry_run=False):
+def _reset_strategy(client: KubeClient, live: Obj, dry_run: bool = False) -> None:
     """Switch to OnDelete dropping ``rollingUpdate``, which server-side apply cannot remove (it was defaulted)."""
     meta = live["metadata"]
     client.patch(*STS, name=meta["name"], namespace=meta["namespace"], dry_run=dry_run,
@@ -247,7 +254,7 @@ def _reset_strategy(client, live, dry_run=False):
                         "spec": {"updateStrategy": {"type": "OnDelete", "rollingUpdate": None}}})
 
 
-def _wait(client, sts, timeout):
+def _wait(client: KubeClient, sts: Obj, timeout: float) -> Obj:
     try:
         return wait_ready(client, sts, timeout)
     except WaitTimeout as exc:
@@ -260,11 +267,11 @@ def _wait(client, sts, timeout):
         raise WaitTimeout("%s (%s)%s%s" % (head, summary, sep, tail), not_ready=exc.details.get("not_ready"))
 
 
-def _report(client, params, sts, svc, check):
+def _report(client: KubeClient, params: Params, sts: Obj, svc: Obj, check: bool) -> Result:
     """The result keys that describe the StatefulSet: pods, DNS names, seeds."""
     ns, domain = params["namespace"], params["cluster_domain"]
     svc_name = sts["spec"].get("serviceName") or params["name"]
-    pods = []
+    pods: list[Obj] = []
     if sts.get("metadata", {}).get("uid") and not (check and not sts.get("status")):
         selector = selector_string(sts["spec"]["selector"].get("matchLabels"))
         pods = client.list("v1", "Pod", ns, label_selector=selector).get("items") or []
@@ -283,8 +290,8 @@ def _report(client, params, sts, svc, check):
 
 
 # -- absent ----------------------------------------------------------------------------
-def _absent(module, client, params):
-    ns, name, check = params["namespace"], params["name"], module.check_mode
+def _absent(task: Task, client: KubeClient, params: Params) -> Result:
+    ns, name, check = params["namespace"], params["name"], task.check_mode
     live = client.get(*STS, name=name, namespace=ns)
     svc_name = ((live or {}).get("spec") or {}).get("serviceName") or spec.service_name(params)
     live_svc = client.get(*SVC, name=svc_name, namespace=ns)
@@ -293,7 +300,7 @@ def _absent(module, client, params):
     else:
         templates = [t["name"] for t in params.get("volume_claim_templates") or []]
     pvcs = report.claims_of(client.list(*PVC, namespace=ns).get("items") or [], name, templates)
-    pods = []
+    pods: list[Obj] = []
     if live:
         selector = selector_string(live["spec"]["selector"].get("matchLabels"))
         pods = [p for p in client.list("v1", "Pod", ns, label_selector=selector).get("items") or []
@@ -322,7 +329,7 @@ def _absent(module, client, params):
         "deleted_pvcs": pvc_names if params["delete_pvcs"] else [],
         "kept_pvcs": [] if params["delete_pvcs"] else pvc_names,
     }
-    if module._diff:
+    if task.diff:
         result["diff"] = [dict(make_diff(obj, None), before_header=_ref(kind, ns, obj_name), after_header="absent")
                           for kind, obj_name, obj in (("StatefulSet", name, live), ("Service", svc_name, live_svc))
                           if obj]

@@ -11,34 +11,36 @@ from __future__ import annotations
 __metaclass__ = type
 
 import re
+from typing import Any, Iterable
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj
 from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import condition_true
 
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 REVISION_LABEL = "controller-revision-hash"
 
 
-def service_fqdn(service, namespace, domain):
+def service_fqdn(service: str, namespace: str, domain: str) -> str:
     return "%s.%s.svc.%s" % (service, namespace, domain)
 
 
-def pod_fqdn(pod, service, namespace, domain):
+def pod_fqdn(pod: str, service: str, namespace: str, domain: str) -> str:
     """The stable name a StatefulSet pod gets through its headless Service."""
     return "%s.%s" % (pod, service_fqdn(service, namespace, domain))
 
 
-def srv_names(ports, service, namespace, domain):
+def srv_names(ports: list[dict[str, Any]] | None, service: str, namespace: str, domain: str) -> dict[str, str]:
     """``{port name: SRV name}`` for every named port of the Service."""
     return {p["name"]: "_%s._%s.%s" % (p["name"], (p.get("protocol") or "TCP").lower(),
                                        service_fqdn(service, namespace, domain))
             for p in ports or [] if p.get("name")}
 
 
-def ordinal_start(sts):
+def ordinal_start(sts: Obj) -> int:
     return (((sts.get("spec") or {}).get("ordinals") or {}).get("start")) or 0
 
 
-def seeds(sts, domain, count=None):
+def seeds(sts: Obj, domain: str, count: int | None = None) -> list[str]:
     """FQDNs of the first ``count`` ordinals (default ``min(3, replicas)``), pods existing or not."""
     spec = sts.get("spec") or {}
     replicas = spec.get("replicas", 1)
@@ -49,7 +51,7 @@ def seeds(sts, domain, count=None):
             for n in range(count)]
 
 
-def pod_ordinal(pod, sts_name):
+def pod_ordinal(pod: Obj, sts_name: str) -> int | None:
     """The pod's ordinal, or ``None`` when the pod is not a StatefulSet pod of ``sts_name``."""
     meta = pod.get("metadata") or {}
     match = re.match(r"^%s-(\d+)$" % re.escape(sts_name), meta.get("name") or "")
@@ -59,11 +61,11 @@ def pod_ordinal(pod, sts_name):
     return int(index) if index and index.isdigit() else int(match.group(1))
 
 
-def pod_ready(pod):
+def pod_ready(pod: Obj) -> bool:
     return condition_true(pod, "Ready")
 
 
-def claim_names(pod, templates):
+def claim_names(pod: Obj, templates: Iterable[str]) -> list[str]:
     """PVC names of a pod: from its volumes, else as the controller names them (<template>-<pod>)."""
     volumes = (pod.get("spec") or {}).get("volumes") or []
     names = [v["persistentVolumeClaim"]["claimName"] for v in volumes if v.get("persistentVolumeClaim")]
@@ -72,11 +74,11 @@ def claim_names(pod, templates):
     return ["%s-%s" % (t, pod["metadata"]["name"]) for t in templates]
 
 
-def template_names(sts):
+def template_names(sts: Obj) -> list[Any]:
     return [(t.get("metadata") or {}).get("name") for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []]
 
 
-def pod_entries(pods, sts, domain):
+def pod_entries(pods: list[Obj], sts: Obj, domain: str) -> list[dict[str, Any]]:
     """One entry per pod of the StatefulSet, by ordinal."""
     name, namespace = sts["metadata"]["name"], sts["metadata"]["namespace"]
     spec, status = sts.get("spec") or {}, sts.get("status") or {}
@@ -106,7 +108,7 @@ def pod_entries(pods, sts, domain):
     return sorted(out, key=lambda e: e["ordinal"])
 
 
-def claims_of(pvcs, sts_name, templates):
+def claims_of(pvcs: list[Obj], sts_name: str, templates: Iterable[str]) -> list[Obj]:
     """PVCs made from the StatefulSet's claim templates (``<template>-<sts>-<ordinal>``), by name."""
     patterns = [re.compile(r"^%s-%s-(\d+)$" % (re.escape(t), re.escape(sts_name))) for t in templates if t]
     return sorted((p for p in pvcs if any(pat.match(p["metadata"]["name"]) for pat in patterns)),

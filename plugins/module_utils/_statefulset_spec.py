@@ -13,73 +13,26 @@ __metaclass__ = type
 import copy
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import WAIT_ARGSPEC, kube_argspec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_domain, check_dns_label, is_dns_subdomain
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 
 SELECTOR_LABEL = "datastore.kubernetes/statefulset"
 MANAGED_BY = "datastore.kubernetes"
 
 IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[mkMGTPE]|)$")
-_SUFFIX = {"": 1, "m": Decimal("0.001"), "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12,
-           "P": 10 ** 15, "E": 10 ** 18, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40,
-           "Pi": 2 ** 50, "Ei": 2 ** 60}
+_SUFFIX: dict[str, Decimal | int] = {
+    "": 1, "m": Decimal("0.001"), "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15,
+    "E": 10 ** 18, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
 # The controller adds "controller-revision-hash: <name>-<10 chars>" to every pod; labels are <= 63.
 MAX_STS_NAME = 52
 
 
-def argument_spec():
-    """The ``statefulset`` module's options (documented in the module) plus the connection options."""
-    strings = {"type": "list", "elements": "str"}
-    return kube_argspec(
-        name={"type": "str", "required": True},
-        namespace={"type": "str", "default": "default"},
-        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-        image={"type": "str"},
-        image_pull_policy={"type": "str", "choices": ["Always", "IfNotPresent", "Never"]},
-        command=strings, args=strings,
-        replicas={"type": "int"},
-        ports={"type": "list", "elements": "dict", "options": {
-            "name": {"type": "str", "required": True},
-            "container_port": {"type": "int", "required": True},
-            "protocol": {"type": "str", "choices": ["TCP", "UDP", "SCTP"], "default": "TCP"}}},
-        env={"type": "raw"},
-        env_from={"type": "list", "elements": "dict", "options": {
-            "config_map": {"type": "str"}, "secret": {"type": "str", "no_log": False}, "prefix": {"type": "str"},
-            "optional": {"type": "bool"}}},
-        volume_claim_templates={"type": "list", "elements": "dict", "options": {
-            "name": {"type": "str", "required": True}, "size": {"type": "str", "required": True},
-            "storage_class": {"type": "str"}, "mount_path": {"type": "str"},
-            "access_modes": {"type": "list", "elements": "str", "default": ["ReadWriteOnce"]}}},
-        volumes={"type": "list", "elements": "dict"},
-        volume_mounts={"type": "list", "elements": "dict"},
-        pod_management_policy={"type": "str", "choices": ["OrderedReady", "Parallel"], "default": "OrderedReady"},
-        update_strategy={"type": "dict", "options": {
-            "type": {"type": "str", "choices": ["RollingUpdate", "OnDelete"], "default": "RollingUpdate"},
-            "partition": {"type": "int"}}},
-        readiness_probe={"type": "dict"}, liveness_probe={"type": "dict"}, startup_probe={"type": "dict"},
-        resources={"type": "dict"},
-        init_containers={"type": "list", "elements": "dict"},
-        sidecars={"type": "list", "elements": "dict"},
-        labels={"type": "dict"}, annotations={"type": "dict"}, pod_annotations={"type": "dict"},
-        service={"type": "dict", "options": {
-            "name": {"type": "str"},
-            "publish_not_ready_addresses": {"type": "bool", "default": False},
-            "labels": {"type": "dict"}, "annotations": {"type": "dict"}}},
-        definition={"type": "dict"},
-        cluster_domain={"type": "str", "default": "cluster.local"},
-        seed_count={"type": "int"},
-        on_immutable={"type": "str", "choices": ["fail", "recreate"], "default": "fail"},
-        delete_pvcs={"type": "bool", "default": False},
-        force={"type": "bool", "default": False},
-        **WAIT_ARGSPEC
-    )
-
-
 # -- checks ------------------------------------------------------------------------
-def check_port_name(field, value):
+def check_port_name(field: str, value: object) -> None:
     """IANA_SVC_NAME: what Kubernetes requires of a port name that SRV records are made of."""
     if (not isinstance(value, str) or len(value) > 15 or not IANA_SVC_NAME.match(value) or "--" in value
             or not re.search(r"[a-z]", value)):
@@ -88,7 +41,7 @@ def check_port_name(field, value):
                            % (value,))
 
 
-def parse_quantity(value, field="size"):
+def parse_quantity(value: object, field: str = "size") -> Decimal:
     """A Kubernetes quantity (``10Gi``, ``500M``, ``1e3``) as a ``Decimal``."""
     text = str(value).strip()
     match = QUANTITY.match(text)
@@ -104,7 +57,7 @@ def parse_quantity(value, field="size"):
     return base * Decimal(_SUFFIX[suffix])
 
 
-def _string_map(field, value):
+def _string_map(field: str, value: object) -> dict[str, str]:
     """Labels and annotations: every value must already be a string (YAML ``true`` is not ``"true"``)."""
     if value is None:
         return {}
@@ -117,7 +70,7 @@ def _string_map(field, value):
     return dict(value)
 
 
-def _env_list(env):
+def _env_list(env: object) -> list[dict[str, Any]]:
     """``env`` as a mapping (value or valueFrom mapping) or as a list of EnvVar, as a list of EnvVar."""
     if env is None:
         return []
@@ -140,7 +93,7 @@ def _env_list(env):
     return out
 
 
-def _env_from(items):
+def _env_from(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     out = []
     for idx, item in enumerate(items or []):
         ref = {"configMapRef": {"name": item["config_map"]}} if item.get("config_map") else \
@@ -153,7 +106,7 @@ def _env_from(items):
     return out
 
 
-def validate(params):
+def validate(params: Params) -> None:
     """Cross-field and format checks that the argument spec cannot express. Raises ``InvalidInput``."""
     check_dns_label("name", params.get("name"), MAX_STS_NAME)
     check_dns_label("namespace", params.get("namespace"))
@@ -229,7 +182,7 @@ def validate(params):
 
 
 # -- manifests -----------------------------------------------------------------------
-def _merge_key(item):
+def _merge_key(item: object) -> Any:
     if not isinstance(item, dict):
         return None
     if "name" in item:
@@ -240,13 +193,14 @@ def _merge_key(item):
     return None
 
 
-def deep_merge(base, over):
+def deep_merge(base: Any, over: Any) -> Any:
     """``over`` merged into a copy of ``base``.
 
     Mappings merge recursively; lists of named items (containers, env, volumes,
     volumeClaimTemplates) merge item by item on the name, like a strategic merge
     patch; any other value in ``over`` replaces the one in ``base``.
     """
+    out: Any
     if isinstance(base, dict) and isinstance(over, dict):
         out = copy.deepcopy(base)
         for key, val in over.items():
@@ -266,13 +220,13 @@ def deep_merge(base, over):
     return copy.deepcopy(over)
 
 
-def service_name(params):
+def service_name(params: Params) -> str:
     svc = params.get("service") or {}
     defined = ((params.get("definition") or {}).get("spec") or {}).get("serviceName")
     return svc.get("name") or defined or params["name"]
 
 
-def _main_container(params):
+def _main_container(params: Params) -> dict[str, Any]:
     container = {"name": params["name"], "image": params["image"]}
     if params.get("image_pull_policy"):
         container["imagePullPolicy"] = params["image_pull_policy"]
@@ -301,7 +255,7 @@ def _main_container(params):
     return container
 
 
-def _claim_template(tmpl):
+def _claim_template(tmpl: dict[str, Any]) -> Obj:
     spec = {"accessModes": list(tmpl.get("access_modes") or ["ReadWriteOnce"]),
             "resources": {"requests": {"storage": str(tmpl["size"])}}}
     if tmpl.get("storage_class") is not None:
@@ -309,7 +263,7 @@ def _claim_template(tmpl):
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": tmpl["name"]}, "spec": spec}
 
 
-def build_statefulset(params):
+def build_statefulset(params: Params) -> Obj:
     """The StatefulSet manifest: generated from the options, then ``definition`` merged over it."""
     name, namespace = params["name"], params["namespace"]
     definition = copy.deepcopy(params.get("definition") or {})
@@ -320,7 +274,7 @@ def build_statefulset(params):
     pod_labels.update(selector.get("matchLabels") or {})
     obj_labels = {"app.kubernetes.io/instance": name, "app.kubernetes.io/managed-by": MANAGED_BY}
     obj_labels.update(labels)
-    pod_spec = {"containers": []}
+    pod_spec: dict[str, Any] = {"containers": []}
     if params.get("image"):
         pod_spec["containers"].append(_main_container(params))
     pod_spec["containers"] += copy.deepcopy(params.get("sidecars") or [])
@@ -328,14 +282,14 @@ def build_statefulset(params):
         pod_spec["initContainers"] = copy.deepcopy(params["init_containers"])
     if params.get("volumes"):
         pod_spec["volumes"] = copy.deepcopy(params["volumes"])
-    template = {"metadata": {"labels": pod_labels}, "spec": pod_spec}
+    template: dict[str, Any] = {"metadata": {"labels": pod_labels}, "spec": pod_spec}
     if params.get("pod_annotations"):
         template["metadata"]["annotations"] = dict(params["pod_annotations"])
     strategy = params.get("update_strategy") or {}
-    update = {"type": strategy.get("type") or "RollingUpdate"}
+    update: dict[str, Any] = {"type": strategy.get("type") or "RollingUpdate"}
     if update["type"] == "RollingUpdate" and strategy.get("partition") is not None:
         update["rollingUpdate"] = {"partition": strategy["partition"]}
-    spec = {
+    spec: dict[str, Any] = {
         "serviceName": service_name(params),
         "replicas": 1 if params.get("replicas") is None else params["replicas"],
         "selector": selector,
@@ -345,8 +299,8 @@ def build_statefulset(params):
     }
     if params.get("volume_claim_templates"):
         spec["volumeClaimTemplates"] = [_claim_template(t) for t in params["volume_claim_templates"]]
-    generated = {"apiVersion": "apps/v1", "kind": "StatefulSet",
-                 "metadata": {"name": name, "namespace": namespace, "labels": obj_labels}, "spec": spec}
+    generated: Obj = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                      "metadata": {"name": name, "namespace": namespace, "labels": obj_labels}, "spec": spec}
     if params.get("annotations"):
         generated["metadata"]["annotations"] = dict(params["annotations"])
     definition.setdefault("spec", {}).pop("selector", None)
@@ -358,7 +312,7 @@ def build_statefulset(params):
     return sts
 
 
-def _check_built(sts):
+def _check_built(sts: Obj) -> None:
     """Checks on the merged manifest, so ``definition`` cannot sneak past them."""
     spec = sts["spec"]
     if not (spec.get("selector") or {}).get("matchLabels"):
@@ -391,7 +345,7 @@ def _check_built(sts):
         check_dns_label("volume_claim_templates[%d].name" % idx, _merge_key(tmpl))
 
 
-def service_ports(sts):
+def service_ports(sts: Obj) -> list[dict[str, Any]]:
     """Named container ports of the StatefulSet, as headless Service ports."""
     ports = []
     for container in sts["spec"]["template"]["spec"].get("containers") or []:
@@ -402,12 +356,12 @@ def service_ports(sts):
     return ports
 
 
-def build_service(params, sts):
+def build_service(params: Params, sts: Obj) -> Obj:
     """The headless Service that gives each pod its stable DNS name."""
     svc = params.get("service") or {}
     labels = {"app.kubernetes.io/instance": params["name"], "app.kubernetes.io/managed-by": MANAGED_BY}
     labels.update(_string_map("service.labels", svc.get("labels")))
-    obj = {
+    obj: Obj = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": sts["spec"]["serviceName"], "namespace": params["namespace"], "labels": labels},
@@ -426,7 +380,7 @@ def build_service(params, sts):
 
 
 # -- immutable fields --------------------------------------------------------------------
-def _normal_claim(tmpl):
+def _normal_claim(tmpl: Obj | None) -> Obj:
     tmpl = copy.deepcopy(tmpl or {})
     for key in ("status", "apiVersion", "kind"):
         tmpl.pop(key, None)
@@ -443,12 +397,12 @@ def _normal_claim(tmpl):
     return tmpl
 
 
-def claim_storage(tmpl):
+def claim_storage(tmpl: Obj) -> Decimal | None:
     requests = ((tmpl.get("spec") or {}).get("resources") or {}).get("requests") or {}
     return parse_quantity(requests["storage"]) if requests.get("storage") is not None else None
 
 
-def immutable_changes(live, desired):
+def immutable_changes(live: Obj, desired: Obj) -> list[tuple[str, str]]:
     """``[(field, detail)]`` for every change the API server would refuse on an existing StatefulSet."""
     changes = []
     lspec, dspec = live.get("spec") or {}, desired.get("spec") or {}
@@ -480,11 +434,11 @@ def immutable_changes(live, desired):
     return changes
 
 
-def _storage_text(tmpl):
+def _storage_text(tmpl: Obj) -> str | None:
     return (((tmpl.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
 
 
-def storage_growth(live, desired):
+def storage_growth(live: Obj, desired: Obj) -> dict[str, tuple[str | None, str | None, Decimal, Decimal]]:
     """``{template: (old, new)}`` for every claim template kept whose storage request changed."""
     ltmpl = {_merge_key(t): t for t in (live.get("spec") or {}).get("volumeClaimTemplates") or []}
     out = {}

@@ -16,7 +16,13 @@ from __future__ import annotations
 
 __metaclass__ = type
 
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import KubeApiError
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj
+
+if TYPE_CHECKING:
+    from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient  # pragma: no cover
 
 # Logs are read for at most this many pods; the other lines still say why.
 LOG_PODS = 10
@@ -26,7 +32,7 @@ _EVENTS_IN_STATUS = ("FailedScheduling", "BackOff", "Scheduled", "Pulling", "Pul
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod")
 
 
-def condition(obj, ctype):
+def condition(obj: Obj, ctype: str) -> dict[str, Any] | None:
     """The status condition of type ``ctype`` of an object, or ``None``."""
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == ctype:
@@ -34,16 +40,16 @@ def condition(obj, ctype):
     return None
 
 
-def condition_true(obj, ctype):
+def condition_true(obj: Obj, ctype: str) -> bool:
     cond = condition(obj, ctype)
-    return bool(cond) and cond.get("status") == "True"
+    return cond is not None and cond.get("status") == "True"
 
 
-def pod_is_ready(pod):
+def pod_is_ready(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") == "Succeeded" or condition_true(pod, "Ready")
 
 
-def label_selector(selector):
+def label_selector(selector: dict[str, Any] | None) -> str | None:
     """A LabelSelector (``matchLabels`` and ``matchExpressions``) as the API's query string."""
     selector = selector or {}
     parts = ["%s=%s" % (k, v) for k, v in sorted((selector.get("matchLabels") or {}).items())]
@@ -60,12 +66,12 @@ def label_selector(selector):
     return ",".join(parts)
 
 
-def _oneline(text, limit=300):
+def _oneline(text: Any, limit: int = 300) -> str:
     text = " ".join(str(text or "").split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _container_problem(cs, init):
+def _container_problem(cs: dict[str, Any], init: bool) -> str | None:
     """Why one container keeps its pod from being ready, or ``None``."""
     state = cs.get("state") or {}
     name = cs.get("name")
@@ -92,7 +98,7 @@ def _container_problem(cs, init):
     return None
 
 
-def _needs_log(pod):
+def _needs_log(pod: Obj) -> tuple[str | None, bool]:
     """The container whose log says why it fails, and whether that is the previous (crashed) run."""
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         state = cs.get("state") or {}
@@ -104,7 +110,7 @@ def _needs_log(pod):
     return None, False
 
 
-def pod_problems(pod, events=(), log=()):
+def pod_problems(pod: Obj, events: Iterable[Obj] = (), log: Sequence[str] = ()) -> str | None:
     """One line saying why a pod is not ready (``pod NAME: why``), or ``None`` when it is.
 
     ``events`` are the pod's Warning events (oldest first), ``log`` the last lines of
@@ -115,7 +121,7 @@ def pod_problems(pod, events=(), log=()):
     return "pod %s: %s" % ((pod.get("metadata") or {}).get("name"), pod_reasons(pod, events, log))
 
 
-def pod_reasons(pod, events=(), log=()):
+def pod_reasons(pod: Obj, events: Iterable[Obj] = (), log: Sequence[str] = ()) -> str:
     """Why a pod is not ready, as one line of ``; ``-separated reasons."""
     status = pod.get("status") or {}
     meta = pod.get("metadata") or {}
@@ -136,7 +142,7 @@ def pod_reasons(pod, events=(), log=()):
         line = _container_problem(cs, False)
         if line:
             reasons.append(line)
-    seen = set()
+    seen: set[Any] = set()
     for event in reversed(list(events)):
         reason = event.get("reason")
         if reason in _EVENTS_IN_STATUS or reason in seen or len(seen) >= 2:
@@ -159,7 +165,7 @@ def pod_reasons(pod, events=(), log=()):
     return "; ".join(reasons)
 
 
-def node_problem(client, name):
+def node_problem(client: KubeClient, name: str) -> str | None:
     """Why a node cannot run ready pods (``None`` when it is Ready or cannot be read)."""
     try:
         node = client.get("v1", "Node", name)
@@ -172,26 +178,26 @@ def node_problem(client, name):
                                                   if cond.get("reason") else "")
 
 
-def _warning_events(client, namespace):
+def _warning_events(client: KubeClient, namespace: str) -> dict[Any, list[Obj]]:
     """Warning events about pods in ``namespace``, by pod name, oldest first (best effort)."""
     try:
         items = client.list("v1", "Event", namespace,
                             field_selector="involvedObject.kind=Pod,type=Warning").get("items") or []
     except KubeApiError:
         return {}
-    out = {}
+    out: dict[Any, list[Obj]] = {}
     for event in sorted(items, key=lambda e: e.get("lastTimestamp") or e.get("eventTime")
                         or (e.get("metadata") or {}).get("creationTimestamp") or ""):
         out.setdefault((event.get("involvedObject") or {}).get("name"), []).append(event)
     return out
 
 
-def diagnose_pods(client, pods, log_lines=LOG_LINES):
+def diagnose_pods(client: KubeClient, pods: list[Obj], log_lines: int = LOG_LINES) -> list[str]:
     """One line per pod of ``pods`` that is not ready, saying why; ready pods are left out."""
     return ["pod %s: %s" % (name, why) for name, why in pod_diagnoses(client, pods, log_lines)]
 
 
-def pod_diagnoses(client, pods, log_lines=LOG_LINES):
+def pod_diagnoses(client: KubeClient, pods: list[Obj], log_lines: int = LOG_LINES) -> list[tuple[str, str]]:
     """``(pod name, why)`` for each pod of ``pods`` that is not ready, by namespace and name.
 
     Reads, best effort, the namespace's Warning events (one call per namespace), the
@@ -200,7 +206,10 @@ def pod_diagnoses(client, pods, log_lines=LOG_LINES):
     """
     unready = sorted((p for p in pods if not pod_is_ready(p)),
                      key=lambda p: ((p.get("metadata") or {}).get("namespace") or "", p["metadata"]["name"]))
-    events, nodes, out, logs_read = {}, {}, [], 0
+    events: dict[Any, dict[Any, list[Obj]]] = {}
+    nodes: dict[str, Any] = {}
+    out: list[tuple[str, str]] = []
+    logs_read = 0
     for pod in unready:
         meta = pod["metadata"]
         namespace = meta.get("namespace")
@@ -227,7 +236,7 @@ def pod_diagnoses(client, pods, log_lines=LOG_LINES):
     return out
 
 
-def describe_pods(client, namespace, selector):
+def describe_pods(client: KubeClient, namespace: str, selector: str) -> list[str]:
     """``diagnose_pods`` for the pods a label selector string picks."""
     if not selector:
         return []
@@ -238,11 +247,11 @@ def describe_pods(client, namespace, selector):
     return diagnose_pods(client, pods)
 
 
-def _owned_by(obj, uids):
+def _owned_by(obj: Obj, uids: Iterable[Any]) -> bool:
     return any(ref.get("uid") in uids for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def pods_of(client, obj):
+def pods_of(client: KubeClient, obj: Obj) -> list[Obj]:
     """The pods of a workload (``WORKLOAD_KINDS``): by its selector, kept when its owner references lead to it.
 
     A Deployment's pods belong to its ReplicaSets. ``obj`` is the live object (its uid
@@ -265,7 +274,7 @@ def pods_of(client, obj):
     return [p for p in pods if _owned_by(p, uids)]
 
 
-def diagnose_objects(client, objects, default_namespace):
+def diagnose_objects(client: KubeClient, objects: list[Obj], default_namespace: str) -> list[str]:
     """Lines for the pods of every workload in ``objects`` (manifests: kind, apiVersion, metadata.name)."""
     pods, seen = [], set()
     for doc in objects:
@@ -275,7 +284,8 @@ def diagnose_objects(client, objects, default_namespace):
         meta = doc.get("metadata") or {}
         namespace = meta.get("namespace") or default_namespace
         try:
-            live = client.get(doc.get("apiVersion") or "v1", kind, meta.get("name"), namespace)
+            name: Any = meta.get("name")
+            live = client.get(doc.get("apiVersion") or "v1", kind, name, namespace)
             if live is None:
                 continue
             live.setdefault("kind", kind)

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the datastore.kubernetes collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Vault authentication methods.
+"""Vault authentication methods (their options are in ``_argspec.VAULT_AUTH_ARGSPEC``).
 
 Each method is a small class: ``validate()`` checks the options before anything
 is sent, ``authenticate(client)`` logs in and leaves the token on the client.
@@ -14,35 +14,24 @@ from __future__ import annotations
 __metaclass__ = type
 
 import os
-
-from ansible.module_utils.basic import env_fallback
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     DatastoreError,
     InvalidInput,
     VaultError,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Params
+
+if TYPE_CHECKING:
+    from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient  # pragma: no cover
+    from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import VaultClient  # pragma: no cover
+
+# Makes the Kubernetes client the Kubernetes auth method asks the API server with.
+KubeClientFactory = Callable[[], "KubeClient"]
 
 DEFAULT_SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 TOKEN_REQUEST_SECONDS = 600  # the shortest lifetime the API server grants
-
-AUTH_ARGSPEC = {
-    "auth_method": {"type": "str", "default": "token",
-                    "choices": ["token", "approle", "kubernetes", "userpass", "jwt", "oidc"]},
-    "auth_mount_point": {"type": "str"},
-    "token": {"type": "str", "no_log": True, "fallback": (env_fallback, ["VAULT_TOKEN", "BAO_TOKEN"])},
-    "role_id": {"type": "str", "fallback": (env_fallback, ["VAULT_ROLE_ID"])},
-    "secret_id": {"type": "str", "no_log": True, "fallback": (env_fallback, ["VAULT_SECRET_ID"])},
-    "auth_role": {"type": "str"},
-    "auth_username": {"type": "str"},
-    "auth_password": {"type": "str", "no_log": True},
-    "jwt": {"type": "str", "no_log": True},
-    "service_account_token_path": {"type": "path"},
-    "service_account_name": {"type": "str"},
-    "service_account_namespace": {"type": "str"},
-    "service_account_audiences": {"type": "list", "elements": "str"},
-    "keep_token": {"type": "bool", "default": False},
-}
 
 
 class AuthMethod:
@@ -52,20 +41,20 @@ class AuthMethod:
     DEFAULT_MOUNT = ""
     LOGIN = True  # whether authenticate() creates a token (that should be revoked later)
 
-    def __init__(self, params, kube_client_factory=None):
+    def __init__(self, params: Params, kube_client_factory: KubeClientFactory | None = None) -> None:
         self.params = params
         self.kube_client_factory = kube_client_factory
 
     @property
-    def mount(self):
+    def mount(self) -> str:
         return (self.params.get("auth_mount_point") or self.DEFAULT_MOUNT).strip("/")
 
-    def require(self, *names):
+    def require(self, *names: str) -> None:
         for name in names:
             if not self.params.get(name):
                 raise InvalidInput(name, "is required with auth_method=%s" % self.NAME)
 
-    def refused(self, client, exc, what, hint=""):
+    def refused(self, client: VaultClient, exc: Exception, what: str, hint: str = "") -> DatastoreError:
         """A login failure that says which method, mount and identity were refused."""
         probe = client.error("", exc)
         verb = "was refused by Vault" if probe.details.get("vault_status") else "failed"
@@ -73,10 +62,10 @@ class AuthMethod:
         return VaultError(err.msg + (" (%s)" % hint if hint and probe.details.get("vault_status") else ""),
                           **err.details)
 
-    def validate(self):
+    def validate(self) -> None:
         raise NotImplementedError
 
-    def authenticate(self, client):
+    def authenticate(self, client: VaultClient) -> None:
         raise NotImplementedError
 
 
@@ -84,11 +73,11 @@ class TokenAuth(AuthMethod):
     NAME = "token"
     LOGIN = False
 
-    def validate(self):
+    def validate(self) -> None:
         if not self.params.get("token"):
             raise InvalidInput("token", "is required with auth_method=token (or set VAULT_TOKEN or BAO_TOKEN)")
 
-    def authenticate(self, client):
+    def authenticate(self, client: VaultClient) -> None:
         client.protect(self.params["token"])
         client.hvac.token = self.params["token"]
 
@@ -97,10 +86,10 @@ class AppRoleAuth(AuthMethod):
     NAME = "approle"
     DEFAULT_MOUNT = "approle"
 
-    def validate(self):
+    def validate(self) -> None:
         self.require("role_id")
 
-    def authenticate(self, client):
+    def authenticate(self, client: VaultClient) -> None:
         client.protect(self.params.get("secret_id"))
         try:
             client.hvac.auth.approle.login(self.params["role_id"], secret_id=self.params.get("secret_id"),
@@ -113,10 +102,10 @@ class UserpassAuth(AuthMethod):
     NAME = "userpass"
     DEFAULT_MOUNT = "userpass"
 
-    def validate(self):
+    def validate(self) -> None:
         self.require("auth_username", "auth_password")
 
-    def authenticate(self, client):
+    def authenticate(self, client: VaultClient) -> None:
         client.protect(self.params["auth_password"])
         try:
             client.hvac.auth.userpass.login(self.params["auth_username"], self.params["auth_password"],
@@ -131,10 +120,10 @@ class JwtAuth(AuthMethod):
     NAME = "jwt"
     DEFAULT_MOUNT = "jwt"
 
-    def validate(self):
+    def validate(self) -> None:
         self.require("jwt")
 
-    def authenticate(self, client):
+    def authenticate(self, client: VaultClient) -> None:
         client.protect(self.params["jwt"])
         try:
             client.hvac.auth.jwt.jwt_login(self.params.get("auth_role"), self.params["jwt"], path=self.mount)
@@ -153,7 +142,7 @@ class KubernetesAuth(AuthMethod):
     NAME = "kubernetes"
     DEFAULT_MOUNT = "kubernetes"
 
-    def validate(self):
+    def validate(self) -> None:
         self.require("auth_role")
         if self.params.get("service_account_name"):
             if self.params.get("service_account_token_path"):
@@ -165,15 +154,15 @@ class KubernetesAuth(AuthMethod):
             raise InvalidInput("service_account_token_path", "cannot read a ServiceAccount token from %s; outside a "
                                                              "pod, set service_account_name to request one" % path)
 
-    def _identity(self):
+    def _identity(self) -> str:
         if self.params.get("service_account_name"):
             return "ServiceAccount %s/%s" % (self._sa_namespace(), self.params["service_account_name"])
         return "token from %s" % (self.params.get("service_account_token_path") or DEFAULT_SA_TOKEN_PATH)
 
-    def _sa_namespace(self):
+    def _sa_namespace(self) -> str:
         return self.params.get("service_account_namespace") or self.params.get("namespace") or "default"
 
-    def service_account_token(self):
+    def service_account_token(self) -> str:
         """The JWT to log in with: from the file, or a fresh short-lived one from TokenRequest."""
         name = self.params.get("service_account_name")
         if not name:
@@ -181,8 +170,8 @@ class KubernetesAuth(AuthMethod):
                 return handle.read().strip()
         if self.kube_client_factory is None:
             raise InvalidInput("service_account_name", "needs the Kubernetes connection options")
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "spec": {"expirationSeconds": TOKEN_REQUEST_SECONDS}}
+        body: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                "spec": {"expirationSeconds": TOKEN_REQUEST_SECONDS}}
         if self.params.get("service_account_audiences"):
             body["spec"]["audiences"] = list(self.params["service_account_audiences"])
         kube = self.kube_client_factory()
@@ -194,7 +183,7 @@ class KubernetesAuth(AuthMethod):
                              % (self._sa_namespace(), name, exc.msg))
         return (answer.get("status") or {}).get("token") or ""
 
-    def authenticate(self, client):
+    def authenticate(self, client: VaultClient) -> None:
         jwt = self.service_account_token()
         client.protect(jwt)
         try:
@@ -211,7 +200,7 @@ METHODS = {cls.NAME: cls for cls in (TokenAuth, AppRoleAuth, UserpassAuth, JwtAu
 class Authenticator:
     """Picks the method named by ``auth_method`` and owns the token's lifetime."""
 
-    def __init__(self, params, kube_client_factory=None):
+    def __init__(self, params: Params, kube_client_factory: KubeClientFactory | None = None) -> None:
         name = params.get("auth_method") or "token"
         if name not in METHODS:
             raise InvalidInput("auth_method", "unknown method %r; use one of %s" % (name, ", ".join(sorted(METHODS))))
@@ -220,14 +209,14 @@ class Authenticator:
         self.logged_in = False
         self.token_kept = False
 
-    def validate(self):
+    def validate(self) -> None:
         self.method.validate()
 
-    def authenticate(self, client):
+    def authenticate(self, client: VaultClient) -> None:
         self.method.authenticate(client)
         self.logged_in = self.method.LOGIN
 
-    def logout(self, client, keep=False):
+    def logout(self, client: VaultClient | None, keep: bool = False) -> str | None:
         """Revoke a token obtained by login, unless it must outlive the run.
 
         ``keep`` is set by callers whose token now owns a lease: Vault revokes a
@@ -238,11 +227,12 @@ class Authenticator:
         if self.keep_token or keep:
             self.token_kept = True
             return None
+        vault = cast("VaultClient", client)  # logged in, so through a client
         try:
-            client.hvac.auth.token.revoke_self()
+            vault.hvac.auth.token.revoke_self()
         except Exception as exc:  # a failed clean-up must not hide the run's outcome
-            return "could not revoke the Vault token of this run: %s" % client.error("revoke-self", exc).msg
+            return "could not revoke the Vault token of this run: %s" % vault.error("revoke-self", exc).msg
         finally:
-            client.hvac.token = ""
+            vault.hvac.token = ""
             self.logged_in = False
         return None

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 __metaclass__ = type
 
+from typing import Any
+
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, VaultError
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK_CHANGED
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import connect, parse_duration
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import VaultClient, VaultSession, parse_duration
 
 STATEMENTS = ("creation_statements", "revocation_statements", "rollback_statements", "renew_statements")
 
 
-def statements(value, field):
+def statements(value: Any, field: str) -> list[str]:
     """A list of SQL statements from a string or a list (omitted means none, as in Vault)."""
     if value is None:
         return []
@@ -35,7 +37,7 @@ def statements(value, field):
 UNORDERED = ("allowed_roles",)
 
 
-def _same(key, want, have):
+def _same(key: str, want: Any, have: Any) -> bool:
     """Compare a wanted value with Vault's answer, which may type scalars differently."""
     if isinstance(want, list) or isinstance(have, list):
         want, have = [str(v) for v in (want or [])], [str(v) for v in (have or [])]
@@ -49,7 +51,7 @@ def _same(key, want, have):
 class Kind:
     """How one kind of engine object is addressed, validated and compared."""
 
-    def __init__(self, name, path, label):
+    def __init__(self, name: str, path: str, label: str) -> None:
         self.name, self.path, self.label = name, path, label
 
 
@@ -58,7 +60,7 @@ ROLE = Kind("roles", "roles", "role")
 STATIC_ROLE = Kind("static_roles", "static-roles", "static role")
 
 
-def desired_connection(item, idx):
+def desired_connection(item: dict[str, Any], idx: int) -> dict[str, Any]:
     field = "connections[%d]" % idx
     for key in ("plugin_name", "connection_url"):
         if not item.get(key):
@@ -74,7 +76,7 @@ def desired_connection(item, idx):
     return want
 
 
-def desired_role(item, idx, default_db):
+def desired_role(item: dict[str, Any], idx: int, default_db: str | None) -> dict[str, Any]:
     field = "roles[%d]" % idx
     want = {"db_name": item.get("db_name") or default_db}
     if not want["db_name"]:
@@ -88,7 +90,7 @@ def desired_role(item, idx, default_db):
     return want
 
 
-def desired_static_role(item, idx, default_db):
+def desired_static_role(item: dict[str, Any], idx: int, default_db: str | None) -> dict[str, Any]:
     field = "static_roles[%d]" % idx
     want = {"db_name": item.get("db_name") or default_db, "username": item.get("username"),
             "rotation_period": parse_duration(item.get("rotation_period"), field + ".rotation_period"),
@@ -99,7 +101,7 @@ def desired_static_role(item, idx, default_db):
     return want
 
 
-def live_view(kind, data):
+def live_view(kind: Kind, data: dict[str, Any] | None) -> dict[str, Any] | None:
     """Vault's answer flattened to the fields the task can set."""
     if data is None:
         return None
@@ -114,18 +116,24 @@ def live_view(kind, data):
 class EngineRun:
     """One run of ``vault_db_engine``."""
 
-    def __init__(self, module):
-        self.module = module
-        self.p = module.params
-        self.check = module.check_mode
+    def __init__(self, task: Task, session: VaultSession) -> None:
+        self.task = task
+        self.p = task.params
+        self.check = task.check_mode
+        self.session = session
         self.mount = self.p["mount_point"].strip("/")
         self.mount_exists = True
-        self.vault = None
-        self.result = {"changed": False, "mount_point": self.mount, "mount_created": False,
-                       "connections": [], "roles": [], "static_roles": []}
-        self.diff = {"before": {}, "after": {}}
+        self.result: Result = {"changed": False, "mount_point": self.mount, "mount_created": False,
+                               "mount_removed": False, "revoked_leases": 0, "connections": [], "roles": [],
+                               "static_roles": []}
+        self.diff: dict[str, dict[str, Any]] = {"before": {}, "after": {}}
 
-    def plan(self):
+    @property
+    def vault(self) -> VaultClient:
+        """Vault, logged in on first use."""
+        return self.session.client
+
+    def plan(self) -> list[tuple[Kind, dict[str, Any], dict[str, Any] | None]]:
         """Validate every item and build what Vault should hold, before anything is sent."""
         conns = self.p.get("connections") or []
         present = [c["name"] for c in conns if c["state"] == "present"]
@@ -146,40 +154,43 @@ class EngineRun:
         last = [x for x in plan if x[0] is CONNECTION and x[2] is None]
         return first + [x for x in plan if x[0] is not CONNECTION] + last
 
-    def run(self):
-        plan = self.plan()
+    def run(self) -> Result:
+        plan = self.plan() if self.p.get("state") != "absent" else []
         for item in self.p.get("connections") or []:
             if item.get("password"):
-                self.module.no_log_values.add(item["password"])
-        kube = [None]
-
-        def kube_factory():
-            kube[0] = kube[0] or kube_client(self.p)
-            return kube[0]
-
-        self.vault, auth = connect(self.p, kube_client_factory=kube_factory)
+                self.task.hide(item["password"])
+                self.session.protect(item["password"])
         try:
-            for item in self.p.get("connections") or []:
-                self.vault.protect(item.get("password"))
-            self.ensure_mount()
-            for kind, item, want in plan:
-                self.reconcile(kind, item, want)
+            if self.p.get("state") == "absent":
+                self.remove_mount()
+            else:
+                # A task that only removes things does not enable the engine it would remove them from.
+                self.ensure_mount(not plan or any(want is not None for _kind, _item, want in plan))
+                for kind, item, want in plan:
+                    self.reconcile(kind, item, want)
         finally:
-            warning = auth.logout(self.vault)
+            warning = self.session.close()
             if warning:
-                self.module.warn(warning)
-        if self.module._diff:
+                self.task.warn(warning)
+        if self.task.diff:
             self.result["diff"] = self.diff
         return self.result
 
-    def ensure_mount(self):
+    def database_mount(self) -> dict[str, Any] | None:
+        """The engine mounted at ``mount_point`` (``None`` when nothing is); anything but a database engine is refused."""
         mount = self.vault.secrets_mount(self.mount)
-        if mount is not None:
-            if mount.get("type") != "database":
-                raise VaultError("mount_point %s holds a %s secrets engine, not database; choose another mount_point"
-                                 % (self.mount, mount.get("type")))
+        if mount is not None and mount.get("type") != "database":
+            raise VaultError("mount_point %s holds a %s secrets engine, not database; choose another mount_point"
+                             % (self.mount, mount.get("type")))
+        return mount
+
+    def ensure_mount(self, needed: bool) -> None:
+        """Enable the engine when it is missing and ``needed``."""
+        if self.database_mount() is not None:
             return
         self.mount_exists = False
+        if not needed:
+            return
         self.result.update(changed=True, mount_created=True)
         self.diff["before"]["mount"] = None
         self.diff["after"]["mount"] = {"path": self.mount, "type": "database"}
@@ -187,18 +198,47 @@ class EngineRun:
             self.vault.enable_secrets_mount(self.mount, "database")
             self.mount_exists = True
 
-    def path(self, kind, name):
+    def remove_mount(self) -> None:
+        """state=absent: every lease under the mount revoked (while the connections exist), then the mount disabled."""
+        if self.database_mount() is None:
+            return
+        prefix = self.mount + "/"
+        leases = self.vault.count_leases(prefix)
+        self.result.update(changed=True, mount_removed=True, revoked_leases=leases)
+        self.diff["before"]["mount"] = {"path": self.mount, "type": "database"}
+        self.diff["after"]["mount"] = None
+        if self.check:
+            return
+        if leases:
+            self.vault.revoke_prefix(prefix)
+        self.vault.disable_secrets_mount(self.mount)
+
+    def revoke_role_leases(self, name: str, entry: dict[str, Any]) -> None:
+        """revoke_leases: the leases of a dynamic role being removed go first, while its connection exists."""
+        prefix = "%s/creds/%s/" % (self.mount, name)
+        leases = self.vault.count_leases(prefix)
+        entry["revoked_leases"] = leases
+        if not leases:
+            return
+        self.result["changed"] = True
+        self.result["revoked_leases"] += leases
+        if not self.check:
+            self.vault.revoke_prefix(prefix)
+
+    def path(self, kind: Kind, name: str) -> str:
         return "%s/%s/%s" % (self.mount, kind.path, name)
 
-    def reconcile(self, kind, item, want):
+    def reconcile(self, kind: Kind, item: dict[str, Any], want: dict[str, Any] | None) -> None:
         name = item["name"]
         what = "%s %s at %s" % (kind.label, name, self.mount)
         live = None
         if self.mount_exists:
             answer = self.vault.read(self.path(kind, name), what="read " + what)
             live = live_view(kind, (answer or {}).get("data")) if answer else None
-        entry = {"name": name}
+        entry: dict[str, Any] = {"name": name}
         if want is None:
+            if kind is ROLE and self.p.get("revoke_leases") and self.mount_exists:
+                self.revoke_role_leases(name, entry)
             entry["action"] = "deleted" if live is not None else "absent"
             if live is not None and not self.check:
                 self.vault.delete(self.path(kind, name), what="delete " + what)
@@ -223,7 +263,7 @@ class EngineRun:
             self.diff["after"].setdefault(kind.name, {})[name] = want
         self.result[kind.name].append(entry)
 
-    def payload(self, kind, item, want, send_password):
+    def payload(self, kind: Kind, item: dict[str, Any], want: dict[str, Any], send_password: bool) -> dict[str, Any]:
         body = dict(want)
         if kind is CONNECTION:
             body["verify_connection"] = item.get("verify_connection", True)
@@ -232,5 +272,6 @@ class EngineRun:
         return body
 
 
-def run(module):
-    return EngineRun(module).run()
+def run(task: Task, session: VaultSession) -> Result:
+    """The ``vault_db_engine`` module's work; ``session`` is a ``_vault.VaultSession``."""
+    return EngineRun(task, session).run()

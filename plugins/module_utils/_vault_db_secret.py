@@ -18,29 +18,34 @@ import base64
 import datetime
 import secrets as _secrets
 import string
+from typing import Any, Dict
 from urllib.parse import quote
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _rollout
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_lease as L
 from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import apply_object, make_diff
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     DatastoreError,
     InvalidInput,
-    KubeApiError,
     VaultError,
 )
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import connect, parse_duration
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import VaultClient, VaultSession, parse_duration
+
+# What one run knows about the credentials: the decision, the credentials, the lease, the leases to revoke.
+State = Dict[str, Any]
 
 TEMPLATE_FIELDS = ("username", "password", "username_url", "password_url", "lease_id", "lease_duration", "expires")
-WORKLOAD_API = "apps/v1"
 PLACEHOLDER = "(issued by Vault when not in check mode)"
 
 
-def _b64(text):
+def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def _unb64(value):
+def _unb64(value: str | None) -> str | None:
     if value is None:
         return None
     try:
@@ -49,13 +54,13 @@ def _unb64(value):
         return None
 
 
-def _fields(username, password, lease):
+def _fields(username: str, password: str, lease: dict[str, Any]) -> dict[str, Any]:
     return {"username": username, "password": password, "username_url": quote(username, safe=""),
             "password_url": quote(password, safe=""), "lease_id": lease.get("lease_id") or "",
             "lease_duration": lease.get("duration") or 0, "expires": lease.get("expires") or ""}
 
 
-def render_templates(templates, fields):
+def render_templates(templates: dict[str, Any] | None, fields: dict[str, Any]) -> dict[str, str]:
     """Extra Secret keys rendered with ``str.format``; errors name the key but never the values."""
     out = {}
     for key, template in (templates or {}).items():
@@ -69,7 +74,7 @@ def render_templates(templates, fields):
     return out
 
 
-def validate(params):
+def validate(params: Params) -> None:
     """Everything that can be checked before Vault or the cluster is asked anything."""
     keys = [params["username_key"], params["password_key"]] + list((params.get("templates") or {}).keys())
     if len(set(keys)) != len(keys):
@@ -95,50 +100,43 @@ def validate(params):
 class SecretRun:
     """One run of ``vault_db_secret``."""
 
-    def __init__(self, module):
-        self.module = module
-        self.p = module.params
-        self.check = module.check_mode
+    def __init__(self, task: Task, kube: KubeClient) -> None:
+        self.task = task
+        self.p = task.params
+        self.check = task.check_mode
         self.now = L.utcnow()
-        self.kube = kube_client(self.p)
-        self._vault = None
-        self._hidden = set()
-        self.auth = None
+        self.kube = kube
+        self.session = VaultSession(self.p, kube_client_factory=lambda: self.kube)
         self.keep_token = False
         self.mount = self.p["mount_point"].strip("/")
         kind = "static-creds" if self.p["credential_type"] == "static" else "creds"
         self.source = "%s/%s/%s" % (self.mount, kind, self.p["role"])
-        self.result = {"changed": False, "revoked_leases": [], "restarted": [], "vault_token_kept": False}
+        self.result: Result = {"changed": False, "revoked_leases": [], "restarted": [], "vault_token_kept": False}
 
     # -- plumbing ----------------------------------------------------------------
     @property
-    def vault(self):
-        if self._vault is None:
-            self._vault, self.auth = connect(self.p, kube_client_factory=lambda: self.kube)
-            self._vault.protect(*self._hidden)
-        return self._vault
+    def vault(self) -> VaultClient:
+        return self.session.client
 
-    def close(self):
-        if self.auth is not None:
-            warning = self.auth.logout(self._vault, keep=self.keep_token)
-            self.result["vault_token_kept"] = self.auth.token_kept
+    def close(self) -> None:
+        if self.session.auth is not None:
+            warning = self.session.close(keep=self.keep_token)
+            self.result["vault_token_kept"] = self.session.token_kept
             if warning:
-                self.module.warn(warning)
+                self.task.warn(warning)
 
-    def hide(self, *values):
+    def hide(self, *values: str | None) -> None:
         """Keep values out of every output (Ansible masks no_log values) and out of errors."""
         for value in values:
             if value:
-                self._hidden.add(value)
-                self.module.no_log_values.add(value)
-                if self._vault is not None:
-                    self._vault.protect(value)
+                self.task.hide(value)
+                self.session.protect(value)
 
-    def secret_name(self):
+    def secret_name(self) -> str:
         return "Secret %s/%s" % (self.p["namespace"], self.p["name"])
 
     # -- entry points --------------------------------------------------------------
-    def run(self):
+    def run(self) -> Result:
         validate(self.p)
         live = self.kube.get("v1", "Secret", self.p["name"], self.p["namespace"])
         try:
@@ -150,19 +148,19 @@ class SecretRun:
             self.close()
         return self.result
 
-    def held_credentials(self, live):
+    def held_credentials(self, live: Obj | None) -> tuple[str | None, str | None]:
         data = (live or {}).get("data") or {}
         username, password = _unb64(data.get(self.p["username_key"])), _unb64(data.get(self.p["password_key"]))
         self.hide(password)
         return username, password
 
-    def absent(self, live):
+    def absent(self, live: Obj | None) -> None:
         self.result.update(action="absent", reason="no_secret")
         if live is None:
             return
         annotations = live["metadata"].get("annotations") or {}
         superseded = L.parse_superseded(annotations.get(L.A_SUPERSEDED))
-        leases = [annotations.get(L.A_LEASE_ID)] + [entry["lease_id"] for entry in superseded]
+        leases: list[Any] = [annotations.get(L.A_LEASE_ID)] + [entry["lease_id"] for entry in superseded]
         leases = [lease for lease in leases if lease]
         if self.p["revoke_on_absent"] and not self.check:
             # Revoke first: once the Secret is gone nothing records which leases to revoke.
@@ -173,10 +171,10 @@ class SecretRun:
         if not self.check:
             self.kube.delete("v1", "Secret", self.p["name"], self.p["namespace"])
         self.result.update(changed=True, action="deleted", reason="state_absent")
-        if self.module._diff:
+        if self.task.diff:
             self.result["diff"] = make_diff(live, None)
 
-    def present(self, live):
+    def present(self, live: Obj | None) -> None:
         targets = self.restart_targets()
         username, password = self.held_credentials(live)
         recorded = L.recorded_state((live or {}).get("metadata", {}).get("annotations"), username, password)
@@ -189,11 +187,11 @@ class SecretRun:
         self.restart(targets, recorded, state)
 
     # -- dynamic credentials -------------------------------------------------------
-    def policy(self):
+    def policy(self) -> L.Policy:
         return L.Policy(parse_duration(self.p.get("renew_before"), "renew_before"),
                         parse_duration(self.p.get("rotate_before"), "rotate_before"), bool(self.p["rotate"]))
 
-    def dynamic_credentials(self, recorded, username, password):
+    def dynamic_credentials(self, recorded: Any, username: str | None, password: str | None) -> State:
         superseded = list(recorded.superseded) if recorded else []
         due, pending = L.split_superseded(superseded, self.now)
         revoked = self.revoke_due(due)
@@ -203,7 +201,7 @@ class SecretRun:
         if recorded and recorded.lease_id and recorded.source == self.source and recorded.intact:
             lookup = self.vault.lookup_lease(recorded.lease_id)
         decision = L.decide_dynamic(self.now, self.source, recorded, L.lease_info(lookup), self.policy())
-        state = {"decision": decision, "superseded": pending, "revoke_after_write": [], "minted": None}
+        state: State = {"decision": decision, "superseded": pending, "revoke_after_write": [], "minted": None}
         if decision.action in ("keep", "renew"):
             state["lease"] = {"lease_id": recorded.lease_id, "expires": L.format_time(recorded.expires)
                               if recorded.expires else "", "renewable": recorded.renewable,
@@ -221,7 +219,7 @@ class SecretRun:
                 self.supersede(state, old)
         return state
 
-    def revoke_due(self, due):
+    def revoke_due(self, due: list[dict[str, str]]) -> list[str]:
         revoked = []
         for entry in due:
             if self.check:
@@ -231,11 +229,11 @@ class SecretRun:
                 self.vault.revoke_lease(entry["lease_id"])
                 revoked.append(entry["lease_id"])
             except VaultError as exc:
-                self.module.warn("superseded lease %s not revoked yet: %s" % (entry["lease_id"], exc.msg))
+                self.task.warn("superseded lease %s not revoked yet: %s" % (entry["lease_id"], exc.msg))
         self.result["revoked_leases"].extend(revoked)
         return revoked
 
-    def supersede(self, state, old_lease):
+    def supersede(self, state: State, old_lease: str) -> None:
         grace = self.p["revoke_grace"]
         if grace == 0:
             state["revoke_after_write"].append(old_lease)
@@ -243,7 +241,7 @@ class SecretRun:
             when = self.now + datetime.timedelta(seconds=grace)
             state["superseded"].append({"lease_id": old_lease, "revoke_after": L.format_time(when)})
 
-    def renew(self, state, recorded):
+    def renew(self, state: State, recorded: L.Recorded) -> L.Decision:
         lease = state["lease"]
         if self.check:
             return L.Decision("renew", "renew_window")
@@ -260,7 +258,7 @@ class SecretRun:
                      max_expires=L.format_time(max_expires) if max_expires else "")
         return L.after_renewal(self.now, expires, max_expires, self.policy(), recorded.duration)
 
-    def issue(self, state):
+    def issue(self, state: State) -> None:
         """Mint new credentials (or, in check mode, only say so)."""
         if self.check:
             state.update(credentials=(PLACEHOLDER, PLACEHOLDER), hash=None,
@@ -282,7 +280,7 @@ class SecretRun:
                           "expires": L.format_time(self.now + datetime.timedelta(seconds=duration)),
                           "max_expires": self.hard_end()}
 
-    def hard_end(self):
+    def hard_end(self) -> str:
         """The time no renewal can pass: the role's max TTL or the issuing token's expiry, if known."""
         ends = []
         role = self.try_read("%s/roles/%s" % (self.mount, self.p["role"]))
@@ -295,7 +293,7 @@ class SecretRun:
             ends.append(token_end)
         return L.format_time(min(ends)) if ends else ""
 
-    def try_read(self, path):
+    def try_read(self, path: str) -> Any:
         """Read something optional; a consumer policy may well not allow it."""
         try:
             return self.vault.read(path)
@@ -303,7 +301,7 @@ class SecretRun:
             return None
 
     # -- static credentials ------------------------------------------------------------
-    def static_credentials(self, recorded):
+    def static_credentials(self, recorded: Any) -> State:
         rotate = bool(self.p["rotate"])
         if rotate and not self.check:
             self.vault.write("%s/rotate-role/%s" % (self.mount, self.p["role"]), {},
@@ -332,7 +330,7 @@ class SecretRun:
                 "revoke_after_write": [], "minted": None}
 
     # -- the Secret ------------------------------------------------------------------
-    def desired_secret(self, state):
+    def desired_secret(self, state: State) -> Obj:
         username, password = state["credentials"]
         lease = state["lease"]
         data = {self.p["username_key"]: username, self.p["password_key"]: password}
@@ -354,7 +352,7 @@ class SecretRun:
                 "data": {k: _b64(v) for k, v in data.items()}}
 
     @staticmethod
-    def matches(live, desired):
+    def matches(live: Obj | None, desired: Obj) -> bool:
         if live is None:
             return False
         meta, want = live.get("metadata") or {}, desired["metadata"]
@@ -363,7 +361,7 @@ class SecretRun:
             and all((meta.get("annotations") or {}).get(k) == v for k, v in want["annotations"].items()) \
             and not (set(meta.get("annotations") or {}) & set(L.RESERVED_ANNOTATIONS)) - set(want["annotations"])
 
-    def write(self, live, state):
+    def write(self, live: Obj | None, state: State) -> None:
         decision = state["decision"]
         desired = self.desired_secret(state)
         # In check mode nothing is minted or renewed, so the comparison alone cannot see these.
@@ -388,10 +386,10 @@ class SecretRun:
                    "renewable": bool(lease.get("renewable")), "duration": lease.get("duration") or 0,
                    "max_expires": lease.get("max_expires") or None},
             superseded_leases=list(state["superseded"]))
-        if self.module._diff:
+        if self.task.diff:
             self.result["diff"] = make_diff(live, after)
 
-    def undo_mint(self, state, exc):
+    def undo_mint(self, state: State, exc: Exception) -> None:
         """The Secret could not take the new credentials: revoke them so no lease is orphaned."""
         if not state.get("minted"):
             return
@@ -408,7 +406,7 @@ class SecretRun:
                 self.secret_name(), exc.msg)
             exc.args = (exc.msg,)
 
-    def revoke_superseded_now(self, state):
+    def revoke_superseded_now(self, state: State) -> None:
         """revoke_grace=0: the old lease goes as soon as the Secret holds the new credentials."""
         for lease_id in state["revoke_after_write"]:
             if self.check:
@@ -422,10 +420,10 @@ class SecretRun:
                 state["superseded"].append({"lease_id": lease_id, "revoke_after": L.format_time(self.now)})
                 self.kube.patch("v1", "Secret", self.p["name"], self.p["namespace"], {"metadata": {"annotations": {
                     L.A_SUPERSEDED: L.dump_superseded(state["superseded"])}}})
-                self.module.warn("superseded lease %s not revoked yet: %s" % (lease_id, exc.msg))
+                self.task.warn("superseded lease %s not revoked yet: %s" % (lease_id, exc.msg))
 
     # -- consumers ---------------------------------------------------------------------
-    def restart_targets(self):
+    def restart_targets(self) -> list[Obj]:
         """Look every target up before any credential is issued.
 
         A target that does not exist holds no credentials, so there is nothing to
@@ -434,14 +432,7 @@ class SecretRun:
         also warns (so that a typo shows), says nothing, or fails the task here,
         before anything is issued or written.
         """
-        found, missing = [], []
-        for target in self.p.get("restart_targets") or []:
-            namespace = target.get("namespace") or self.p["namespace"]
-            obj = self.kube.get(WORKLOAD_API, target["kind"], target["name"], namespace)
-            if obj is None:
-                missing.append("%s %s/%s" % (target["kind"], namespace, target["name"]))
-                continue
-            found.append(obj)
+        found, missing = _rollout.find_workloads(self.kube, self.p.get("restart_targets"), self.p["namespace"])
         if missing:
             mode = self.p["restart_missing"]
             if mode == "fail":
@@ -450,10 +441,10 @@ class SecretRun:
             self.result["restart_missing"] = missing
             if mode == "warn":
                 for ref in missing:
-                    self.module.warn("restart target %s does not exist; nothing to restart there" % ref)
+                    self.task.warn("restart target %s does not exist; nothing to restart there" % ref)
         return found
 
-    def restart(self, targets, recorded, state):
+    def restart(self, targets: list[Obj], recorded: L.Recorded | None, state: State) -> None:
         """Roll consumers only when the credentials they hold really changed."""
         if not targets:
             return
@@ -461,29 +452,20 @@ class SecretRun:
         changed_creds = recorded is not None and decision.action in ("issue", "rotate", "update")
         digest = L.hash_digest(state.get("hash")) if state.get("hash") else "pending"
         for obj in targets:
-            meta = obj["metadata"]
-            template_ann = (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
-                "annotations") or {}
+            held = _rollout.template_annotations(obj)
             # A target that carries an older hash missed a restart (a failed earlier run): catch up.
-            stale = L.RESTART_HASH in template_ann and template_ann[L.RESTART_HASH] != digest
+            stale = L.RESTART_HASH in held and held[L.RESTART_HASH] != digest
             if not (changed_creds or stale):
                 continue
-            patch = {"spec": {"template": {"metadata": {"annotations": {
-                L.RESTARTED_AT: L.format_time(L.utcnow()), L.RESTART_HASH: digest}}}}}
-            if not self.check:
-                try:
-                    self.kube.patch(WORKLOAD_API, obj["kind"], meta["name"], meta["namespace"], patch)
-                except KubeApiError as exc:
-                    raise KubeApiError("%s %s/%s: rollout restart failed after the credentials changed: %s"
-                                       % (obj["kind"], meta["namespace"], meta["name"], exc.msg),
-                                       status=exc.status)
-            self.result["restarted"].append({"kind": obj["kind"], "name": meta["name"],
-                                             "namespace": meta["namespace"]})
+            self.result["restarted"].append(_rollout.restart(self.kube, obj, {L.RESTART_HASH: digest},
+                                                             check_mode=self.check,
+                                                             reason="after the credentials changed"))
             self.result["changed"] = True
 
 
 _ACTIONS = {"issue": "issued", "rotate": "rotated", "renew": "renewed", "update": "updated", "keep": "updated"}
 
 
-def run(module):
-    return SecretRun(module).run()
+def run(task: Task, kube: KubeClient) -> Result:
+    """The ``vault_db_secret`` module's work: the Secret through ``kube``, Vault through a session of its own."""
+    return SecretRun(task, kube).run()

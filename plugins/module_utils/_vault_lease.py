@@ -18,6 +18,7 @@ import hmac
 import json
 import re
 from collections import namedtuple
+from typing import Any
 
 PREFIX = "datastore.kubernetes/"
 A_SOURCE = PREFIX + "vault-source"
@@ -31,7 +32,6 @@ A_SUPERSEDED = PREFIX + "vault-superseded-leases"
 A_STATIC_ROTATION = PREFIX + "vault-last-rotation"
 RESERVED_ANNOTATIONS = (A_SOURCE, A_LEASE_ID, A_EXPIRES, A_RENEWABLE, A_DURATION, A_MAX_EXPIRES, A_HASH,
                         A_SUPERSEDED, A_STATIC_ROTATION)
-RESTARTED_AT = PREFIX + "restartedAt"
 RESTART_HASH = PREFIX + "credentials-hash"
 
 Decision = namedtuple("Decision", "action reason")
@@ -45,16 +45,16 @@ _FRACTION = re.compile(r"\.(\d+)")
 
 
 # -- time ----------------------------------------------------------------------
-def utcnow():
+def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def format_time(when):
+def format_time(when: datetime.datetime) -> str:
     """RFC 3339 in UTC with second precision, e.g. ``2030-01-02T03:04:05Z``."""
     return when.astimezone(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_time(text):
+def parse_time(text: object) -> datetime.datetime | None:
     """Parse RFC 3339 as Vault writes it (nanoseconds, ``Z`` or an offset); ``None`` when empty or invalid."""
     if not text or not isinstance(text, str):
         return None
@@ -69,32 +69,32 @@ def parse_time(text):
     return when
 
 
-def seconds_between(later, earlier):
+def seconds_between(later: datetime.datetime, earlier: datetime.datetime) -> int:
     return int((later - earlier).total_seconds())
 
 
 # -- credential hash -------------------------------------------------------------
-def credential_hash(username, password, salt):
+def credential_hash(username: str | None, password: str | None, salt: str) -> str:
     """``sha256:<salt>:<hex>`` - identifies credentials without revealing them."""
     digest = hmac.new(salt.encode("utf-8"), ("%s\0%s" % (username, password)).encode("utf-8"),
                       hashlib.sha256).hexdigest()
     return "sha256:%s:%s" % (salt, digest)
 
 
-def hash_matches(recorded, username, password):
+def hash_matches(recorded: str | None, username: str | None, password: str | None) -> bool:
     parts = (recorded or "").split(":")
     if len(parts) != 3 or parts[0] != "sha256":
         return False
-    return hmac.compare_digest(credential_hash(username, password, parts[1]), recorded)
+    return hmac.compare_digest(credential_hash(username, password, parts[1]), recorded or "")
 
 
-def hash_digest(recorded):
+def hash_digest(recorded: str | None) -> str:
     """The hex part of a recorded hash (what workload templates carry)."""
     return (recorded or "").rsplit(":", 1)[-1]
 
 
 # -- superseded leases -------------------------------------------------------------
-def parse_superseded(text):
+def parse_superseded(text: str | None) -> list[dict[str, str]]:
     """``[{"lease_id", "revoke_after"}]`` from the annotation; tolerant of a damaged value."""
     try:
         entries = json.loads(text or "[]")
@@ -103,14 +103,16 @@ def parse_superseded(text):
     return [e for e in entries if isinstance(e, dict) and e.get("lease_id")]
 
 
-def dump_superseded(entries):
+def dump_superseded(entries: list[dict[str, str]]) -> str:
     return json.dumps([{"lease_id": e["lease_id"], "revoke_after": e["revoke_after"]} for e in entries],
                       separators=(",", ":"), sort_keys=True)
 
 
-def split_superseded(entries, now):
+def split_superseded(entries: list[dict[str, str]],
+                     now: datetime.datetime) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """``(due, pending)``: leases whose grace period is over, and the others."""
-    due, pending = [], []
+    due: list[dict[str, str]] = []
+    pending: list[dict[str, str]] = []
     for entry in entries:
         when = parse_time(entry.get("revoke_after"))
         (due if when is None or when <= now else pending).append(entry)
@@ -118,7 +120,7 @@ def split_superseded(entries, now):
 
 
 # -- reading the Secret -------------------------------------------------------------
-def recorded_state(annotations, username, password):
+def recorded_state(annotations: dict[str, str] | None, username: str | None, password: str | None) -> Recorded | None:
     """``Recorded`` from a Secret's annotations and the credentials it holds (``None`` without a record)."""
     ann = annotations or {}
     if A_SOURCE not in ann:
@@ -134,7 +136,7 @@ def recorded_state(annotations, username, password):
                     superseded=parse_superseded(ann.get(A_SUPERSEDED)), intact=intact)
 
 
-def lease_info(lookup):
+def lease_info(lookup: dict[str, Any] | None) -> LeaseInfo | None:
     """``LeaseInfo`` from ``sys/leases/lookup`` data (``None`` stays ``None``: the lease is gone)."""
     if lookup is None:
         return None
@@ -142,14 +144,15 @@ def lease_info(lookup):
 
 
 # -- decisions ----------------------------------------------------------------------
-def thresholds(policy, duration):
+def thresholds(policy: Policy, duration: int) -> tuple[int, int]:
     """``(renew_before, rotate_before)`` in seconds; defaults are a third and a sixth of the lease duration."""
     renew = policy.renew_before if policy.renew_before is not None else duration // 3
     rotate = policy.rotate_before if policy.rotate_before is not None else duration // 6
     return renew, rotate
 
 
-def decide_dynamic(now, source, recorded, lease, policy):
+def decide_dynamic(now: datetime.datetime, source: str, recorded: Recorded | None, lease: LeaseInfo | None,
+                   policy: Policy) -> Decision:
     """What to do with the dynamic credentials a Secret holds.
 
     The order matters: anything that makes the held credentials unusable or
@@ -180,7 +183,8 @@ def decide_dynamic(now, source, recorded, lease, policy):
     return Decision("keep", "lease_valid")
 
 
-def after_renewal(now, new_expires, max_expires, policy, duration):
+def after_renewal(now: datetime.datetime, new_expires: datetime.datetime, max_expires: datetime.datetime | None,
+                  policy: Policy, duration: int) -> Decision:
     """Whether a renewed lease is still worth keeping, or its max TTL forces a rotation now."""
     rotate_before = thresholds(policy, duration)[1]
     end = min(new_expires, max_expires) if max_expires else new_expires
@@ -189,12 +193,14 @@ def after_renewal(now, new_expires, max_expires, policy, duration):
     return Decision("renew", "renew_window")
 
 
-def renewal_capped(requested, granted):
+def renewal_capped(requested: int | None, granted: int | None) -> bool:
     """Vault grants less than asked only when the lease hit its max TTL."""
-    return bool(requested) and granted is not None and granted < requested
+    if not requested or granted is None:
+        return False
+    return granted < requested
 
 
-def decide_static(recorded, source, username, password, rotate):
+def decide_static(recorded: Recorded | None, source: str, username: str, password: str, rotate: bool) -> Decision:
     """Static credentials are rotated by Vault itself; the Secret follows them."""
     if rotate:
         return Decision("rotate", "requested")

@@ -14,6 +14,7 @@ from __future__ import annotations
 __metaclass__ = type
 
 import time
+from typing import TYPE_CHECKING, Callable, cast
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     KubeApiError,
@@ -27,14 +28,18 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._status impor
     diagnose_pods,
     pods_of,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj
+
+if TYPE_CHECKING:
+    from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient  # pragma: no cover
 
 
-def _observed(obj):
+def _observed(obj: Obj) -> bool:
     status = obj.get("status") or {}
     return status.get("observedGeneration", 0) >= (obj.get("metadata") or {}).get("generation", 0)
 
 
-def statefulset_ready(obj):
+def statefulset_ready(obj: Obj) -> bool:
     """Done when every pod the update strategy lets the controller replace is updated and ready.
 
     RollingUpdate with a partition: the pods at or above the partition ordinal must be
@@ -60,7 +65,7 @@ def statefulset_ready(obj):
             and status.get("currentRevision") == status.get("updateRevision"))
 
 
-def deployment_ready(obj):
+def deployment_ready(obj: Obj) -> bool:
     if not obj or not _observed(obj):
         return False
     cond = condition(obj, "Progressing")
@@ -72,7 +77,7 @@ def deployment_ready(obj):
             and status.get("replicas", 0) == replicas)
 
 
-def daemonset_ready(obj):
+def daemonset_ready(obj: Obj) -> bool:
     if not obj or not _observed(obj):
         return False
     status = obj.get("status") or {}
@@ -81,17 +86,17 @@ def daemonset_ready(obj):
             and status.get("numberAvailable", 0) == desired)
 
 
-def job_done(obj):
+def job_done(obj: Obj) -> bool:
     """True when Complete; raises ``WaitFailed`` when the Job Failed."""
     if not obj:
         return False
     if condition_true(obj, "Failed"):
-        cond = condition(obj, "Failed")
+        cond = condition(obj, "Failed") or {}
         raise WaitFailed("%s failed: %s (%s)" % (_ref(obj), cond.get("reason"), cond.get("message")), job=obj)
     return condition_true(obj, "Complete")
 
 
-def pod_ready(obj):
+def pod_ready(obj: Obj) -> bool:
     if not obj:
         return False
     phase = (obj.get("status") or {}).get("phase")
@@ -112,20 +117,22 @@ READY_PREDICATES = {
 }
 
 
-def _ref(obj):
+def _ref(obj: Obj) -> str:
     meta = obj.get("metadata") or {}
     return _name(obj.get("kind"), meta.get("namespace"), meta.get("name"))
 
 
-def _name(kind, namespace, name):
+def _name(kind: str | None, namespace: str | None, name: str | None) -> str:
     return "%s %s/%s" % (kind, namespace, name) if namespace else "%s %s" % (kind, name)
 
 
-def selector_string(match_labels):
+def selector_string(match_labels: dict[str, str] | None) -> str:
     return ",".join("%s=%s" % (k, v) for k, v in sorted((match_labels or {}).items()))
 
 
-def watch_until(client, api_version, kind, namespace, name, predicate, timeout, sleep=time.sleep):
+def watch_until(client: KubeClient, api_version: str, kind: str, namespace: str | None, name: str,
+                predicate: Callable[[Obj | None], bool], timeout: float,
+                sleep: Callable[[float], None] = time.sleep) -> Obj | None:
     """Follow one object until ``predicate(obj)`` is true; returns the object.
 
     ``predicate`` receives ``None`` while the object does not exist, so the same
@@ -163,12 +170,12 @@ def watch_until(client, api_version, kind, namespace, name, predicate, timeout, 
             # API server down: keep trying until the deadline.
             sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         except KubeApiError as exc:
-            if exc.status in (410, None) or exc.status >= 500:
+            if exc.status is None or exc.status == 410 or exc.status >= 500:
                 continue
             raise
 
 
-def _not_ready_lines(client, obj):
+def _not_ready_lines(client: KubeClient, obj: Obj) -> list[str]:
     """Why the pods of ``obj`` (the last state seen of a workload or a pod) are not ready."""
     try:
         return diagnose_pods(client, pods_of(client, obj))
@@ -176,19 +183,20 @@ def _not_ready_lines(client, obj):
         return []
 
 
-def wait_ready(client, obj, timeout):
+def wait_ready(client: KubeClient, obj: Obj, timeout: float) -> Obj:
     """Wait for an applied object to be ready, for the kinds that have a notion of it.
 
     When the wait times out or ends in failure, the error's message and its
     ``not_ready`` detail say, per pod, what is not ready and why.
     """
-    predicate = READY_PREDICATES.get(obj.get("kind"))
+    predicate = READY_PREDICATES.get(obj.get("kind") or "")
     if predicate is None:
         return obj
     meta = obj["metadata"]
     try:
-        return watch_until(client, obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"],
-                           predicate, timeout)
+        # A ready predicate holds only for an object, so the watch ends with one.
+        return cast(Obj, watch_until(client, obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"],
+                                     predicate, timeout))
     except (WaitTimeout, WaitFailed) as exc:
         last = exc.details.get("last") or exc.details.get("job")
         if last is None and isinstance(exc, WaitFailed):
@@ -202,5 +210,6 @@ def wait_ready(client, obj, timeout):
         raise type(exc)(msg, **dict(exc.details, not_ready=lines))
 
 
-def wait_deleted(client, api_version, kind, namespace, name, timeout):
+def wait_deleted(client: KubeClient, api_version: str, kind: str, namespace: str | None, name: str,
+                 timeout: float) -> Obj | None:
     return watch_until(client, api_version, kind, namespace, name, lambda o: o is None, timeout)

@@ -226,8 +226,9 @@ deleted:
 
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _configmap
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, kube_client
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
 
 
 def argument_spec():
@@ -252,15 +253,10 @@ def argument_spec():
     )
 
 
-def work(module):
-    client = kube_client(module.params)
-    return _configmap.run(client, module.params, check_mode=module.check_mode, diff=module._diff)
-
-
 def main():
     module = new_module(argument_spec(), supports_check_mode=True)
     check_kubernetes_library(module)
-    run_module(module, work)
+    run_module(module, _configmap.run, connect)
 
 
 if __name__ == "__main__":

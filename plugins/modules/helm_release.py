@@ -313,20 +313,9 @@ release_status:
   sample: failed
 """
 
-import shutil
-
-
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import (
-    new_module,
-    WAIT_ARGSPEC,
-    kube_argspec,
-    run_module,
-)
-from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import HelmError
-from ansible_collections.datastore.kubernetes.plugins.module_utils._helm import Helm, connection_args, run_release
-from ansible_collections.datastore.kubernetes.plugins.module_utils._helm_values import merged_values, sensitive_leaves
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
-from ansible_collections.datastore.kubernetes.plugins.module_utils._status import diagnose_objects
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _helm
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import WAIT_ARGSPEC, kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
 
 
 def argument_spec():
@@ -357,31 +346,10 @@ def argument_spec():
     )
 
 
-def work(module):
-    params = module.params
-    if params["state"] == "present" and params["sensitive_values"]:
-        # Ansible then masks these strings in everything it prints, module arguments included.
-        module.no_log_values.update(sensitive_leaves(merged_values(params), params["sensitive_values"]))
-    binary = params["binary_path"] or shutil.which("helm")
-    if not binary:
-        raise HelmError("helm was not found on PATH; install helm 3.13+ or 4, or set binary_path")
-    conn, env, temps = connection_args(params)
-    helm = Helm(binary, lambda argv, extra: module.run_command(argv, environ_update=extra), conn, env)
-
-    def diagnose(objects, namespace):
-        return diagnose_objects(kube_client(params), objects, namespace)
-
-    try:
-        return run_release(helm, params, check_mode=module.check_mode, diff_mode=module._diff, diagnose=diagnose)
-    finally:
-        for path in temps:
-            module.cleanup(path)
-
-
 def main():
     module = new_module(argument_spec(), supports_check_mode=True,
                         required_if=[("state", "present", ("chart_ref",))])
-    run_module(module, work)
+    run_module(module, _helm.run, _helm.connect)
 
 
 if __name__ == "__main__":

@@ -293,15 +293,28 @@ health:
 """
 
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils import _common
-from ansible_collections.datastore.kubernetes.plugins.module_utils._info import argument_spec, run
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _health, _info
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
+
+
+def argument_spec():
+    return kube_argspec(
+        name={"type": "str", "required": True},
+        namespace={"type": "str", "default": "default"},
+        service_name={"type": "str"},
+        cluster_domain={"type": "str", "default": "cluster.local"},
+        vault_secret={"type": "list", "elements": "str", "default": [], "no_log": False},
+        health={"type": "str", "default": "none", "choices": list(_health.DATASTORES)},
+        container={"type": "str"},
+    )
 
 
 def main():
-    module = _common.new_module(argument_spec(), supports_check_mode=True)
+    module = new_module(argument_spec(), supports_check_mode=True)
     check_kubernetes_library(module)
-    _common.run_module(module, run)
+    run_module(module, _info.run, connect)
 
 
 if __name__ == "__main__":

@@ -27,16 +27,13 @@ extends_documentation_fragment:
   - datastore.kubernetes.kube.ATTRIBUTES
 options:
   name:
-    description:
-      - Name of the Job. Required unless O(definition) has C(metadata.name).
+    description: Name of the Job. Required unless O(definition) has C(metadata.name).
     type: str
   namespace:
-    description:
-      - Namespace of the Job. Required unless O(definition) has C(metadata.namespace).
+    description: Namespace of the Job. Required unless O(definition) has C(metadata.namespace).
     type: str
   state:
-    description:
-      - V(present) runs the Job; V(absent) deletes the Job and its pods.
+    description: V(present) runs the Job; V(absent) deletes the Job and its pods.
     type: str
     choices: [present, absent]
     default: present
@@ -47,17 +44,14 @@ options:
       - O(labels) and O(pod_annotations) are merged into it.
     type: dict
   image:
-    description:
-      - Container image of the Job's single container (named C(main)). Required unless O(definition) is set.
+    description: Container image of the Job's single container (named C(main)). Required unless O(definition) is set.
     type: str
   command:
-    description:
-      - Entrypoint of the container. Mutually exclusive with O(script_configmap).
+    description: Entrypoint of the container. Mutually exclusive with O(script_configmap).
     type: list
     elements: str
   args:
-    description:
-      - Arguments to the entrypoint (or to the script of O(script_configmap)).
+    description: Arguments to the entrypoint (or to the script of O(script_configmap)).
     type: list
     elements: str
   script_configmap:
@@ -96,31 +90,25 @@ options:
     type: list
     elements: str
   env_from_configmaps:
-    description:
-      - ConfigMaps whose keys all become environment variables (C(envFrom)).
+    description: ConfigMaps whose keys all become environment variables (C(envFrom)).
     type: list
     elements: str
   resources:
-    description:
-      - Container resource requests and limits, as in the Kubernetes API.
+    description: Container resource requests and limits, as in the Kubernetes API.
     type: dict
   service_account:
-    description:
-      - ServiceAccount the pods run as.
+    description: ServiceAccount the pods run as.
     type: str
   restart_policy:
-    description:
-      - Pod restart policy. With V(Never) every retry is a new pod, so every failed attempt stays visible.
+    description: Pod restart policy. With V(Never) every retry is a new pod, so every failed attempt stays visible.
     type: str
     choices: [Never, OnFailure]
     default: Never
   completions:
-    description:
-      - Number of pods that must succeed.
+    description: Number of pods that must succeed.
     type: int
   parallelism:
-    description:
-      - Number of pods that may run at the same time.
+    description: Number of pods that may run at the same time.
     type: int
   completion_mode:
     description:
@@ -129,12 +117,10 @@ options:
     type: str
     choices: [NonIndexed, Indexed]
   backoff_limit:
-    description:
-      - Retries before the Job is marked failed. The Kubernetes default is 6.
+    description: Retries before the Job is marked failed. The Kubernetes default is 6.
     type: int
   active_deadline_seconds:
-    description:
-      - Seconds the Job may run before it is failed with reason C(DeadlineExceeded).
+    description: Seconds the Job may run before it is failed with reason C(DeadlineExceeded).
     type: int
   ttl_seconds_after_finished:
     description:
@@ -142,12 +128,10 @@ options:
       - With a TTL, the next run finds no Job and runs it again even if nothing changed.
     type: int
   labels:
-    description:
-      - Labels of the Job and of its pods.
+    description: Labels of the Job and of its pods.
     type: dict
   pod_annotations:
-    description:
-      - Annotations of the pods.
+    description: Annotations of the pods.
     type: dict
   rerun:
     description:
@@ -336,17 +320,10 @@ not_ready:
 """
 
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import (
-    new_module,
-    WAIT_ARGSPEC,
-    kube_argspec,
-    run_module,
-)
-from ansible_collections.datastore.kubernetes.plugins.module_utils._job import run_job
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import (
-    check_kubernetes_library,
-    kube_client,
-)
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _job
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import WAIT_ARGSPEC, kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
 
 
 def argument_spec():
@@ -384,19 +361,11 @@ def argument_spec():
     )
 
 
-def work(module):
-    client = kube_client(module.params)
-    result = run_job(client, module.params, check_mode=module.check_mode, diff_mode=module._diff)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    return result
-
-
 def main():
     module = new_module(argument_spec(), supports_check_mode=True,
                         mutually_exclusive=[("command", "script_configmap")])
     check_kubernetes_library(module)
-    run_module(module, work)
+    run_module(module, _job.run, connect)
 
 
 if __name__ == "__main__":

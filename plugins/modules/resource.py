@@ -221,9 +221,9 @@ not_ready:
 
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _resource
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import WAIT_ARGSPEC, kube_argspec, new_module, run_module
-from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, kube_client
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import WAIT_ARGSPEC, kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
 
 
 def argument_spec():
@@ -239,21 +239,11 @@ def argument_spec():
     )
 
 
-def work(module):
-    params = dict(module.params)
-    # Ansible echoes module.params back as the task's invocation: keep Secret values out of it.
-    module.params["definition"] = _resource.masked_definition(params["definition"])
-    if params["concurrency"] < 1:
-        raise InvalidInput("concurrency", "must be at least 1")
-    client = kube_client(params)
-    return _resource.run(client, params, check_mode=module.check_mode, diff=module._diff)
-
-
 def main():
     module = new_module(argument_spec(), supports_check_mode=True,
                         mutually_exclusive=[("definition", "src")], required_one_of=[("definition", "src")])
     check_kubernetes_library(module)
-    run_module(module, work)
+    run_module(module, _resource.run, connect)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - datastore.kubernetes.kube.IN_PROCESS
   - datastore.kubernetes.kube.WAIT
   - datastore.kubernetes.kube.ATTRIBUTES
+  - datastore.kubernetes.pod
 options:
   name:
     description: Name of the StatefulSet, a DNS-1123 label of at most 52 characters. Pods are V(<name>-<ordinal>).
@@ -46,66 +47,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  image:
-    description: Image of the main container (named like the StatefulSet). Required unless O(definition) sets the containers.
-    type: str
-  image_pull_policy:
-    description: Pull policy of the main container.
-    type: str
-    choices: [Always, IfNotPresent, Never]
-  command:
-    description: Entrypoint of the main container.
-    type: list
-    elements: str
-  args:
-    description: Arguments of the main container.
-    type: list
-    elements: str
   replicas:
     description: Number of pods. Defaults to the one in O(definition), else V(1).
     type: int
-  ports:
-    description:
-      - Named ports of the main container. They become ports of the headless Service (named container ports of
-        O(sidecars) too) and each gets an SRV name in RV(srv_names).
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Port name, an IANA service name (at most 15 characters, lower case).
-        type: str
-        required: true
-      container_port:
-        description: Port number.
-        type: int
-        required: true
-      protocol:
-        description: Protocol of the port.
-        type: str
-        choices: [TCP, UDP, SCTP]
-        default: TCP
-  env:
-    description:
-      - Environment of the main container. Either a mapping of names to values (a mapping value is used as
-        C(valueFrom)) or a list of Kubernetes C(EnvVar) mappings.
-    type: raw
-  env_from:
-    description: ConfigMaps and Secrets whose keys become environment variables of the main container.
-    type: list
-    elements: dict
-    suboptions:
-      config_map:
-        description: Name of a ConfigMap. Set this or O(env_from[].secret).
-        type: str
-      secret:
-        description: Name of a Secret. Set this or O(env_from[].config_map).
-        type: str
-      prefix:
-        description: Prefix added to every variable name.
-        type: str
-      optional:
-        description: Whether the pod starts when the source does not exist.
-        type: bool
   volume_claim_templates:
     description: Claim templates; each pod gets a PVC V(<name>-<statefulset>-<ordinal>) from each.
     type: list
@@ -130,14 +74,6 @@ options:
       mount_path:
         description: Where the main container mounts the volume.
         type: str
-  volumes:
-    description: Extra pod volumes, as Kubernetes C(Volume) mappings (for example a ConfigMap).
-    type: list
-    elements: dict
-  volume_mounts:
-    description: Extra volume mounts of the main container, as Kubernetes C(VolumeMount) mappings.
-    type: list
-    elements: dict
   pod_management_policy:
     description:
       - V(OrderedReady) starts ordinal 0 and waits for it to be ready before ordinal 1, and so on.
@@ -157,34 +93,11 @@ options:
       partition:
         description: Only pods with an ordinal at or above this are updated. Not with V(OnDelete).
         type: int
-  readiness_probe:
-    description: Readiness probe of the main container, as a Kubernetes C(Probe) mapping.
-    type: dict
-  liveness_probe:
-    description: Liveness probe of the main container, as a Kubernetes C(Probe) mapping.
-    type: dict
-  startup_probe:
-    description: Startup probe of the main container, as a Kubernetes C(Probe) mapping.
-    type: dict
-  resources:
-    description: Requests and limits of the main container, as a Kubernetes C(ResourceRequirements) mapping.
-    type: dict
-  init_containers:
-    description: Init containers, as Kubernetes C(Container) mappings.
-    type: list
-    elements: dict
-  sidecars:
-    description: More containers next to the main one, as Kubernetes C(Container) mappings.
-    type: list
-    elements: dict
   labels:
     description: Labels of the StatefulSet and its pods. Values must be strings.
     type: dict
   annotations:
     description: Annotations of the StatefulSet. Values must be strings.
-    type: dict
-  pod_annotations:
-    description: Annotations of the pod template; changing them rolls the pods.
     type: dict
   service:
     description: The headless Service.
@@ -390,16 +303,59 @@ not_ready:
 """
 
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils import _common
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library
-from ansible_collections.datastore.kubernetes.plugins.module_utils._statefulset import run
-from ansible_collections.datastore.kubernetes.plugins.module_utils._statefulset_spec import argument_spec
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import WAIT_ARGSPEC, kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
+
+
+def argument_spec():
+    # The pod template options (image to sidecars) are documented in doc_fragments/pod.py.
+    strings, mapping, mappings = {"type": "list", "elements": "str"}, {"type": "dict"}, {"type": "list", "elements": "dict"}
+    return kube_argspec(
+        name={"type": "str", "required": True},
+        namespace={"type": "str", "default": "default"},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        image={"type": "str"},
+        image_pull_policy={"type": "str", "choices": ["Always", "IfNotPresent", "Never"]},
+        command=strings, args=strings,
+        replicas={"type": "int"},
+        ports={"type": "list", "elements": "dict", "options": {
+            "name": {"type": "str", "required": True}, "container_port": {"type": "int", "required": True},
+            "protocol": {"type": "str", "choices": ["TCP", "UDP", "SCTP"], "default": "TCP"}}},
+        env={"type": "raw"},
+        env_from={"type": "list", "elements": "dict", "options": {
+            "config_map": {"type": "str"}, "secret": {"type": "str", "no_log": False}, "prefix": {"type": "str"},
+            "optional": {"type": "bool"}}},
+        volume_claim_templates={"type": "list", "elements": "dict", "options": {
+            "name": {"type": "str", "required": True}, "size": {"type": "str", "required": True},
+            "storage_class": {"type": "str"}, "mount_path": {"type": "str"},
+            "access_modes": {"type": "list", "elements": "str", "default": ["ReadWriteOnce"]}}},
+        volumes=mappings, volume_mounts=mappings,
+        pod_management_policy={"type": "str", "choices": ["OrderedReady", "Parallel"], "default": "OrderedReady"},
+        update_strategy={"type": "dict", "options": {
+            "type": {"type": "str", "choices": ["RollingUpdate", "OnDelete"], "default": "RollingUpdate"},
+            "partition": {"type": "int"}}},
+        readiness_probe=mapping, liveness_probe=mapping, startup_probe=mapping, resources=mapping,
+        init_containers=mappings, sidecars=mappings,
+        labels=mapping, annotations=mapping, pod_annotations=mapping,
+        service={"type": "dict", "options": {
+            "name": {"type": "str"}, "publish_not_ready_addresses": {"type": "bool", "default": False},
+            "labels": {"type": "dict"}, "annotations": {"type": "dict"}}},
+        definition=mapping,
+        cluster_domain={"type": "str", "default": "cluster.local"},
+        seed_count={"type": "int"},
+        on_immutable={"type": "str", "choices": ["fail", "recreate"], "default": "fail"},
+        delete_pvcs={"type": "bool", "default": False},
+        force={"type": "bool", "default": False},
+        **WAIT_ARGSPEC
+    )
 
 
 def main():
-    module = _common.new_module(argument_spec(), supports_check_mode=True)
+    module = new_module(argument_spec(), supports_check_mode=True)
     check_kubernetes_library(module)
-    _common.run_module(module, run)
+    run_module(module, _statefulset.run, connect)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ module: vault_db_engine
 short_description: Configure the Vault / OpenBao database secrets engine idempotently
 version_added: 0.1.0
 description:
-  - Enables the database secrets engine at O(mount_point) when nothing is mounted there.
+  - Enables the database secrets engine at O(mount_point) when nothing is mounted there, unless the task only
+    removes connections or roles (there is nothing to remove then).
   - Configures database connections, dynamic roles and static roles, and removes them with C(state=absent).
+  - With O(state=absent), revokes every lease under O(mount_point) and disables the engine, with everything in it.
   - Reads every object first and writes only what differs, so a second identical run reports C(changed=false).
   - The connection password cannot be read back from Vault; it is written when the connection is created, and on
     every run with O(update_password=always).
@@ -36,6 +38,24 @@ options:
       - Path of the database secrets engine.
     type: str
     default: database
+  state:
+    description:
+      - V(present) configures the engine as O(connections), O(roles) and O(static_roles) say.
+      - V(absent) revokes every lease issued under O(mount_point) (Vault runs the roles' revocation statements through
+        their connection) and then disables the engine, which removes its connections and roles too. The items of
+        O(connections), O(roles) and O(static_roles) are not needed then, and are not looked at.
+      - Revoking leases needs C(sudo) on C(sys/leases/lookup/<mount_point>/*) and C(sys/leases/revoke-prefix/<mount_point>/*).
+    type: str
+    choices: [present, absent]
+    default: present
+  revoke_leases:
+    description:
+      - With O(state=present), revoke the leases of a dynamic role of O(roles) with C(state=absent) before the role is
+        deleted. Vault revokes a lease through the connection that issued it, so this must happen while the
+        connection exists; roles are handled before the connections removed in the same task.
+      - A revocation is a change; in check mode the leases are counted and nothing is revoked.
+    type: bool
+    default: false
   connections:
     description:
       - Database connections (C(<mount_point>/config/<name>)).
@@ -204,15 +224,21 @@ EXAMPLES = r"""
         db_name: app-db
         creation_statements: !unsafe "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
 
-- name: Remove a role and its connection
+- name: Remove a role and its connection, revoking the credentials the role issued first
   datastore.kubernetes.vault_db_engine:
     mount_point: database
+    revoke_leases: true
     roles:
       - name: app-ro
         state: absent
     connections:
       - name: app-db
         state: absent
+
+- name: Remove the whole engine, revoking every lease under it
+  datastore.kubernetes.vault_db_engine:
+    mount_point: database
+    state: absent
 """
 
 RETURN = r"""
@@ -225,6 +251,17 @@ mount_created:
   description: Whether the engine was (or, in check mode, would be) enabled by this run.
   returned: always
   type: bool
+mount_removed:
+  description: Whether the engine was (or, in check mode, would be) disabled by this run (O(state=absent)).
+  returned: always
+  type: bool
+revoked_leases:
+  description:
+    - How many leases were (or, in check mode, would be) revoked, under the whole mount with O(state=absent), under
+      the removed roles with O(revoke_leases=true). Each role entry of RV(roles) has its own count.
+  returned: always
+  type: int
+  sample: 3
 connections:
   description: What happened to each connection.
   returned: always
@@ -246,7 +283,9 @@ connections:
       returned: when state is present
   sample: [{"name": "app-db", "action": "created", "changed_fields": ["allowed_roles", "password"]}]
 roles:
-  description: What happened to each dynamic role, like RV(connections).
+  description:
+    - What happened to each dynamic role, like RV(connections).
+    - With O(revoke_leases=true), a removed role's entry has C(revoked_leases), the number of its leases revoked.
   returned: always
   type: list
   elements: dict
@@ -265,8 +304,9 @@ diff:
 
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_db_engine
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, vault_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import kube_argspec, vault_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, connect
 
 STATE = {"type": "str", "choices": ["present", "absent"], "default": "present"}
 
@@ -292,6 +332,8 @@ def argument_spec():
     }
     spec = kube_argspec(**vault_argspec(
         mount_point={"type": "str", "default": "database"},
+        state=STATE,
+        revoke_leases={"type": "bool", "default": False},
         connections={"type": "list", "elements": "dict", "default": [], "options": connection},
         roles={"type": "list", "elements": "dict", "default": [], "options": role},
         static_roles={"type": "list", "elements": "dict", "default": [], "options": static_role},
@@ -303,7 +345,7 @@ def argument_spec():
 def main():
     module = new_module(argument_spec(), supports_check_mode=True)
     check_hvac_library(module)
-    run_module(module, _vault_db_engine.run)
+    run_module(module, _vault_db_engine.run, connect)
 
 
 if __name__ == "__main__":

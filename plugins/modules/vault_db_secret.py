@@ -291,9 +291,10 @@ diff:
 
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_db_secret
-from ansible_collections.datastore.kubernetes.plugins.module_utils._common import kube_argspec, new_module, run_module
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library, vault_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import kube_argspec, vault_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import check_hvac_library
 
 
 def argument_spec():
@@ -331,7 +332,7 @@ def main():
                         required_if=[("state", "present", ["role"])])
     check_kubernetes_library(module)
     check_hvac_library(module)
-    run_module(module, _vault_db_secret.run)
+    run_module(module, _vault_db_secret.run, connect)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import contextlib
 import importlib
 import inspect
 import json
+from typing import Any, Iterator
 
 # Release lines whose worker path the test suite has run. A newer line uses module
 # processes until its tests have run and it is added here.
@@ -36,7 +37,7 @@ class Unsupported(Exception):
     """A name this release lacks or a shape it does not have; the message says which."""
 
 
-def _attr(module_name, name):
+def _attr(module_name: str, name: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # pylint: disable=broad-except
@@ -46,7 +47,7 @@ def _attr(module_name, name):
     return getattr(module, name)
 
 
-def core_version():
+def core_version() -> tuple[int, ...]:
     """``(major, minor)`` of the running ansible-core."""
     version = str(_attr("ansible.release", "__version__"))
     try:
@@ -60,24 +61,25 @@ class Runtime:
 
     # The type of module_utils' warning and deprecation collections, and the globals of
     # ansible.module_utils.basic that hold a module's arguments.
-    collection_type = list
-    basic_names = ("_ANSIBLE_ARGS",)
+    collection_type: type = list
+    basic_names: tuple[str, ...] = ("_ANSIBLE_ARGS",)
 
-    def __init__(self):
-        self.basic = importlib.import_module("ansible.module_utils.basic")
+    def __init__(self) -> None:
+        # Any: the names used here are not public ones, and each is checked for before use.
+        self.basic: Any = importlib.import_module("ansible.module_utils.basic")
         if not hasattr(self.basic, "_ANSIBLE_ARGS"):
             raise Unsupported("ansible.module_utils.basic has no _ANSIBLE_ARGS")
-        self.warnings = importlib.import_module("ansible.module_utils.common.warnings")
+        self.warnings: Any = importlib.import_module("ansible.module_utils.common.warnings")
         for name in ("_global_warnings", "_global_deprecations"):
             if not isinstance(getattr(self.warnings, name, None), self.collection_type):
                 raise Unsupported("ansible.module_utils.common.warnings.%s is not a %s"
                                   % (name, self.collection_type.__name__))
 
-    def encode(self, module_args):
+    def encode(self, module_args: dict[str, Any]) -> bytes:
         raise NotImplementedError
 
     @contextlib.contextmanager
-    def module_globals(self, encoded):
+    def module_globals(self, encoded: bytes) -> Iterator[None]:
         """``module_utils`` as a module process sees it: its arguments, no warnings yet; restored after."""
         # pylint: disable=protected-access
         saved = [(name, getattr(self.basic, name)) for name in self.basic_names]
@@ -99,18 +101,18 @@ class Runtime:
                 else:
                     items.extend(before)
 
-    def _enter(self, encoded):
+    def _enter(self, encoded: bytes) -> None:
         self.basic._ANSIBLE_ARGS = encoded  # pylint: disable=protected-access
 
-    def _leave(self):
+    def _leave(self) -> None:
         pass
 
-    def result(self, action, stdout, stderr, rc):
+    def result(self, action: Any, stdout: str, stderr: str, rc: int) -> dict[str, Any]:
         """The task result from what the module printed, as ``_execute_module`` would return it."""
         raise NotImplementedError
 
 
-def _stdout_lines(data):
+def _stdout_lines(data: dict[str, Any]) -> dict[str, Any]:
     for name in ("stdout", "stderr"):
         if name in data and name + "_lines" not in data:
             data[name + "_lines"] = (data.get(name) or "").splitlines()
@@ -120,16 +122,16 @@ def _stdout_lines(data):
 class LegacyRuntime(Runtime):
     """ansible-core 2.16 to 2.18: JSON arguments, list warnings, dict results wrapped as unsafe."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.encoder = _attr("ansible.module_utils.common.json", "AnsibleJSONEncoder")
         self.remove_internal_keys = _attr("ansible.vars.clean", "remove_internal_keys")
         self.wrap_var = _attr("ansible.utils.unsafe_proxy", "wrap_var")
 
-    def encode(self, module_args):
+    def encode(self, module_args: dict[str, Any]) -> bytes:
         return json.dumps({"ANSIBLE_MODULE_ARGS": module_args}, cls=self.encoder, vault_to_text=True).encode("utf-8")
 
-    def result(self, action, stdout, stderr, rc):
+    def result(self, action: Any, stdout: str, stderr: str, rc: int) -> dict[str, Any]:
         # pylint: disable=protected-access
         data = action._parse_returned_data({"stdout": stdout, "stderr": stderr, "rc": rc})
         data.pop("_ansible_suppress_tmpdir_delete", None)
@@ -143,7 +145,7 @@ class ProfileRuntime(Runtime):
     collection_type = dict
     basic_names = ("_ANSIBLE_ARGS", "_ANSIBLE_PROFILE", "_PARSED_MODULE_ARGS")
 
-    def __init__(self, returns_unified_result):
+    def __init__(self, returns_unified_result: bool) -> None:
         super().__init__()
         for name in self.basic_names:
             if not hasattr(self.basic, name):
@@ -156,7 +158,7 @@ class ProfileRuntime(Runtime):
             self.encoder = get_encoder(PROFILE, direction)
         except Exception as exc:  # pylint: disable=broad-except
             raise Unsupported("no module encoder for the %s profile (%s)" % (PROFILE, exc)) from None
-        self.internal = importlib.import_module("ansible.module_utils._internal")
+        self.internal: Any = importlib.import_module("ansible.module_utils._internal")
         if not isinstance(getattr(self.internal, "is_controller", None), bool):
             raise Unsupported("ansible.module_utils._internal has no is_controller flag")
         self.unified = returns_unified_result
@@ -165,15 +167,15 @@ class ProfileRuntime(Runtime):
             for name in ("remove_internal_keys", "as_result_dict"):
                 if not callable(getattr(result_type, name, None)):
                     raise Unsupported("UnifiedTaskResult has no %s" % name)
-            self.remove_internal_keys = None
+            self.remove_internal_keys: Any = None
         else:
             self.remove_internal_keys = _attr("ansible.vars.clean", "remove_internal_keys")
         self._was_controller = None
 
-    def encode(self, module_args):
+    def encode(self, module_args: dict[str, Any]) -> bytes:
         return json.dumps({"ANSIBLE_MODULE_ARGS": module_args}, cls=self.encoder).encode("utf-8")
 
-    def _enter(self, encoded):
+    def _enter(self, encoded: bytes) -> None:
         # pylint: disable=protected-access
         self.basic._ANSIBLE_ARGS, self.basic._ANSIBLE_PROFILE = encoded, PROFILE
         self.basic._PARSED_MODULE_ARGS = None
@@ -181,10 +183,10 @@ class ProfileRuntime(Runtime):
         self._was_controller = self.internal.is_controller
         self.internal.is_controller = False
 
-    def _leave(self):
+    def _leave(self) -> None:
         self.internal.is_controller = self._was_controller
 
-    def result(self, action, stdout, stderr, rc):
+    def result(self, action: Any, stdout: str, stderr: str, rc: int) -> dict[str, Any]:
         # pylint: disable=protected-access
         res = {"stdout": stdout, "stdout_lines": stdout.splitlines(), "stderr": stderr,
                "stderr_lines": stderr.splitlines(), "rc": rc}
@@ -197,7 +199,7 @@ class ProfileRuntime(Runtime):
         return parsed.as_result_dict(for_round_trip=True)
 
 
-def _parse_parameters():
+def _parse_parameters() -> tuple[list[str], str]:
     """Parameters of ``ActionBase._parse_returned_data`` after ``self``, and its return annotation."""
     action_base = _attr("ansible.plugins.action", "ActionBase")
     method = getattr(action_base, "_parse_returned_data", None)
@@ -207,12 +209,12 @@ def _parse_parameters():
     return [name for name in signature.parameters if name != "self"], str(signature.return_annotation)
 
 
-def detect():
+def detect() -> Runtime:
     """A ``Runtime`` for the running ansible-core; raises ``Unsupported`` saying why there is none."""
     version = core_version()
     if version not in TESTED_LINES:
         raise Unsupported("ansible-core %d.%d is not one of the releases the worker path was tested on (%s)" % (
-            version + (", ".join("%d.%d" % line for line in TESTED_LINES),)))
+            version[0], version[1], ", ".join("%d.%d" % line for line in TESTED_LINES)))
     parameters, returns = _parse_parameters()
     if parameters == ["res"]:
         return LegacyRuntime()
@@ -221,10 +223,10 @@ def detect():
     raise Unsupported("ActionBase._parse_returned_data takes (%s)" % ", ".join(parameters))
 
 
-_DETECTED = []
+_DETECTED: list[tuple[Runtime | None, str | None]] = []
 
 
-def runtime():
+def runtime() -> tuple[Runtime | None, str | None]:
     """``(Runtime, None)``, or ``(None, reason)`` when modules must run as module processes."""
     if not _DETECTED:
         try:

@@ -30,6 +30,8 @@ import io
 import locale
 import os
 import sys
+from types import ModuleType
+from typing import Any, Iterator
 
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
@@ -59,16 +61,17 @@ class InProcessModuleAction(NormalAction):
 
     TRANSFERS_FILES = False
 
-    def run(self, tmp=None, task_vars=None):
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars if task_vars is not None else {}
         module_fqcn, python_name = self._module_names()
         reason = self._not_in_process_reason(task_vars)
-        runtime = pymodule = None
+        runtime: _core_compat.Runtime | None = None
+        pymodule: ModuleType | None = None
         if reason is None:
             runtime, reason = _core_compat.runtime()
         if reason is None:
-            pymodule, reason = _import_module(python_name)
-        if reason is not None:
+            pymodule, reason = import_module(python_name)
+        if reason is not None or runtime is None or pymodule is None:
             display.vvv("%s runs as a module: %s" % (module_fqcn, reason))
             return super().run(tmp, task_vars)
         display.vvv("%s runs in the worker process" % module_fqcn)
@@ -77,7 +80,7 @@ class InProcessModuleAction(NormalAction):
         result.update(self._run_in_process(runtime, pymodule, module_fqcn, task_vars))
         return result
 
-    def _module_names(self):
+    def _module_names(self) -> tuple[str, str]:
         """FQCN and Python module name of the module this action plugin belongs to."""
         action_module = type(self).__module__  # ansible_collections.<ns>.<coll>.plugins.action.<name>
         parts = action_module.split(".")
@@ -85,7 +88,7 @@ class InProcessModuleAction(NormalAction):
         python_name = ".".join(parts[:-2] + ["modules", name])
         return "%s.%s.%s" % (namespace, collection, name), python_name
 
-    def _not_in_process_reason(self, task_vars):
+    def _not_in_process_reason(self, task_vars: dict[str, Any]) -> str | None:
         """Why this task must go through the module transport, or None."""
         try:
             wanted = boolean(self._templar.template(task_vars.get(IN_PROCESS_VAR, True)), strict=True)
@@ -105,7 +108,7 @@ class InProcessModuleAction(NormalAction):
             return "the task has a timeout"
         return self._interpreter_reason(task_vars)
 
-    def _interpreter_reason(self, task_vars):
+    def _interpreter_reason(self, task_vars: dict[str, Any]) -> str | None:
         """Why the Python ansible-core would run the module with is not this one, or None.
 
         The same rule as ansible-core's: the delegated host's variables when the task is
@@ -114,7 +117,7 @@ class InProcessModuleAction(NormalAction):
         discovery found for that host. Before discovery has run for it, the module runs as a
         module process, which runs the discovery and records it as ansible-core always does.
         """
-        host_vars = task_vars
+        host_vars: Any = task_vars
         delegate_to = getattr(self._task, "delegate_to", None)
         if delegate_to:
             host_vars = (task_vars.get("ansible_delegated_vars") or {}).get(delegate_to)
@@ -137,29 +140,44 @@ class InProcessModuleAction(NormalAction):
             return "the interpreter is %s, not the controller's Python" % interpreter
         return None
 
-    def _run_in_process(self, runtime, pymodule, module_fqcn, task_vars):
+    def _run_in_process(self, runtime: _core_compat.Runtime, pymodule: ModuleType, module_fqcn: str,
+                        task_vars: dict[str, Any]) -> dict[str, Any]:
         module_args = dict(self._task.args)
         self._update_module_args(module_fqcn, module_args, task_vars)
         encoded = runtime.encode(module_args)
-        environment = {}
+        environment: dict[str, Any] = {}
         self._compute_environment_string(raw_environment_out=environment)
 
-        output, errors = io.StringIO(), io.StringIO()
-        rc = 0
-        # stderr is kept out of the play's output as a module process's is (Python warnings such as
-        # urllib3's about unverified TLS); Ansible shows it only when no result could be parsed.
-        with _process_state(environment), runtime.module_globals(encoded), _private_files(), \
-                contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
-            try:
-                pymodule.main()
-            except SystemExit as exc:
-                rc = exc.code if isinstance(exc.code, int) else 1
-            else:
-                raise RuntimeError("%s returned without a result" % module_fqcn)
-        return runtime.result(self, output.getvalue(), errors.getvalue(), rc)
+        stdout, stderr, rc = run_main(runtime, pymodule, encoded, environment)
+        return runtime.result(self, stdout, stderr, rc)
 
 
-def _same_interpreter(interpreter):
+def run_main(runtime: _core_compat.Runtime, pymodule: ModuleType, encoded: bytes,
+             environment: dict[str, Any]) -> tuple[str, str, int]:
+    """Run a module's ``main()`` in this process as a module process would run: ``(stdout, stderr, exit code)``.
+
+    ``encoded`` are the arguments as ``runtime.encode`` made them, ``environment`` the variables the
+    task sets. The process is put back as it was afterwards (see ``_process_state``). Anything ``main()``
+    raises but ``SystemExit`` propagates, as it would end a module process with a traceback; a ``main()``
+    that returns without exiting is a ``RuntimeError``. The action plugins and the tests run modules
+    through this one function.
+    """
+    output, errors = io.StringIO(), io.StringIO()
+    rc = 0
+    # stderr is kept out of the play's output as a module process's is (Python warnings such as
+    # urllib3's about unverified TLS); Ansible shows it only when no result could be parsed.
+    with _process_state(environment), runtime.module_globals(encoded), _private_files(), \
+            contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
+        try:
+            pymodule.main()
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else 1
+        else:
+            raise RuntimeError("%s returned without a result" % pymodule.__name__)
+    return output.getvalue(), errors.getvalue(), rc
+
+
+def _same_interpreter(interpreter: object) -> bool:
     """Whether ``interpreter`` is the Python running the controller.
 
     The same directory and the same executable: a virtual environment's ``bin/python``
@@ -178,7 +196,7 @@ def _same_interpreter(interpreter):
         return False
 
 
-def _import_module(python_name):
+def import_module(python_name: str) -> tuple[ModuleType | None, str | None]:
     """The module's Python module, or the reason it cannot run here."""
     try:
         pymodule = importlib.import_module(python_name)
@@ -194,7 +212,7 @@ def _import_module(python_name):
 
 
 @contextlib.contextmanager
-def _process_state(task_environment):
+def _process_state(task_environment: dict[str, Any]) -> Iterator[None]:
     """The task's ``environment:`` applied as a module process would get it; the process put back after.
 
     The whole environment is restored, not only the task's variables: ``AnsibleModule`` rewrites
@@ -228,7 +246,7 @@ def _process_state(task_environment):
 
 
 @contextlib.contextmanager
-def _private_files():
+def _private_files() -> Iterator[None]:
     """No private file of an earlier run is reused, and none written by this run outlives it.
 
     The module removes them itself at the end of its run; this is the same once more, for a

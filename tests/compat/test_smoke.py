@@ -17,8 +17,8 @@ import sys
 import uuid
 
 import pytest
-
-from conftest import COLLECTIONS_ROOT, REPO
+from testlib import REPO, collections_root
+from testlib.localenv import write_inline_kubeconfig
 
 VENV_BIN = os.path.join(os.environ["COMPAT_VENV"], "bin") if os.environ.get("COMPAT_VENV") else \
     os.path.dirname(sys.executable)
@@ -39,7 +39,7 @@ def _env(localenv, tmpdir, **extra):
     env = dict(os.environ)
     env.update(localenv)
     # The venv under test first on PATH: ansible-playbook and its Python are that line's.
-    env.update(PATH=VENV_BIN + os.pathsep + env.get("PATH", ""), ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT,
+    env.update(PATH=VENV_BIN + os.pathsep + env.get("PATH", ""), ANSIBLE_COLLECTIONS_PATH=collections_root(),
                ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                TMPDIR=str(tmpdir), ANSIBLE_LOCAL_TEMP=str(tmpdir.parent / "ansible-local"),
                ANSIBLE_REMOTE_TEMP=str(tmpdir.parent / "ansible-remote"))
@@ -112,24 +112,7 @@ def test_ansible_doc_renders_every_module(localenv, tmp_path):
 @pytest.fixture
 def inline_kubeconfig(localenv, tmp_path):
     """The local cluster's kubeconfig with the client certificate and key inline, and the key's bytes."""
-    pki = os.path.join(localenv["LOCALENV_STATE"], "pki")
-
-    def b64(name):
-        with open(os.path.join(pki, name), "rb") as handle:
-            return base64.b64encode(handle.read()).decode("ascii")
-
-    with open(os.path.join(pki, "admin.key"), "rb") as handle:
-        key = handle.read()
-    doc = {"apiVersion": "v1", "kind": "Config", "current-context": "smoke",
-           "clusters": [{"name": "smoke", "cluster": {"server": localenv["K8S_API"],
-                                                      "certificate-authority-data": b64("ca.crt")}}],
-           "users": [{"name": "smoke", "user": {"client-certificate-data": b64("admin.crt"),
-                                                "client-key-data": b64("admin.key")}}],
-           "contexts": [{"name": "smoke", "context": {"cluster": "smoke", "user": "smoke"}}]}
-    path = tmp_path / "inline-kubeconfig.json"
-    path.write_text(json.dumps(doc))
-    path.chmod(0o600)
-    return str(path), key
+    return write_inline_kubeconfig(localenv, tmp_path / "inline-kubeconfig.json", name="smoke")
 
 
 @pytest.mark.parametrize("path", ["worker", "module"])

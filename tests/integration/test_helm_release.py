@@ -10,6 +10,7 @@ import subprocess
 import uuid
 
 import pytest
+from testlib.charts import write_chart
 
 TEMPLATE = """apiVersion: v1
 kind: ConfigMap
@@ -50,18 +51,10 @@ def helm(helm_bin, localenv):
 
 
 def make_chart(root, name="tiny", version="0.1.0", template=TEMPLATE, secret=False):
-    chart = os.path.join(str(root), name)
-    os.makedirs(os.path.join(chart, "templates"), exist_ok=True)
-    with open(os.path.join(chart, "Chart.yaml"), "w") as handle:
-        handle.write("apiVersion: v2\nname: %s\nversion: %s\nappVersion: \"1.0\"\n" % (name, version))
-    with open(os.path.join(chart, "values.yaml"), "w") as handle:
-        handle.write("greeting: hello\n")
-    with open(os.path.join(chart, "templates", "cm.yaml"), "w") as handle:
-        handle.write(template)
+    templates = {"cm.yaml": template}
     if secret:
-        with open(os.path.join(chart, "templates", "secret.yaml"), "w") as handle:
-            handle.write(SECRET_TEMPLATE)
-    return chart
+        templates["secret.yaml"] = SECRET_TEMPLATE
+    return write_chart(os.path.join(str(root), name), name=name, version=version, templates=templates)
 
 
 def history(helm, name, namespace):

@@ -7,15 +7,14 @@ module ran.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-
-from conftest import COLLECTIONS_ROOT
+from testlib import collections_root
+from testlib.localenv import write_inline_kubeconfig
 
 BIN = os.path.dirname(sys.executable)
 IN_WORKER = "runs in the worker process"
@@ -45,7 +44,7 @@ def _playbook(localenv, tmp_path, tasks, extra_vars=None, args=(), env=None, che
     path.write_text(json.dumps(plays))
     run_env = dict(os.environ)
     run_env.update(localenv)
-    run_env.update(ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    run_env.update(ANSIBLE_COLLECTIONS_PATH=collections_root(), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     for name, value in (env or {}).items():
         if value is None:
             run_env.pop(name, None)
@@ -215,33 +214,12 @@ def test_module_defaults_of_the_action_group_apply(localenv, namespace, kube, tm
     assert client.CoreV1Api(kube).read_namespaced_config_map("inproc", namespace).data == {"via": "defaults"}
 
 
-def _inline_kubeconfig(localenv, tmp_path):
-    """The local cluster's kubeconfig with the client certificate and key inline, and the key's bytes."""
-    pki = os.path.join(localenv["LOCALENV_STATE"], "pki")
-
-    def b64(name):
-        with open(os.path.join(pki, name), "rb") as handle:
-            return base64.b64encode(handle.read()).decode("ascii")
-
-    with open(os.path.join(pki, "admin.key"), "rb") as handle:
-        key = handle.read()
-    doc = {"apiVersion": "v1", "kind": "Config", "current-context": "inline",
-           "clusters": [{"name": "c", "cluster": {"server": localenv["K8S_API"],
-                                                  "certificate-authority-data": b64("ca.crt")}}],
-           "users": [{"name": "u", "user": {"client-certificate-data": b64("admin.crt"),
-                                            "client-key-data": b64("admin.key")}}],
-           "contexts": [{"name": "inline", "context": {"cluster": "c", "user": "u"}}]}
-    path = tmp_path / "inline.json"
-    path.write_text(json.dumps(doc))
-    return str(path), key
-
-
 @pytest.mark.parametrize("in_process", [True, False])
 def test_inline_client_key_never_stays_in_tmpdir(localenv, namespace, kube, tmp_path, in_process):
     """A kubeconfig with client-key-data: a task, a loop and a failing task leave no key file in TMPDIR."""
     from kubernetes import client
 
-    kubeconfig, key = _inline_kubeconfig(localenv, tmp_path)
+    kubeconfig, key = write_inline_kubeconfig(localenv, tmp_path / "inline.json")
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     task = _configmap_task(namespace, {"a": "1"}, "one")

@@ -6,12 +6,9 @@ import base64
 import uuid
 
 from kubernetes import client
+from testlib import unique
 
 SECRET_VALUE = "not-for-output-" + uuid.uuid4().hex
-
-
-def unique(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:6])
 
 
 def versions(kube, namespace):

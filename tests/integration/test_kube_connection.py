@@ -11,6 +11,7 @@ import textwrap
 import uuid
 
 import pytest
+from testlib.localenv import inline_kubeconfig_doc
 
 
 def b64_file(path):
@@ -23,29 +24,16 @@ def configmap(ns, name="conn", value="v"):
             "data": {"key": value}}
 
 
-def inline_kubeconfig(localenv, cluster_extra=None, user=None):
-    pki = os.path.dirname(localenv["K8S_CA_CERT"])
-    cluster = {"server": localenv["K8S_API"], "certificate-authority-data": b64_file(localenv["K8S_CA_CERT"])}
-    cluster.update(cluster_extra or {})
-    if user is None:
-        user = {"client-certificate-data": b64_file(os.path.join(pki, "admin.crt")),
-                "client-key-data": b64_file(os.path.join(pki, "admin.key"))}
-    return {"apiVersion": "v1", "kind": "Config", "current-context": "inline",
-            "clusters": [{"name": "local", "cluster": cluster}],
-            "users": [{"name": "someone", "user": user}],
-            "contexts": [{"name": "inline", "context": {"cluster": "local", "user": "someone"}}]}
-
-
 def test_inline_kubeconfig_with_data_fields_and_tls_server_name(run_module, kubectl, namespace, localenv):
     # The server is addressed by IP; its certificate is checked against the name in tls-server-name.
-    kubeconfig = inline_kubeconfig(localenv, {"tls-server-name": "kubernetes.default"})
+    kubeconfig = inline_kubeconfig_doc(localenv, {"tls-server-name": "kubernetes.default"})
     result = run_module("resource", {"definition": configmap(namespace), "kubeconfig": kubeconfig})
     assert not result.get("failed"), result
     assert kubectl("get", "configmap", "conn", "-n", namespace, "-o", "json")["data"] == {"key": "v"}
 
 
 def test_wrong_tls_server_name_is_refused(run_module, namespace, localenv):
-    kubeconfig = inline_kubeconfig(localenv, {"tls-server-name": "not-the-api-server.example"})
+    kubeconfig = inline_kubeconfig_doc(localenv, {"tls-server-name": "not-the-api-server.example"})
     result = run_module("resource", {"definition": configmap(namespace), "kubeconfig": kubeconfig,
                                      "api_retries": 0})
     assert result.get("failed")
@@ -53,7 +41,7 @@ def test_wrong_tls_server_name_is_refused(run_module, namespace, localenv):
 
 
 def test_insecure_skip_tls_verify(run_module, namespace, localenv):
-    kubeconfig = inline_kubeconfig(localenv, {"insecure-skip-tls-verify": True})
+    kubeconfig = inline_kubeconfig_doc(localenv, {"insecure-skip-tls-verify": True})
     del kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
     result = run_module("resource", {"definition": configmap(namespace), "kubeconfig": kubeconfig})
     assert not result.get("failed"), result
@@ -72,7 +60,7 @@ def test_token_file_relative_to_the_kubeconfig(run_module, kubectl, namespace, l
     (tmp_path / "creds").mkdir()
     (tmp_path / "creds" / "token").write_text(service_account_token + "\n")
     os.chmod(tmp_path / "creds" / "token", 0o600)
-    kubeconfig = inline_kubeconfig(localenv, user={"tokenFile": "creds/token"})
+    kubeconfig = inline_kubeconfig_doc(localenv, user={"tokenFile": "creds/token"})
     path = tmp_path / "config"
     path.write_text(json.dumps(kubeconfig))
     result = run_module("resource", {"definition": configmap(namespace, "by-token"), "kubeconfig": str(path)})
@@ -83,7 +71,7 @@ def test_token_file_relative_to_the_kubeconfig(run_module, kubectl, namespace, l
 
 def test_impersonation_from_the_kubeconfig(run_module, namespace, localenv, service_account_token):
     # The admin impersonates the ServiceAccount, which may not touch other namespaces.
-    kubeconfig = inline_kubeconfig(localenv)
+    kubeconfig = inline_kubeconfig_doc(localenv)
     kubeconfig["users"][0]["user"]["as"] = "system:serviceaccount:%s:reader" % namespace
     other = "t-" + uuid.uuid4().hex[:10]
     result = run_module("resource", {"definition": configmap(other), "kubeconfig": kubeconfig, "wait": False})
@@ -103,7 +91,7 @@ def test_exec_plugin_through_the_kubernetes_library(run_module, kubectl, namespa
                           "status": {"clientCertificateData": open(pki + "/admin.crt").read(),
                                      "clientKeyData": open(pki + "/admin.key").read()}}))
     """))
-    kubeconfig = inline_kubeconfig(localenv, user={"exec": {
+    kubeconfig = inline_kubeconfig_doc(localenv, user={"exec": {
         "apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable,
         "args": [str(tmp_path / "bin" / "credential.py"), pki], "interactiveMode": "Never"}})
     path = tmp_path / "config"

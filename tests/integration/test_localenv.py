@@ -12,6 +12,7 @@ import time
 import uuid
 
 import pytest
+from testlib.charts import write_chart
 
 pytestmark = pytest.mark.localenv
 
@@ -223,15 +224,6 @@ def test_pod_a_record_and_srv_record_resolve_through_coredns(dyn, kube, namespac
     assert all(r.split()[2] == "9042" for r in srv)
 
 
-@pytest.fixture
-def vault(localenv):
-    import hvac
-
-    client = hvac.Client(url=localenv["VAULT_ADDR"], token=localenv["VAULT_TOKEN"])
-    assert client.is_authenticated()
-    return client
-
-
 def _pg_login(localenv, user, password):
     import psycopg2
 
@@ -301,13 +293,7 @@ def test_kubernetes_auth_login_with_a_service_account_token(vault, kube, namespa
 def test_helm_install_of_a_local_chart_creates_its_objects(helm_var, kube, namespace, localenv, tmp_path):
     from kubernetes import client
 
-    chart = tmp_path / "smoke"
-    (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: smoke\nversion: 0.1.0\nappVersion: '1.0'\n")
-    (chart / "values.yaml").write_text("greeting: hello\n")
-    (chart / "templates" / "cm.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cm\n"
-        "data:\n  greeting: {{ .Values.greeting | quote }}\n")
+    chart = write_chart(tmp_path / "smoke", name="smoke")
     env = dict(os.environ, KUBECONFIG=localenv["KUBECONFIG"])
     out = subprocess.run([localenv[helm_var], "install", "smoke", str(chart), "-n", namespace,
                           "--set", "greeting=hi"], capture_output=True, text=True, env=env, check=False)

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from testlib import unique
 
 IMAGE = "registry.example/datastore:1"
-
-
-def unique(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:6])
 
 
 def params(namespace, name, **over):

@@ -5,20 +5,15 @@ from __future__ import annotations
 import hvac.exceptions
 import pytest
 
-from _vault_testlib import (
+from testlib import unique
+from testlib.vault import (
     CREATE_SQL,
     OutputScanner,
     connection_url,
+    count_leases,
     pg_admin,
     pg_login,
-    root_client,
-    unique,
 )
-
-
-@pytest.fixture(scope="module")
-def vault(localenv):
-    return root_client(localenv)
 
 
 @pytest.fixture
@@ -147,6 +142,67 @@ def test_static_role_and_absent(run, vault, mount, localenv, static_user):
     again = run("vault_db_engine", gone)
     assert not again["changed"]
     assert again["roles"][0]["action"] == "absent"
+
+
+def issue(vault, run, mount, role="app"):
+    """Credentials of ``role`` read straight from Vault (a lease, as a consumer would hold)."""
+    creds = vault.read("%s/creds/%s" % (mount, role))
+    run.add(creds["data"]["password"])
+    return creds["data"]["username"], creds["data"]["password"]
+
+
+def test_revoke_leases_before_a_role_is_removed(run, vault, mount, localenv):
+    params = engine_params(localenv, mount)
+    run("vault_db_engine", params)
+    logins = [issue(vault, run, mount) for _unused in range(2)]
+    assert all(pg_login(localenv, *login) for login in logins)
+    gone = dict(params, revoke_leases=True, roles=[{"name": "app", "state": "absent"}],
+                connections=[dict(params["connections"][0], state="absent")])
+
+    checked = run("vault_db_engine", gone, check=True)
+    assert checked["changed"] and checked["revoked_leases"] == 2, checked
+    assert checked["roles"][0]["revoked_leases"] == 2
+    assert count_leases(vault, mount, "app") == 2, "check mode revoked leases"
+    assert all(pg_login(localenv, *login) for login in logins), "check mode dropped a login"
+
+    removed = run("vault_db_engine", gone)
+    assert removed["changed"] and removed["revoked_leases"] == 2, removed
+    assert count_leases(vault, mount, "app") == 0
+    # Vault revoked them through the connection before it went: PostgreSQL has dropped the logins.
+    assert not any(pg_login(localenv, *login) for login in logins)
+    assert vault.read("%s/roles/app" % mount) is None and vault.read("%s/config/pg" % mount) is None
+    assert mount + "/" in vault.sys.list_mounted_secrets_engines()["data"], "the mount itself stays"
+
+    again = run("vault_db_engine", gone)
+    assert not again["changed"] and again["revoked_leases"] == 0, again
+
+
+def test_state_absent_revokes_every_lease_and_disables_the_mount(run, vault, mount, localenv):
+    run("vault_db_engine", engine_params(localenv, mount))
+    login = issue(vault, run, mount)
+    absent = {"mount_point": mount, "state": "absent"}
+
+    checked = run("vault_db_engine", absent, check=True)
+    assert checked["changed"] and checked["mount_removed"] and checked["revoked_leases"] == 1, checked
+    assert mount + "/" in vault.sys.list_mounted_secrets_engines()["data"], "check mode disabled the mount"
+    assert pg_login(localenv, *login), "check mode revoked the lease"
+
+    removed = run("vault_db_engine", absent)
+    assert removed["changed"] and removed["mount_removed"] and removed["revoked_leases"] == 1, removed
+    assert removed["diff"]["before"]["mount"] == {"path": mount, "type": "database"}
+    assert mount + "/" not in vault.sys.list_mounted_secrets_engines()["data"]
+    assert not pg_login(localenv, *login)
+
+    again = run("vault_db_engine", absent)
+    assert not again["changed"] and not again["mount_removed"], again
+
+
+def test_removing_from_a_missing_mount_does_not_enable_it(run, vault, mount, localenv):
+    gone = {"mount_point": mount, "roles": [{"name": "app", "state": "absent"}],
+            "connections": [{"name": "pg", "state": "absent"}], "revoke_leases": True}
+    result = run("vault_db_engine", gone)
+    assert not result["changed"] and not result["mount_created"], result
+    assert mount + "/" not in vault.sys.list_mounted_secrets_engines()["data"]
 
 
 def test_bad_input_and_unreachable_vault_fail_clearly(run, mount, localenv):

@@ -13,7 +13,8 @@ import hvac.exceptions
 import pytest
 from kubernetes import client as k8s
 
-from _vault_testlib import (
+from testlib import unique
+from testlib.vault import (
     CREATE_SQL,
     RENEW_SQL,
     OutputScanner,
@@ -21,18 +22,11 @@ from _vault_testlib import (
     count_leases,
     pg_admin,
     pg_login,
-    root_client,
     secret_data,
-    unique,
 )
 
 ANN = "datastore.kubernetes/"
 ROLE = "app"
-
-
-@pytest.fixture(scope="module")
-def vault(localenv):
-    return root_client(localenv)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import string
-import sys
 import uuid
 
 import pytest
@@ -22,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes import client as k8s
 
-from _reliability_lib import InProcessRunner, record
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
-from _vault_testlib import CREATE_SQL, connection_url, count_leases, root_client  # noqa: E402
+from testlib.charts import write_chart
+from testlib.in_process import InProcessRunner
+from testlib.reliability import record
+from testlib.vault import CREATE_SQL, connection_url, count_leases
 
 EXAMPLES = int(os.environ.get("RELIABILITY_BAD_INPUT_EXAMPLES", "200"))
 # `make test` draws the same inputs every run, so CI is repeatable; `make reliability`
@@ -103,11 +102,6 @@ def empty_ns(namespace):
 
 
 @pytest.fixture(scope="module")
-def vault(localenv):
-    return root_client(localenv)
-
-
-@pytest.fixture(scope="module")
 def db_mount(vault, localenv):
     """A working engine with a role, so a vault_db_secret task that slipped through would mint a lease."""
     name = "rel-bad-db-" + uuid.uuid4().hex[:6]
@@ -124,14 +118,7 @@ def db_mount(vault, localenv):
 
 @pytest.fixture(scope="module")
 def chart_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("chart") / "tiny"
-    (root / "templates").mkdir(parents=True)
-    (root / "Chart.yaml").write_text("apiVersion: v2\nname: tiny\nversion: 0.1.0\n")
-    (root / "values.yaml").write_text("greeting: hello\n")
-    (root / "templates" / "cm.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cm\n"
-        "data:\n  greeting: {{ .Values.greeting | quote }}\n")
-    return str(root)
+    return write_chart(tmp_path_factory.mktemp("chart") / "tiny", app_version=None)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from kubernetes import client as k8s
 
-from _reliability_lib import JSON_CALLBACK, ansible_playbook, record
+from testlib.reliability import JSON_CALLBACK, ansible_playbook, record
 
 PLAYBOOK = """
 - name: One datastore per host, all at once

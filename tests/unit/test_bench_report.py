@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-from benchlib import report  # noqa: E402  pylint: disable=wrong-import-position
+from benchlib import report
 
 
 def test_median_odd_even_and_missing():

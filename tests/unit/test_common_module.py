@@ -9,7 +9,7 @@ import json
 import pytest
 from ansible.module_utils import basic
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils import _common
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _module
 
 
 def _run(args, spec):
@@ -18,7 +18,7 @@ def _run(args, spec):
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-            _common.new_module(spec)
+            _module.new_module(spec)
     finally:
         basic._ANSIBLE_ARGS = None
     return json.loads(out.getvalue().strip().splitlines()[-1])

@@ -8,9 +8,10 @@ import os
 import pytest
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _configmap as cm
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import ImmutableField, InvalidInput
 
-from _fake_kube import FakeKube  # noqa: E402 pylint: disable=wrong-import-order
+from testlib.fake_kube import FakeKube
 
 BINARY = bytes(range(256))
 
@@ -144,12 +145,12 @@ def test_prune_keeps_newest():
 
 def test_present_is_idempotent_and_reports_changes():
     kube = FakeKube()
-    first = cm.run(kube, params(from_literal={"a": "1"}))
+    first = cm.run(Task(params(from_literal={"a": "1"})), kube)
     assert first["changed"] and first["created"] and first["name"] == "app"
     rv = first["configmap"]["metadata"]["resourceVersion"]
-    again = cm.run(kube, params(from_literal={"a": "1"}))
+    again = cm.run(Task(params(from_literal={"a": "1"})), kube)
     assert not again["changed"] and again["configmap"]["metadata"]["resourceVersion"] == rv
-    changed = cm.run(kube, params(from_literal={"a": "2"}), diff=True)
+    changed = cm.run(Task(params(from_literal={"a": "2"}), diff=True), kube)
     assert changed["changed"] and not changed["created"]
     assert changed["diff"]["before"]["data"] == {"a": "1"} and changed["diff"]["after"]["data"] == {"a": "2"}
     assert "managedFields" not in changed["configmap"]["metadata"]
@@ -157,7 +158,7 @@ def test_present_is_idempotent_and_reports_changes():
 
 def test_check_mode_writes_nothing():
     kube = FakeKube()
-    out = cm.run(kube, params(from_literal={"a": "1"}), check_mode=True)
+    out = cm.run(Task(params(from_literal={"a": "1"}), check_mode=True), kube)
     assert out["changed"] and kube.store == {}
     assert kube.writes() == []
 
@@ -166,46 +167,47 @@ def test_hash_suffix_generations_and_pruning():
     kube = FakeKube()
     names = []
     for value in "12345":
-        out = cm.run(kube, params(from_literal={"v": value}, hash_suffix=True, keep_generations=3))
+        out = cm.run(Task(params(from_literal={"v": value}, hash_suffix=True, keep_generations=3)), kube)
         names.append(out["name"])
         assert out["name"] == "app-" + out["content_hash"]
         assert out["configmap"]["metadata"]["labels"][cm.BASE_LABEL] == "app"
     live = sorted(n for (_unused, _unused, n) in kube.store)
     assert live == sorted(names[-3:])
-    again = cm.run(kube, params(from_literal={"v": "5"}, hash_suffix=True, keep_generations=3))
+    again = cm.run(Task(params(from_literal={"v": "5"}, hash_suffix=True, keep_generations=3)), kube)
     assert not again["changed"] and again["pruned"] == []
     # Check mode lists what would be pruned but keeps it.
-    preview = cm.run(kube, params(from_literal={"v": "6"}, hash_suffix=True, keep_generations=1), check_mode=True)
+    preview = cm.run(Task(params(from_literal={"v": "6"}, hash_suffix=True, keep_generations=1), check_mode=True), kube)
     assert sorted(preview["pruned"]) == sorted(names[-3:])
     assert sorted(n for (_unused, _unused, n) in kube.store) == sorted(names[-3:])
     # keep_generations=1 keeps only the current one, even when it is an old content.
-    out = cm.run(kube, params(from_literal={"v": "3"}, hash_suffix=True, keep_generations=1))
+    out = cm.run(Task(params(from_literal={"v": "3"}, hash_suffix=True, keep_generations=1)), kube)
     assert [n for (_unused, _unused, n) in kube.store] == [names[2]] and out["name"] == names[2]
 
 
 def test_hash_suffix_name_limits():
     with pytest.raises(InvalidInput, match="^name: .*63"):
-        cm.run(FakeKube(), params(name="a" * 64, hash_suffix=True))
+        cm.run(Task(params(name="a" * 64, hash_suffix=True)), FakeKube())
     with pytest.raises(InvalidInput, match="keep_generations"):
-        cm.run(FakeKube(), params(hash_suffix=True, keep_generations=0))
+        cm.run(Task(params(hash_suffix=True, keep_generations=0)), FakeKube())
 
 
 def test_hash_annotation():
-    out = cm.run(FakeKube(), params(from_literal={"a": "1"}, hash_annotation=True))
+    out = cm.run(Task(params(from_literal={"a": "1"}, hash_annotation=True)), FakeKube())
     assert out["configmap"]["metadata"]["annotations"][cm.HASH_ANNOTATION] == out["content_hash"]
 
 
 def test_immutable_change_fails_clearly_or_recreates():
     kube = FakeKube()
-    cm.run(kube, params(from_literal={"a": "1"}, immutable=True))
+    cm.run(Task(params(from_literal={"a": "1"}, immutable=True)), kube)
     uid = kube.store[("ConfigMap", "ns", "app")]["metadata"]["uid"]
     with pytest.raises(ImmutableField) as err:
-        cm.run(kube, params(from_literal={"a": "2"}, immutable=True))
+        cm.run(Task(params(from_literal={"a": "2"}, immutable=True)), kube)
     assert "data" in err.value.msg and "hash_suffix" in err.value.msg and "ConfigMap ns/app" in err.value.msg
-    preview = cm.run(kube, params(from_literal={"a": "2"}, immutable=True, on_immutable="recreate"), check_mode=True)
+    preview = cm.run(Task(params(from_literal={"a": "2"}, immutable=True, on_immutable="recreate"), check_mode=True),
+                     kube)
     assert preview["changed"] and preview["recreated"]
     assert kube.store[("ConfigMap", "ns", "app")]["metadata"]["uid"] == uid
-    out = cm.run(kube, params(from_literal={"a": "2"}, immutable=True, on_immutable="recreate"))
+    out = cm.run(Task(params(from_literal={"a": "2"}, immutable=True, on_immutable="recreate")), kube)
     assert out["recreated"] and out["changed"]
     live = kube.store[("ConfigMap", "ns", "app")]
     assert live["data"] == {"a": "2"} and live["metadata"]["uid"] != uid
@@ -213,20 +215,20 @@ def test_immutable_change_fails_clearly_or_recreates():
 
 def test_absent():
     kube = FakeKube()
-    cm.run(kube, params(from_literal={"a": "1"}))
-    assert cm.run(kube, params(state="absent"), check_mode=True)["deleted"] == ["app"]
+    cm.run(Task(params(from_literal={"a": "1"})), kube)
+    assert cm.run(Task(params(state="absent"), check_mode=True), kube)["deleted"] == ["app"]
     assert kube.store
-    out = cm.run(kube, params(state="absent"))
+    out = cm.run(Task(params(state="absent")), kube)
     assert out["changed"] and out["deleted"] == ["app"] and not kube.store
-    assert not cm.run(kube, params(state="absent"))["changed"]
+    assert not cm.run(Task(params(state="absent")), kube)["changed"]
 
 
 def test_absent_with_hash_suffix_removes_every_generation():
     kube = FakeKube()
     for value in "12":
-        cm.run(kube, params(from_literal={"v": value}, hash_suffix=True))
-    cm.run(kube, params(name="other", from_literal={"v": "1"}, hash_suffix=True))
-    out = cm.run(kube, params(state="absent", hash_suffix=True))
+        cm.run(Task(params(from_literal={"v": value}, hash_suffix=True)), kube)
+    cm.run(Task(params(name="other", from_literal={"v": "1"}, hash_suffix=True)), kube)
+    out = cm.run(Task(params(state="absent", hash_suffix=True)), kube)
     assert len(out["deleted"]) == 2
-    generated = cm.run(kube, params(name="other", from_literal={"v": "1"}, hash_suffix=True))["name"]
+    generated = cm.run(Task(params(name="other", from_literal={"v": "1"}, hash_suffix=True)), kube)["name"]
     assert [n for (_unused, _unused, n) in kube.store] == [generated]

@@ -7,6 +7,7 @@ import os
 import tarfile
 
 import pytest
+from testlib.charts import write_chart
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _helm, _helm_values
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import HelmError, InvalidInput
@@ -54,12 +55,8 @@ class FakeRun:
 
 
 def make_chart(tmp_path, version="0.1.0", greeting="hello"):
-    root = tmp_path / "tiny"
-    (root / "templates").mkdir(parents=True, exist_ok=True)
-    (root / "Chart.yaml").write_text("apiVersion: v2\nname: tiny\nversion: %s\nappVersion: '1.0'\n" % version)
-    (root / "values.yaml").write_text("greeting: %s\n" % greeting)
-    (root / "templates" / "cm.yaml").write_text("kind: ConfigMap\n")
-    return str(root)
+    return write_chart(tmp_path / "tiny", version=version, values="greeting: %s\n" % greeting,
+                       templates={"cm.yaml": "kind: ConfigMap\n"})
 
 
 def params(**extra):

@@ -171,21 +171,21 @@ def test_plugin_utils_import_only_stable_names_at_the_top(name):
 
 def test_missing_library_sends_the_module_out(monkeypatch):
     monkeypatch.setattr(_kube, "URLLIB3_IMPORT_ERROR", ImportError("no urllib3"))
-    module, reason = _in_process._import_module("ansible_collections.datastore.kubernetes.plugins.modules.configmap")
+    module, reason = _in_process.import_module("ansible_collections.datastore.kubernetes.plugins.modules.configmap")
     assert module is None and "no urllib3" in reason
 
     # hvac matters only to the modules that check for it.
     monkeypatch.setattr(_kube, "URLLIB3_IMPORT_ERROR", None)
     monkeypatch.setattr(_vault, "HVAC_IMPORT_ERROR", ImportError("no hvac"))
-    module, reason = _in_process._import_module("ansible_collections.datastore.kubernetes.plugins.modules.configmap")
+    module, reason = _in_process.import_module("ansible_collections.datastore.kubernetes.plugins.modules.configmap")
     assert reason is None and module.main
-    module, reason = _in_process._import_module(
+    module, reason = _in_process.import_module(
         "ansible_collections.datastore.kubernetes.plugins.modules.vault_db_secret")
     assert module is None and "no hvac" in reason
 
 
 def test_unknown_module_is_a_reason_not_a_crash():
-    module, reason = _in_process._import_module("ansible_collections.datastore.kubernetes.plugins.modules.nope")
+    module, reason = _in_process.import_module("ansible_collections.datastore.kubernetes.plugins.modules.nope")
     assert module is None and reason.startswith("cannot import it on the controller")
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from testlib import option_defaults
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _info as info
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.modules.info import argument_spec
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def params(**over):
-    base = {name: opt.get("default") for name, opt in info.argument_spec().items()}
+    base = option_defaults(argument_spec())
     base.update({"name": "cassandra", "namespace": "db"})
     base.update(over)
     return base

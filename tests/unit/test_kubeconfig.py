@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils import _common, _kube
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _kube, _module
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig as K
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
 
@@ -116,8 +116,16 @@ def test_data_fields(tmp_path):
 class _Module:
     """Just enough of AnsibleModule for run_module: exit_json and fail_json leave as theirs do."""
 
+    params = {}
+    check_mode = _diff = False
+    run_command = None
+
     def __init__(self):
         self.exited = None
+        self.no_log_values = set()
+
+    def warn(self, msg):
+        pass
 
     def exit_json(self, **result):
         self.exited = result
@@ -129,7 +137,7 @@ class _Module:
 
 
 def _writes_a_key(ending):
-    def work(_module):
+    def work(_task, _client):
         path = K.private_file(b"secret-key-material", ".key")
         with open(path, "rb") as handle:  # the file is there while the run needs it
             assert handle.read() == b"secret-key-material"
@@ -148,7 +156,7 @@ def test_private_files_are_removed_when_the_run_ends(ending):
     """However the module's run ends, its private files are gone: no atexit needed (a worker never runs it)."""
     work, written = _writes_a_key(ending)
     with pytest.raises((SystemExit, RuntimeError)):
-        _common.run_module(_Module(), work)
+        _module.run_module(_Module(), work)
     assert written and not os.path.exists(written[0])
     assert K._PRIVATE_FILES == [] and K._WRITTEN == {}
 
@@ -159,7 +167,7 @@ def test_a_second_run_writes_its_own_file():
         work, written = _writes_a_key("ok")
         module = _Module()
         with pytest.raises(SystemExit):
-            _common.run_module(module, work)
+            _module.run_module(module, work)
         assert module.exited == {"changed": False}
         assert not os.path.exists(written[0])
 
@@ -397,3 +405,23 @@ def test_check_library_does_not_need_kubernetes(monkeypatch):
     monkeypatch.setattr(_kube, "HAS_KUBERNETES", False)
     _kube.check_kubernetes_library(Module())
     assert calls == []
+
+
+def test_headers_of_one_request_leave_the_client_as_it_was():
+    """A request's own headers (info asks for Secrets as metadata only) go with that request alone."""
+    sent = []
+
+    class Pool:
+        @staticmethod
+        def request(method, url, headers=None, **_kwargs):
+            sent.append(dict(headers))
+            return type("Response", (), {"status": 200, "data": b"{}"})()
+
+    client = _kube.KubeClient(K.ClusterConfig("https://h:6443"), impersonate_user="jane")
+    client.pool_manager = Pool()
+    client.request("GET", "/api/v1/namespaces/db/secrets/s", headers={"Accept": "application/json;as=PartialObjectMetadata"})
+    client.request("GET", "/api/v1/namespaces/db/secrets/s")
+    assert sent[0]["Accept"] == "application/json;as=PartialObjectMetadata"
+    assert sent[1]["Accept"] == "application/json"
+    assert sent[0]["Impersonate-User"] == sent[1]["Impersonate-User"] == "jane"
+    assert client.extra_headers == {"Impersonate-User": "jane"}

@@ -9,10 +9,11 @@ import time
 import pytest
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _resource as res
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput, WaitFailed, WaitTimeout
 from ansible_collections.datastore.kubernetes.plugins.module_utils._masking import MASK
 
-from _fake_kube import FakeKube  # noqa: E402 pylint: disable=wrong-import-order
+from testlib.fake_kube import FakeKube
 
 MULTI = """
 ---
@@ -100,36 +101,36 @@ def test_bad_input_fails_before_any_write(doc, message):
     kube = FakeKube()
     definition = [cm("good", "ns"), doc]
     with pytest.raises(InvalidInput, match=message.replace("definition document 0", r"definition\[1\] document 0")):
-        res.run(kube, params(definition=definition))
+        res.run(Task(params(definition=definition)), kube)
     assert kube.writes() == [] and kube.store == {}
 
 
 def test_duplicate_objects_are_rejected():
     with pytest.raises(InvalidInput, match=r"definition\[1\]: ConfigMap ns/a is also defined by definition\[0\]"):
-        res.run(FakeKube(), params(definition=[cm("a"), cm("a")], namespace="ns"))
+        res.run(Task(params(definition=[cm("a"), cm("a")], namespace="ns")), FakeKube())
 
 
 def test_namespace_defaulting_and_cluster_scoped():
     kube = FakeKube()
-    out = res.run(kube, params(definition=[cm("a"), cm("b", "other"),
-                                           {"apiVersion": "v1", "kind": "Namespace",
-                                            "metadata": {"name": "n1", "namespace": "ns"}}], namespace="ns"))
+    out = res.run(Task(params(definition=[cm("a"), cm("b", "other"),
+                                          {"apiVersion": "v1", "kind": "Namespace",
+                                           "metadata": {"name": "n1", "namespace": "ns"}}], namespace="ns")), kube)
     assert [(o["namespace"], o["name"]) for o in out["objects"]] == [("ns", "a"), ("other", "b"), (None, "n1")]
     assert ("Namespace", "", "n1") in kube.store
 
 
 def test_apply_idempotent_counts_and_no_secret_data():
     kube = FakeKube()
-    first = res.run(kube, params(definition=MULTI), diff=True)
+    first = res.run(Task(params(definition=MULTI), diff=True), kube)
     assert first["changed"] and first["counts"] == {"created": 3, "changed": 0, "unchanged": 0, "deleted": 0}
     text = json.dumps(first)
     assert "s3cr3t-value" not in text
     assert set(first["objects"][2]) == {"apiVersion", "kind", "namespace", "name", "changed", "created",
                                         "resourceVersion", "uid"}
-    second = res.run(kube, params(definition=MULTI), diff=True)
+    second = res.run(Task(params(definition=MULTI), diff=True), kube)
     assert not second["changed"] and second["counts"]["unchanged"] == 3 and second["diff"] == []
     assert [o["resourceVersion"] for o in second["objects"]] == [o["resourceVersion"] for o in first["objects"]]
-    third = res.run(kube, params(definition=MULTI.replace('"1"', '"2"')), diff=True)
+    third = res.run(Task(params(definition=MULTI.replace('"1"', '"2"')), diff=True), kube)
     assert third["counts"] == {"created": 0, "changed": 1, "unchanged": 2, "deleted": 0}
     assert third["diff"][0]["after_header"] == "ConfigMap db/conf"
 
@@ -138,7 +139,7 @@ def test_barriers_keep_order():
     kube = FakeKube()
     definition = [cm("a", "db"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "db"}}] + \
         [cm("c%d" % i, "db") for i in range(20)]
-    res.run(kube, params(definition=definition))
+    res.run(Task(params(definition=definition)), kube)
     applies = [c for c in kube.calls if c[0] == "apply"]
     assert applies[0][3] == "a" and applies[1][1] == "Namespace"
     assert len(applies) == 22
@@ -146,7 +147,7 @@ def test_barriers_keep_order():
 
 def test_check_mode_into_new_namespace_writes_nothing():
     kube = FakeKube()
-    out = res.run(kube, params(definition=MULTI), check_mode=True, diff=True)
+    out = res.run(Task(params(definition=MULTI), check_mode=True, diff=True), kube)
     assert out["changed"] and out["counts"]["created"] == 3
     assert kube.store == {} and kube.writes() == []
     # Only the Namespace went to the server as a dry run; what lives in it cannot.
@@ -166,7 +167,7 @@ def test_crd_kinds_are_deferred_until_established(monkeypatch):
 
     monkeypatch.setattr(res, "wait_ready", fake_wait_ready)
     widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}
-    out = res.run(kube, params(definition=[CRD, widget], namespace="ns"))
+    out = res.run(Task(params(definition=[CRD, widget], namespace="ns")), kube)
     assert waited == ["CustomResourceDefinition"]
     assert out["objects"][1]["namespace"] == "ns" and ("Widget", "ns", "w") in kube.store
 
@@ -189,7 +190,7 @@ def test_waits_run_concurrently(monkeypatch):
     pvcs = [{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p%d" % i}, "spec": {}}
             for i in range(6)]
     start = time.monotonic()
-    res.run(FakeKube(), params(definition=pvcs + [cm("x")], namespace="ns", wait=True, concurrency=4))
+    res.run(Task(params(definition=pvcs + [cm("x")], namespace="ns", wait=True, concurrency=4)), FakeKube())
     assert max(peak) == 4 and time.monotonic() - start < 1.0
 
 
@@ -201,26 +202,26 @@ def test_wait_failures_are_reported_together(monkeypatch):
     monkeypatch.setattr(res, "wait_ready", failing)
     pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n}, "spec": {}} for n in ("a", "b")]
     with pytest.raises(WaitTimeout) as err:
-        res.run(FakeKube(), params(definition=pods, namespace="ns", wait=True))
+        res.run(Task(params(definition=pods, namespace="ns", wait=True)), FakeKube())
     assert "2 objects failed: a not ready; b not ready" in err.value.msg
     assert err.value.details["not_ready"] == ["pod a-0: Ready=False", "pod b-0: Ready=False"]
 
 
 def test_absent_deletes_in_reverse_with_barriers_last(monkeypatch):
     kube = FakeKube()
-    res.run(kube, params(definition=MULTI))
+    res.run(Task(params(definition=MULTI)), kube)
     gone = []
     monkeypatch.setattr(res, "wait_deleted", lambda client, av, kind, ns, name, timeout: gone.append(name))
-    preview = res.run(kube, params(definition=MULTI, state="absent"), check_mode=True)
+    preview = res.run(Task(params(definition=MULTI, state="absent"), check_mode=True), kube)
     assert preview["counts"]["deleted"] == 3 and len(kube.store) == 3
-    out = res.run(kube, params(definition=MULTI, state="absent", wait=True, concurrency=1,
-                               propagation_policy="Foreground"), diff=True)
+    out = res.run(Task(params(definition=MULTI, state="absent", wait=True, concurrency=1,
+                              propagation_policy="Foreground"), diff=True), kube)
     deletes = [c for c in kube.calls if c[0] == "delete"]
     assert [c[3] for c in deletes] == ["creds", "conf", "db"]
     assert {c[4] for c in deletes} == {"Foreground"}
     assert sorted(gone) == ["conf", "creds", "db"] and kube.store == {}
     assert out["counts"]["deleted"] == 3 and "s3cr3t-value" not in json.dumps(out)
-    again = res.run(kube, params(definition=MULTI, state="absent"))
+    again = res.run(Task(params(definition=MULTI, state="absent")), kube)
     assert not again["changed"] and again["counts"]["unchanged"] == 3
 
 
@@ -239,7 +240,7 @@ def test_masked_definition():
 
 def test_wait_fails_fast_on_an_object_being_deleted():
     kube = FakeKube()
-    res.run(kube, params(definition=MULTI))
+    res.run(Task(params(definition=MULTI)), kube)
     kube.store[("Namespace", "", "db")]["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
     with pytest.raises(WaitFailed, match="Namespace db is being deleted"):
-        res.run(kube, params(definition=MULTI, wait=True))
+        res.run(Task(params(definition=MULTI, wait=True)), kube)

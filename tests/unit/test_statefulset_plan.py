@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from testlib import option_defaults
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset as sts_mod
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset_spec as spec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import ImmutableField
+from ansible_collections.datastore.kubernetes.plugins.modules.statefulset import argument_spec
 
 
 class FakeClient:
@@ -34,7 +36,7 @@ class FakeModule:
 
 
 def params(size="1Gi", **over):
-    base = {name: opt.get("default") for name, opt in spec.argument_spec().items()}
+    base = option_defaults(argument_spec())
     base.update({"name": "cassandra", "namespace": "db", "image": "cassandra:5.0", "replicas": 2,
                  "volume_claim_templates": [{"name": "data", "size": size, "storage_class": None,
                                              "access_modes": ["ReadWriteOnce"], "mount_path": None}]})

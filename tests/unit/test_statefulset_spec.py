@@ -5,14 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from testlib import option_defaults
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _statefulset_spec as spec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.modules.statefulset import argument_spec
 
 
 def params(**over):
     """Module params as AnsibleModule hands them over (defaults filled in)."""
-    base = {name: opt.get("default") for name, opt in spec.argument_spec().items()}
+    base = option_defaults(argument_spec())
     base.update({"name": "cassandra", "namespace": "db", "image": "cassandra:5.0"})
     base.update(over)
     return base

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from testlib import option_defaults
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_auth as A
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import vault_argspec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
-from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import (
-    VaultClient,
-    parse_duration,
-    vault_argspec,
-)
+from ansible_collections.datastore.kubernetes.plugins.module_utils._vault import VaultClient, parse_duration
 from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_db_engine import (
     _same,
     desired_role,
@@ -20,7 +18,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._vault_db_sec
 
 
 def params(**over):
-    base = {name: spec.get("default") for name, spec in vault_argspec().items()}
+    base = option_defaults(vault_argspec())
     base.update(over)
     return base
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -17,11 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from kubernetes import client as k8s
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "integration"))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _reliability_lib import record  # noqa: E402
-from _vault_testlib import CREATE_SQL, RENEW_SQL, connection_url, count_leases, root_client  # noqa: E402
+from testlib.charts import write_chart
+from testlib.reliability import record
+from testlib.vault import CREATE_SQL, RENEW_SQL, connection_url, count_leases, root_client
 
 SURVIVED = {}
 
@@ -244,15 +241,8 @@ spec:
 
 
 def make_chart(root, version):
-    chart = os.path.join(str(root), "app-%s" % version)
-    os.makedirs(os.path.join(chart, "templates"))
-    with open(os.path.join(chart, "Chart.yaml"), "w") as handle:
-        handle.write("apiVersion: v2\nname: app\nversion: %s\n" % version)
-    with open(os.path.join(chart, "values.yaml"), "w") as handle:
-        handle.write('unready: "false"\n')
-    with open(os.path.join(chart, "templates", "deployment.yaml"), "w") as handle:
-        handle.write(DEPLOYMENT)
-    return chart
+    return write_chart(os.path.join(str(root), "app-%s" % version), name="app", version=version,
+                       values='unready: "false"\n', templates={"deployment.yaml": DEPLOYMENT}, app_version=None)
 
 
 def test_helm_release_left_pending_by_killed_helm(run_module, localenv, namespace, tmp_path):

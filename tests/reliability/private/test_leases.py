@@ -8,20 +8,13 @@ has other people's runs in flight.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import hvac.exceptions
 from kubernetes import client as k8s
 
-TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(TESTS, "reliability"))
-sys.path.insert(0, os.path.join(TESTS, "integration"))
-from _reliability_lib import collections_root, record  # noqa: E402
-from _vault_testlib import root_client  # noqa: E402
+from testlib.reliability import record
+from testlib.vault import root_client
 
-sys.path.insert(0, collections_root())
-from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_lease as L  # noqa: E402
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _vault_lease as L
 
 
 def listed(vault, path):

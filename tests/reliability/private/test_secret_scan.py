@@ -26,8 +26,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import watch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _reliability_lib import JSON_CALLBACK, REPO, ansible_playbook, find_secrets, record  # noqa: E402
+from testlib.reliability import JSON_CALLBACK, REPO, ansible_playbook, find_secrets, record
 
 SECRET_KEYS = {"client_token", "password", "token", "secret_id", "jwt"}
 VAULT_SOURCE = "datastore.kubernetes/vault-source"

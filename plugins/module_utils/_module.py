@@ -1,7 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the datastore.kubernetes collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one error path every module's ``main()`` goes through."""
+"""``AnsibleModule`` plumbing every module's ``main()`` goes through: one way to run the work, one error path.
+
+``run_module(module, work, connect)`` runs ``work(task, connect(task))`` (the contract of
+``_task``) and exits with its result, or fails once with a readable message.
+"""
 
 from __future__ import annotations
 
@@ -10,31 +14,22 @@ __metaclass__ = type
 import copy
 import decimal
 import json
+from typing import Any
 
 from ansible.module_utils import basic
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import ArgSpec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError
-from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KUBE_CONNECTION_ARGSPEC
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Connect, Task, Work
 
 # Detail keys that are for code, not for the person reading the failure.
 _PRIVATE_DETAILS = ("last", "job")
 
-WAIT_ARGSPEC = {
-    "wait": {"type": "bool", "default": True},
-    "wait_timeout": {"type": "int", "default": 300},
-}
 
-
-def kube_argspec(**options):
-    """Connection options plus a module's own ``options``."""
-    spec = copy.deepcopy(KUBE_CONNECTION_ARGSPEC)
-    spec.update(options)
-    return spec
-
-
-def run_module(module, work):
-    """Call ``work(module)`` and exit with its result, or fail once with a readable message.
+def run_module(module: AnsibleModule, work: Work, connect: Connect | None = None) -> None:
+    """Call ``work(task, connect(task))`` and exit with its result, or fail once with a readable message.
 
     The private files the run wrote (a kubeconfig's inline client key) are removed however it
     ends: ``exit_json`` and ``fail_json`` leave through ``SystemExit``, which passes the
@@ -42,7 +37,8 @@ def run_module(module, work):
     """
     try:
         try:
-            result = work(module)
+            task = Task.of(module)
+            result = work(task, connect(task) if connect is not None else None)
         except DatastoreError as exc:
             kwargs = {k: v for k, v in exc.to_fail_kwargs().items() if k not in _PRIVATE_DETAILS and v is not None}
             module.fail_json(**kwargs)
@@ -51,7 +47,7 @@ def run_module(module, work):
         _kubeconfig.remove_private_files()
 
 
-def _non_finite_options(argument_spec):
+def _non_finite_options(argument_spec: ArgSpec) -> list[str]:
     """Top-level int options whose raw value is an infinite or NaN number."""
     try:
         raw = json.loads(basic._ANSIBLE_ARGS or b"{}").get("ANSIBLE_MODULE_ARGS", {})  # pylint: disable=protected-access
@@ -70,7 +66,7 @@ def _non_finite_options(argument_spec):
     return fields
 
 
-def new_module(argument_spec, **kwargs):
+def new_module(argument_spec: ArgSpec, **kwargs: Any) -> AnsibleModule:
     """``AnsibleModule(...)``, failing cleanly where ansible-core's own checks crash.
 
     ansible-core's integer check turns "inf" into ``OverflowError`` instead of a type

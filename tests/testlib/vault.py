@@ -1,9 +1,8 @@
-"""Independent checkers for the Vault integration tests: hvac as root, psycopg2, and an output scanner."""
+"""Independent checkers of Vault and PostgreSQL for the tests: hvac as root, psycopg2, and an output scanner."""
 
 from __future__ import annotations
 
 import base64
-import uuid
 
 import hvac
 import hvac.exceptions
@@ -21,10 +20,6 @@ def root_client(localenv):
 def connection_url(localenv, port=None):
     return "postgresql://{{username}}:{{password}}@127.0.0.1:%s/%s?sslmode=disable" % (
         port or localenv["PGPORT"], localenv["PGDATABASE"])
-
-
-def unique(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
 
 
 def count_leases(client, mount, role):
