@@ -77,9 +77,13 @@ localenv-status:
 
 # ----------------------------------------------------------------------------- demo
 
+# The demo stands up PostgreSQL, Cassandra and Elasticsearch, then measures them (tools/demo_summary.py).
+DEMO_ARGS ?= -e site_cassandra=true -e site_elasticsearch=true
+
 .PHONY: demo
 demo: localenv-up collection-link
-	$(WITH_ENV) ansible-playbook -i playbooks/inventory/dev playbooks/site.yml
+	$(WITH_ENV) ansible-playbook -i playbooks/inventory/dev playbooks/site.yml $(DEMO_ARGS)
+	$(WITH_ENV) $(PY) tools/demo_summary.py datastore-dev
 
 # ----------------------------------------------------------------------------- tests
 

@@ -216,13 +216,15 @@ def test_site_playbook_as_an_awx_job(localenv, awx_service_account, tmp_path, mo
         "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
         "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
     }
-    # The survey and the job template's extra vars.
+    # The survey and the job template's extra vars. The job's pods land on kwok nodes, where no database
+    # runs, so Vault reaches a database the way a Vault outside the cluster would, through the address
+    # route (site_vault_db_via=address), here the environment's own PostgreSQL.
     extravars = {
         "site_namespace": "awx-" + suffix,
         "site_vault_mount": "awx-" + suffix,
-        "site_db_host": localenv["PGHOST"],
-        "site_db_port": int(localenv["PGPORT"]),
-        "site_db_admin_database": localenv["PGDATABASE"],
+        "site_vault_db_via": "address",
+        "site_vault_db_host": localenv["PGHOST"],
+        "site_vault_db_port": int(localenv["PGPORT"]),
         "site_db_admin_user": localenv["PGUSER"],
         "site_db_admin_password": localenv["PGPASSWORD"],
         "site_helm_binary": localenv["HELM"],
