@@ -32,7 +32,10 @@ DEV_ONLY = ("tests/", "tools/", "benchmarks/", "molecule/", ".ci/", ".config/", 
 # What a developer's shell (or the env file) may hold and an AWX job never sees.
 LOCAL_ONLY_ENV = ("KUBECONFIG", "K8S_AUTH_KUBECONFIG", "K8S_AUTH_CONTEXT", "VAULT_ADDR", "VAULT_TOKEN", "BAO_ADDR",
                   "BAO_TOKEN", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "HELM", "KUBECTL",
-                  "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "PYTHONPATH")
+                  "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "PYTHONPATH",
+                  # The dev inventory places the workloads on the local environment's real node when it
+                  # names one; an AWX job knows nothing of it.
+                  "LOCALENV_REAL_NODE", "LOCALENV_REAL_STORAGE_CLASS", "LOCALENV_STATE", "LOCALENV_POD_LOG_DIR")
 
 
 def _clean_env(**extra):
