@@ -39,9 +39,9 @@ def collections_root():
 
 def require_real_node(localenv):
     """The real node's name; fails (does not skip) when the environment has none."""
-    node = localenv.get("LOCALENV_REAL_NODE")
+    node = localenv.get("LOCALENV_REAL_NODE_NAME")
     if not node:
-        pytest.fail("the local environment has no real node (LOCALENV_REAL_NODE): these tests need pods that run")
+        pytest.fail("the local environment has no real node (LOCALENV_REAL_NODE_NAME): these tests need pods that run")
     return node
 
 

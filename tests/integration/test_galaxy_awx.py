@@ -35,7 +35,7 @@ LOCAL_ONLY_ENV = ("KUBECONFIG", "K8S_AUTH_KUBECONFIG", "K8S_AUTH_CONTEXT", "VAUL
                   "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "PYTHONPATH",
                   # The dev inventory places the workloads on the local environment's real node when it
                   # names one; an AWX job knows nothing of it.
-                  "LOCALENV_REAL_NODE", "LOCALENV_REAL_STORAGE_CLASS", "LOCALENV_STATE", "LOCALENV_POD_LOG_DIR")
+                  "LOCALENV_REAL_NODE_NAME", "LOCALENV_REAL_STORAGE_CLASS", "LOCALENV_STATE", "LOCALENV_POD_LOG_DIR")
 
 
 def _clean_env(**extra):
