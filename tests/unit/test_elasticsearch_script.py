@@ -22,11 +22,11 @@ SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.ab
                       "roles", "elasticsearch", "files", "elasticsearch.sh")
 MASTERS = "elasticsearch-0,elasticsearch-1,elasticsearch-2"
 
-# What GET / answers (pretty-printed, as Elasticsearch does for its root) before and after the
+# What GET /_cluster/state/metadata?filter_path=metadata.cluster_uuid answers before and after the
 # node joined a cluster.
-ROOT_UNFORMED = '{\n  "name" : "elasticsearch-1",\n  "cluster_name" : "datastore",\n  "cluster_uuid" : "_na_",\n' \
-                '  "tagline" : "You Know, for Search"\n}\n'
-ROOT_FORMED = ROOT_UNFORMED.replace('"_na_"', '"t1yv9ZqvQ1Wmy5bJm0q3Xw"')
+STATE = "/_cluster/state/metadata"
+UNFORMED = '{"metadata":{"cluster_uuid":"_na_"}}'
+FORMED = '{"metadata":{"cluster_uuid":"t1yv9ZqvQ1Wmy5bJm0q3Xw"}}'
 HEALTH = json.dumps({"cluster_name": "datastore", "status": "green", "number_of_nodes": 3})
 NO_MASTER = json.dumps({"error": {"type": "master_not_discovered_exception"}, "status": 503})
 
@@ -35,7 +35,10 @@ class _Node(http.server.BaseHTTPRequestHandler):
     answers = {}
 
     def do_GET(self):  # noqa: N802 - the http.server hook
-        status, body = self.answers.get(self.path.split("?")[0], (404, "{}"))
+        path, _, query = self.path.partition("?")
+        if path == STATE and "local=true" not in query:
+            raise AssertionError("the cluster state must be asked locally: %s" % self.path)
+        status, body = self.answers.get(path, (404, "{}"))
         data = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -89,7 +92,7 @@ def _unused_port():
 
 def test_first_formation_gets_the_initial_masters(home, node):
     port, answers = node
-    answers["/"] = (200, ROOT_UNFORMED)
+    answers[STATE] = (200, UNFORMED)
     proc = _run(home, port, "start")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ARGS:-Ecluster.initial_master_nodes=" + MASTERS
@@ -102,7 +105,7 @@ def test_nobody_answering_is_a_first_formation(home):
 
 def test_a_formed_cluster_elsewhere_means_no_initial_masters(home, node):
     port, answers = node
-    answers["/"] = (200, ROOT_FORMED)
+    answers[STATE] = (200, FORMED)
     proc = _run(home, port, "start")
     assert proc.stdout.strip() == "ARGS:"
     assert "belongs to a formed cluster" in proc.stderr
@@ -118,7 +121,7 @@ def test_ready_records_the_formed_cluster(home, node):
     port, answers = node
     mark = home / "data" / ".datastore-cluster-formed"
     answers["/_cluster/health"] = (503, NO_MASTER)
-    answers["/"] = (200, ROOT_UNFORMED)
+    answers[STATE] = (200, UNFORMED)
     assert _run(home, port, "ready").returncode != 0
     assert not mark.exists()
 
@@ -126,7 +129,7 @@ def test_ready_records_the_formed_cluster(home, node):
     assert _run(home, port, "ready").returncode == 0
     assert not mark.exists()
 
-    answers["/"] = (200, ROOT_FORMED)
+    answers[STATE] = (200, FORMED)
     assert _run(home, port, "ready").returncode == 0
     assert mark.exists()
 

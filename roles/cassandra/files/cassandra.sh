@@ -25,7 +25,8 @@ log() { printf 'cassandra.sh: %s\n' "$*" >&2; }
 # pod, ready or not.
 live_peers() {
   local ip
-  getent ahostsv4 "$CASSANDRA_SERVICE" 2>/dev/null | awk '{print $1}' | sort -u | while read -r ip; do
+  # No address yet (the first pod of a new ring) is an empty answer, not a failure.
+  { getent ahostsv4 "$CASSANDRA_SERVICE" 2>/dev/null || true; } | awk '{print $1}' | sort -u | while read -r ip; do
     [ "$ip" = "$POD_IP" ] && continue
     if timeout 3 bash -c "exec 3<>/dev/tcp/$ip/$CQL_PORT" 2>/dev/null; then
       printf '%s\n' "$ip"

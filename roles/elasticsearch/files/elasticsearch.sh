@@ -36,18 +36,18 @@ http_get() {
   tr -d '\r' <&3
 }
 
-# Whether the node at <host> belongs to a formed cluster: its root answers with a cluster UUID
-# (it reads "_na_" until the node has joined a cluster).
+# Whether the node at <host> belongs to a formed cluster: the cluster state it holds has a cluster
+# UUID ("_na_" until the node has joined a cluster).
 formed_at() {
   local reply
-  reply=$(timeout 5 bash "$0" http-get "$1" / 2>/dev/null) || return 1
-  [ "${reply%%$'\n'*}" = 200 ] && [[ "$reply" == *'"cluster_uuid"'* ]] && [[ "$reply" != *'"cluster_uuid" : "_na_"'* ]] \
-    && [[ "$reply" != *'"cluster_uuid":"_na_"'* ]]
+  reply=$(timeout 5 bash "$0" http-get "$1" '/_cluster/state/metadata?local=true&filter_path=metadata.cluster_uuid' \
+    2>/dev/null) || return 1
+  [ "${reply%%$'\n'*}" = 200 ] && [[ "$reply" == *'"cluster_uuid"'* ]] && [[ "$reply" != *'"_na_"'* ]]
 }
 
 formed_elsewhere() {
   local ip
-  for ip in $(getent ahostsv4 "$ES_SERVICE" 2>/dev/null | awk '{print $1}' | sort -u); do
+  for ip in $({ getent ahostsv4 "$ES_SERVICE" 2>/dev/null || true; } | awk '{print $1}' | sort -u); do
     [ "$ip" = "${POD_IP:-}" ] && continue
     if formed_at "$ip"; then
       log "the node at $ip belongs to a formed cluster"
@@ -71,7 +71,7 @@ case "${1:-}" in
     exec "$ES_HOME/bin/elasticsearch" "${args[@]}"
     ;;
   ready)
-    reply=$(timeout 5 bash "$0" http-get 127.0.0.1 '/_cluster/health?local=true') || exit 1
+    reply=$(timeout 5 bash "$0" http-get 127.0.0.1 '/_cluster/health?local=true' 2>/dev/null) || exit 1
     [ "${reply%%$'\n'*}" = 200 ] || exit 1
     if [ ! -e "$MARK" ] && formed_at 127.0.0.1; then
       touch "$MARK"
