@@ -1,9 +1,13 @@
 # datastore.kubernetes — development entry points.
 #
 #   make demo      install what is needed, start the local environment, run playbooks/site.yml
-#   make test      lint, sanity, unit, integration and molecule against the local environment
+#   make test      lint, sanity, unit, integration, the oldest and newest ansible-core (compat-edge)
+#                  and molecule against the local environment
 #   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
+#   make compat    every supported ansible-core line (tools/compat/versions.txt): docs, unit tests,
+#                  every module in the worker and as a module process, site.yml; sanity on the edges
+#   make compat-bench  worker vs module process overhead on the oldest and newest line
 #   make localenv-up / localenv-down / localenv-status
 #
 # Everything heavy (Go builds, virtual environments, binaries) is cached in
@@ -33,6 +37,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLL_LINK_ROOT)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 
 LOCALENV := tools/localenv/localenv.sh
+LOCALENV_VERSIONS := tools/localenv/versions.env
 # pytest results of the last run, summed up at the end of `make test`
 JUNIT_DIR := $(CACHE)/junit-$(REPO_ID)
 ENV_FILE := $(STATE)/env.sh
@@ -153,13 +158,15 @@ molecule-roles: venv collection-link
 .PHONY: test
 test: venv collection-link localenv-install
 	@rm -rf $(JUNIT_DIR)
+	@echo "ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python $$($(PY) -c 'import platform; print(platform.python_version())'), Kubernetes $$(. $(LOCALENV_VERSIONS) && echo $$K8S_VERSION)"
 	$(MAKE) lint
 	$(MAKE) sanity
 	$(MAKE) unit
 	$(LOCALENV) down
 	PYTHON=$(PY) $(LOCALENV) up
-	status=0; \
+	export RELIABILITY_RESULTS=$(JUNIT_DIR)/reliability.json; status=0; \
 	  $(MAKE) integration || status=$$?; \
+	  if [ $$status -eq 0 ]; then $(MAKE) compat-edge || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-shared RELIABILITY_MARKS="not slow" || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-private RELIABILITY_MARKS="not slow" || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule || status=$$?; fi; \
@@ -168,11 +175,67 @@ test: venv collection-link localenv-install
 	  $(PY) tools/test_summary.py $(JUNIT_DIR) || true; \
 	  exit $$status
 
+# ----------------------------------------------------------------------------- ansible-core lines
+# A venv per supported ansible-core line (tools/compat/venv.sh, cached in $(CACHE)). For each
+# line: ansible-doc of every module, the unit tests, and tests/compat against the local
+# environment (every module in the worker and as a module process, site.yml converge, no-op and
+# check). `make test` runs the oldest and the newest line (compat-edge); `make compat` runs all of
+# them and ansible-test sanity with the oldest's and the newest's ansible-test.
+COMPAT_LINES := $(shell awk '!/^\#/ && NF {print $$1}' tools/compat/versions.txt)
+COMPAT_EDGES := $(firstword $(COMPAT_LINES)) $(lastword $(COMPAT_LINES))
+LINE ?= $(lastword $(COMPAT_LINES))
+
+.PHONY: compat-venvs
+compat-venvs:
+	for line in $(COMPAT_LINES); do tools/compat/venv.sh $$line >/dev/null; done
+
+# One line: LINE=2.16 make compat-line (the local environment must be up).
+.PHONY: compat-line
+compat-line: venv collection-link
+	venv=$$(tools/compat/venv.sh $(LINE)); \
+	  echo "== ansible-core $(LINE): $$venv"; \
+	  $$venv/bin/python -m pytest -q -p no:cacheprovider tests/unit --junitxml=$(JUNIT_DIR)/compat-$(LINE)-unit.xml; \
+	  $(WITH_ENV) COMPAT_VENV=$$venv COMPAT_LINE=$(LINE) pytest -q tests/compat \
+	    --junitxml=$(JUNIT_DIR)/compat-$(LINE)-smoke.xml $(PYTEST_ARGS)
+
+# ansible-test sanity of one line with that line's ansible-test (it makes its own test venvs; the
+# pip bootstrap it would download is the ensurepip stand-in in tools/sanity, as for `make sanity`).
+.PHONY: compat-sanity
+compat-sanity:
+	venv=$$(tools/compat/venv.sh $(LINE)); \
+	  pyver=$$($$venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  pip=$$($$venv/bin/python tools/compat/ansible_test_pip.py); \
+	  mkdir -p $(HOME)/.ansible/test/cache; \
+	  cp tools/sanity/get_pip.py $(HOME)/.ansible/test/cache/get_pip_$${pip//./_}.py; \
+	  root=$(CACHE)/sanity-$(REPO_ID)-$(LINE); rm -rf $$root; \
+	  mkdir -p $$root/ansible_collections/datastore/kubernetes; \
+	  { git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents {} $$root/ansible_collections/datastore/kubernetes/ 2>/dev/null || true; }; \
+	  cd $$root/ansible_collections/datastore/kubernetes && \
+	  PATH="$$venv/bin:$$PATH" ansible-test sanity --python $$pyver --local --color no $(SANITY_ARGS)
+
+.PHONY: compat-edge
+compat-edge: venv collection-link
+	for line in $(COMPAT_EDGES); do $(MAKE) compat-line LINE=$$line || exit 1; done
+
+.PHONY: compat
+compat: localenv-up collection-link
+	status=0; \
+	  for line in $(COMPAT_LINES); do $(MAKE) compat-line LINE=$$line || status=1; done; \
+	  for line in $(COMPAT_EDGES); do $(MAKE) compat-sanity LINE=$$line || status=1; done; \
+	  exit $$status
+
 # ----------------------------------------------------------------------------- benchmarks
 
 .PHONY: bench
 bench: localenv-up collection-link
 	$(WITH_ENV) $(PY) benchmarks/run.py
+
+# Worker against module process on the oldest and the newest ansible-core line (or LINES=2.16,2.19);
+# results in benchmarks/results/compat.json and compat.md.
+LINES ?=
+.PHONY: compat-bench
+compat-bench: localenv-up collection-link
+	$(WITH_ENV) $(PY) benchmarks/compat.py $(if $(LINES),--lines $(LINES))
 
 .PHONY: build
 build: venv

@@ -13,6 +13,7 @@ import json
 
 from ansible.module_utils import basic
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KUBE_CONNECTION_ARGSPEC
 
@@ -33,13 +34,21 @@ def kube_argspec(**options):
 
 
 def run_module(module, work):
-    """Call ``work(module)`` and exit with its result, or fail once with a readable message."""
+    """Call ``work(module)`` and exit with its result, or fail once with a readable message.
+
+    The private files the run wrote (a kubeconfig's inline client key) are removed however it
+    ends: ``exit_json`` and ``fail_json`` leave through ``SystemExit``, which passes the
+    ``finally``, in a module process and in Ansible's worker alike.
+    """
     try:
-        result = work(module)
-    except DatastoreError as exc:
-        kwargs = {k: v for k, v in exc.to_fail_kwargs().items() if k not in _PRIVATE_DETAILS and v is not None}
-        module.fail_json(**kwargs)
-    module.exit_json(**result)
+        try:
+            result = work(module)
+        except DatastoreError as exc:
+            kwargs = {k: v for k, v in exc.to_fail_kwargs().items() if k not in _PRIVATE_DETAILS and v is not None}
+            module.fail_json(**kwargs)
+        module.exit_json(**result)
+    finally:
+        _kubeconfig.remove_private_files()
 
 
 def _non_finite_options(argument_spec):

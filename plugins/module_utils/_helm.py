@@ -30,7 +30,7 @@ import re
 import tarfile
 import tempfile
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import HelmError, InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError, HelmError, InvalidInput
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import is_dns_label, is_dns_subdomain
 from ansible_collections.datastore.kubernetes.plugins.module_utils._helm_values import (
     mask_manifest,
@@ -49,7 +49,9 @@ except ImportError:  # pragma: no cover
     HAS_YAML = False
 
 DESCRIPTION_PREFIX = "datastore.kubernetes chart-digest="
-PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback", "uninstalling", "failed")
+# An operation that did not finish: helm refuses to upgrade these. A "failed" release is not one of
+# them: helm upgrades it (against the last deployed revision), and so does this module.
+PENDING_STATES = ("pending-install", "pending-upgrade", "pending-rollback", "uninstalling")
 # helm's own rules; checked here because a name starting with "-" would reach helm's argv as a flag.
 _EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$")
 
@@ -436,8 +438,59 @@ def _handle_pending(helm, rel, params, check_mode, result):
     return None
 
 
-def run_release(helm, params, check_mode=False, diff_mode=False):
-    """Make the release match the request (or be gone); returns the module result."""
+def _failed_change(rel):
+    """A failed release is upgraded whatever it holds: its last revision never became what was asked."""
+    if ((rel or {}).get("info") or {}).get("status") != "failed":
+        return []
+    return ["failed release (revision %s)" % rel.get("version")]
+
+
+def manifest_objects(manifest):
+    """The objects of a rendered manifest (documents that do not parse are skipped)."""
+    objects = []
+    for doc in re.split(r"(?m)^---\s*$", manifest or ""):
+        try:
+            obj = yaml.safe_load(doc)
+        except yaml.YAMLError:
+            continue
+        if isinstance(obj, dict) and obj.get("kind") and (obj.get("metadata") or {}).get("name"):
+            objects.append(obj)
+    return objects
+
+
+def _explain_failure(helm, exc, name, namespace, diagnose):
+    """helm's error, with the release's state and, per pod of the release that is not ready, why.
+
+    The release's objects come from its manifest (the revision helm just wrote); ``diagnose``
+    turns them into lines. Best effort: any trouble reading them leaves helm's own error.
+    """
+    details = dict(exc.details)
+    try:
+        rel = helm.status(name, namespace)
+        manifest = helm.run(["get", "manifest", name, "-n", namespace], allow_not_found=True) if rel else None
+        lines = [scrub(line, helm.secrets) for line in diagnose(manifest_objects(manifest), namespace)] \
+            if manifest else []
+    except DatastoreError:
+        return exc
+    msg = exc.msg
+    if rel:
+        state, revision = (rel.get("info") or {}).get("status"), rel.get("version")
+        details.update(release_status=state, revision=revision)
+        msg += "; release %s/%s is now %s at revision %s" % (namespace, name, state, revision)
+        if state == "failed":
+            msg += " (correct the request and run again: a failed release is upgraded)"
+    if lines:
+        msg += "; pods not ready: " + "; ".join(lines)
+    details["not_ready"] = lines
+    return HelmError(msg, **details)
+
+
+def run_release(helm, params, check_mode=False, diff_mode=False, diagnose=None):
+    """Make the release match the request (or be gone); returns the module result.
+
+    ``diagnose(objects, namespace)`` returns, for the objects of a release whose wait
+    failed, one line per pod that is not ready.
+    """
     name, namespace = params["name"], params["namespace"]
     if not is_dns_subdomain(name, 53):
         raise InvalidInput("name", "%r is not a valid release name: at most 53 lower-case letters, digits, '-' and "
@@ -475,14 +528,16 @@ def run_release(helm, params, check_mode=False, diff_mode=False):
             result["status"] = "uninstalled"
         return finish()
 
-    result["values"] = mask_values(wanted, paths)
+    result["chart_values"] = mask_values(wanted, paths)
     if pending_state(rel):
         rel = _handle_pending(helm, rel, params, check_mode, result)
+    failed = _failed_change(rel)
     if rel is None:
         changes = ["install"]
     elif chart.local:
-        # The digest covers Chart.yaml too, so name and version need no helm call.
-        changes = compare_values(rel, wanted) + compare_digest(rel, chart)
+        # The digest covers Chart.yaml too, so name and version need no helm call. A failed revision's
+        # description is helm's account of the failure, not a digest.
+        changes = compare_values(rel, wanted) + ([] if failed else compare_digest(rel, chart))
     else:
         resolved = None
         if not chart.exact_version():
@@ -490,6 +545,7 @@ def run_release(helm, params, check_mode=False, diff_mode=False):
         chart_meta = helm.metadata(name, namespace) or {}
         chart_meta = dict(chart_meta, name=chart_meta.get("chart"))
         changes = compare_values(rel, wanted) + compare_chart(chart, chart_meta, resolved)
+    changes = failed + changes
     if not changes:
         result.update(release_facts(rel, chart_meta))
         return finish()
@@ -503,6 +559,10 @@ def run_release(helm, params, check_mode=False, diff_mode=False):
     try:
         out = helm.run_json(upgrade_args(name, namespace, chart, params, lambda: helm.version, values_file,
                                          dry_run=check_mode))
+    except HelmError as exc:
+        if check_mode or not (params.get("wait") or params.get("atomic")) or diagnose is None:
+            raise
+        raise _explain_failure(helm, exc, name, namespace, diagnose)
     finally:
         os.unlink(values_file)
     result.update(release_facts(out))

@@ -17,7 +17,7 @@ import copy
 import hashlib
 import json
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils import _wait
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _status, _wait
 from ansible_collections.datastore.kubernetes.plugins.module_utils._apply import dry_run_create, make_diff, object_ref
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
     InvalidInput,
@@ -204,10 +204,15 @@ def _pod_selector(job):
     return "batch.kubernetes.io/controller-uid=%s" % job["metadata"]["uid"]
 
 
-def describe_pods(client, job, log_lines):
+def list_pods(client, job):
+    meta = job["metadata"]
+    return client.list("v1", "Pod", meta["namespace"], label_selector=_pod_selector(job)).get("items") or []
+
+
+def describe_pods(client, job, log_lines, pods=None):
     """Per pod: name, completion index, phase, exit code, reason and the tail of its log."""
     meta = job["metadata"]
-    pods = client.list("v1", "Pod", meta["namespace"], label_selector=_pod_selector(job)).get("items") or []
+    pods = list_pods(client, job) if pods is None else pods
     out = []
     for pod in sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"])):
         pmeta = pod["metadata"]
@@ -261,8 +266,12 @@ def _wait_finished(client, job, timeout, log_lines):
         return _wait.watch_until(client, API_VERSION, KIND, meta["namespace"], meta["name"], finished, timeout)
     except WaitTimeout as exc:
         last = exc.details.get("last") or job
-        pods = describe_pods(client, last, log_lines)
-        lines = ["pod %s: phase %s%s" % (p["name"], p["phase"], (", " + p["reason"]) if p["reason"] else "")
+        raw = list_pods(client, last)
+        pods = describe_pods(client, last, log_lines, raw)
+        # Why a pod that is not ready is stuck: the scheduler's reason, image pulls, crash loops, probes.
+        why = dict(_status.pod_diagnoses(client, raw))
+        lines = ["pod %s: phase %s%s%s" % (p["name"], p["phase"], (", " + p["reason"]) if p["reason"] else "",
+                                           ("; " + why[p["name"]]) if p["name"] in why else "")
                  for p in pods]
         detail = ("; " + "; ".join(lines)) if lines else ""
         raise WaitTimeout("%s: not finished after %ss%s" % (object_ref(job), timeout, detail),

@@ -42,7 +42,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the libr
 # The kubernetes library is needed only for kubeconfig users that authenticate with an
 # exec plugin or an auth-provider; everything else is read by _kubeconfig.
 HAS_KUBERNETES = importlib.util.find_spec("kubernetes") is not None
-KUBERNETES_IMPORT_ERROR = None if HAS_KUBERNETES else ImportError("No module named 'kubernetes'")
 
 
 FIELD_MANAGER = "datastore.kubernetes"
@@ -508,11 +507,15 @@ class KubeClient:
         except NotFound:
             return None
 
-    def pod_log(self, namespace, name, container=None, tail_lines=None):
-        """Return the tail of a pod's log as text ('' when the server has none)."""
+    def pod_log(self, namespace, name, container=None, tail_lines=None, previous=False):
+        """Return the tail of a pod's log as text ('' when the server has none).
+
+        ``previous`` reads the run before the container's last restart (a crash loop's).
+        """
         try:
             resp = self.raw("GET", self.path("v1", "Pod", namespace, name, "log"),
-                            query={"container": container, "tailLines": tail_lines})
+                            query={"container": container, "tailLines": tail_lines,
+                                   "previous": True if previous else None})
         except KubeApiError:
             return ""
         return resp.data.decode("utf-8", "replace")

@@ -10,8 +10,11 @@ rest of a module run):
 - one file, several files merged like ``KUBECONFIG`` (the first file that names a
   cluster, user or context wins; the first ``current-context`` wins), or a dict;
 - relative paths are resolved against the directory of the file that holds them;
-- ``*-data`` fields: the CA stays in memory, a client certificate and key go to
-  private temporary files (mode 0600) removed when the process exits.
+- ``*-data`` fields: the CA stays in memory; a client certificate and key go to
+  private temporary files (mode 0600), because Python's TLS loads them only from
+  files. The module removes them when its run ends (``_common.run_module`` calls
+  ``remove_private_files()`` in a ``finally``), whether it succeeds or fails, in a
+  module process or in a worker that runs many tasks (where ``atexit`` never runs).
 
 A user that authenticates with an ``exec`` plugin or an ``auth-provider`` is not
 handled here: ``ClusterConfig.auth_plugin`` says so and ``library_kubeconfig()``
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 __metaclass__ = type
 
-import atexit
 import base64
 import binascii
 import json
@@ -33,14 +35,15 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
-# Cluster and user fields that hold a path, resolved against the file's directory.
-PATH_FIELDS = ("certificate-authority", "client-certificate", "client-key", "tokenFile")
 
+# The private files of the current run: written once per content, all removed at its end.
 _PRIVATE_FILES = []
 _WRITTEN = {}
 
 
-def _remove_private_files():
+def remove_private_files():
+    """Remove every private file written since the last call, and forget them."""
+    _WRITTEN.clear()
     while _PRIVATE_FILES:
         path = _PRIVATE_FILES.pop()
         try:
@@ -50,11 +53,10 @@ def _remove_private_files():
 
 
 def private_file(data, suffix=".pem"):
-    """Write ``data`` (bytes) to a new file only this user can read; it is removed at exit."""
+    """Write ``data`` (bytes) to a new file only this user can read, until ``remove_private_files()``."""
     if data in _WRITTEN:
         return _WRITTEN[data]
-    if not _PRIVATE_FILES:
-        atexit.register(_remove_private_files)
+    # mkstemp creates the file with mode 0600 already.
     fd, path = tempfile.mkstemp(prefix="datastore-kube-", suffix=suffix)
     _PRIVATE_FILES.append(path)
     try:

@@ -21,19 +21,12 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     WaitFailed,
     WaitTimeout,
 )
-
-
-def condition(obj, ctype):
-    """The status condition of type ``ctype`` of an object, or ``None``."""
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == ctype:
-            return cond
-    return None
-
-
-def condition_true(obj, ctype):
-    cond = condition(obj, ctype)
-    return bool(cond) and cond.get("status") == "True"
+from ansible_collections.datastore.kubernetes.plugins.module_utils._status import (
+    condition,
+    condition_true,
+    diagnose_pods,
+    pods_of,
+)
 
 
 def _observed(obj):
@@ -128,63 +121,6 @@ def _name(kind, namespace, name):
     return "%s %s/%s" % (kind, namespace, name) if namespace else "%s %s" % (kind, name)
 
 
-def pod_problems(pod):
-    """One line saying why a pod is not ready, or ``None`` when it is."""
-    status = pod.get("status") or {}
-    name = pod["metadata"]["name"]
-    if status.get("phase") == "Succeeded" or condition_true(pod, "Ready"):
-        return None
-    reasons = []
-    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        state = cs.get("state") or {}
-        for key in ("waiting", "terminated"):
-            if key in state:
-                detail = state[key]
-                reasons.append("%s %s: %s%s" % (cs.get("name"), key, detail.get("reason", ""),
-                                                (" (exit %s)" % detail["exitCode"]) if "exitCode" in detail else ""))
-    for ctype in ("PodScheduled", "Ready"):
-        cond = condition(pod, ctype)
-        if cond and cond.get("status") != "True":
-            reasons.append("%s=False%s" % (ctype, (": " + cond["message"]) if cond.get("message") else
-                                           ((": " + cond["reason"]) if cond.get("reason") else "")))
-    if not reasons:
-        reasons.append("phase %s" % status.get("phase", "Unknown"))
-    return "pod %s: %s" % (name, "; ".join(reasons))
-
-
-def node_problem(client, name):
-    """Why a node cannot run ready pods (``None`` when it is Ready or cannot be read)."""
-    try:
-        node = client.get("v1", "Node", name)
-    except KubeApiError:
-        return None
-    cond = condition(node or {}, "Ready")
-    if node is None or cond is None or cond.get("status") == "True":
-        return None
-    return "node %s is not ready (Ready=%s%s)" % (name, cond.get("status"), (": " + cond["reason"])
-                                                  if cond.get("reason") else "")
-
-
-def describe_pods(client, namespace, selector):
-    """Per-pod reasons for not being ready, for timeout messages; a node that is not ready is named."""
-    if not selector:
-        return []
-    try:
-        pods = client.list("v1", "Pod", namespace, label_selector=selector).get("items", [])
-    except KubeApiError:
-        return []
-    lines, nodes = [], {}
-    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-        line = pod_problems(pod)
-        if not line:
-            continue
-        node = (pod.get("spec") or {}).get("nodeName")
-        if node and node not in nodes:
-            nodes[node] = node_problem(client, node)
-        lines.append(line + ("; " + nodes[node] if node and nodes[node] else ""))
-    return lines
-
-
 def selector_string(match_labels):
     return ",".join("%s=%s" % (k, v) for k, v in sorted((match_labels or {}).items()))
 
@@ -232,8 +168,20 @@ def watch_until(client, api_version, kind, namespace, name, predicate, timeout, 
             raise
 
 
+def _not_ready_lines(client, obj):
+    """Why the pods of ``obj`` (the last state seen of a workload or a pod) are not ready."""
+    try:
+        return diagnose_pods(client, pods_of(client, obj))
+    except KubeApiError:
+        return []
+
+
 def wait_ready(client, obj, timeout):
-    """Wait for an applied object to be ready, for the kinds that have a notion of it."""
+    """Wait for an applied object to be ready, for the kinds that have a notion of it.
+
+    When the wait times out or ends in failure, the error's message and its
+    ``not_ready`` detail say, per pod, what is not ready and why.
+    """
     predicate = READY_PREDICATES.get(obj.get("kind"))
     if predicate is None:
         return obj
@@ -241,17 +189,17 @@ def wait_ready(client, obj, timeout):
     try:
         return watch_until(client, obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"],
                            predicate, timeout)
-    except WaitTimeout as exc:
-        lines = []
-        selector = ((((exc.details.get("last") or obj).get("spec") or {}).get("selector") or {})
-                    .get("matchLabels"))
-        if obj["kind"] in ("StatefulSet", "Deployment", "DaemonSet", "Job") and selector:
-            lines = describe_pods(client, meta.get("namespace"), selector_string(selector))
-        elif obj["kind"] == "Pod" and exc.details.get("last"):
-            line = pod_problems(exc.details["last"])
-            lines = [line] if line else []
+    except (WaitTimeout, WaitFailed) as exc:
+        last = exc.details.get("last") or exc.details.get("job")
+        if last is None and isinstance(exc, WaitFailed):
+            # The predicate raised on the object it was given; read it again for its pods.
+            try:
+                last = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+            except KubeApiError:
+                last = None
+        lines = _not_ready_lines(client, dict(last or obj, kind=obj["kind"], apiVersion=obj["apiVersion"]))
         msg = exc.msg + ("; " + "; ".join(lines) if lines else "")
-        raise WaitTimeout(msg, not_ready=lines)
+        raise type(exc)(msg, **dict(exc.details, not_ready=lines))
 
 
 def wait_deleted(client, api_version, kind, namespace, name, timeout):

@@ -23,8 +23,17 @@ description:
     and compared too.
   - An unchanged run calls helm once for a local chart, twice for a chart from a repository or registry, three
     times when O(chart_version) is a constraint or unset (see RV(helm_invocations)).
-  - A release left in C(pending-install), C(pending-upgrade), C(pending-rollback), C(uninstalling) or C(failed)
-    is detected and handled as O(on_pending) says.
+  - A release in status C(failed) (its last install or upgrade did not succeed, for example because its wait
+    timed out) is upgraded like a deployed one, as C(helm upgrade) does (against the last deployed revision, or
+    the failed one when none was ever deployed), whatever the request. Correcting the request and running again
+    is how a failed release is fixed; RV(changes) then starts with V(failed release (revision N\)).
+  - A release left in C(pending-install), C(pending-upgrade), C(pending-rollback) or C(uninstalling) by an
+    interrupted helm operation is detected and handled as O(on_pending) says.
+  - When helm's wait fails, the error names each pod of the release that is not ready and why (see
+    RV(not_ready)). The release's workloads are read from its manifest (C(helm get manifest)), their pods through
+    their selectors and owner references.
+  - A run that changes nothing never renders the chart, so charts that draw random values on every render
+    (C(randAlphaNum) passwords, C(genCA) certificates) keep them.
 author:
   - Datastore Kubernetes maintainers (@datastore-kubernetes)
 extends_documentation_fragment:
@@ -98,7 +107,7 @@ options:
         default: raw
   sensitive_values:
     description:
-      - Key paths (as in O(set_values)) whose values are secret. They are masked in RV(values), in the manifest
+      - Key paths (as in O(set_values)) whose values are secret. They are masked in RV(chart_values), in the manifest
         diff and in error messages, and hidden from Ansible's output.
     type: list
     elements: str
@@ -120,7 +129,8 @@ options:
     default: false
   on_pending:
     description:
-      - What to do when the release is stuck in a pending state or failed.
+      - What to do when an interrupted helm operation left the release in C(pending-install), C(pending-upgrade),
+        C(pending-rollback) or C(uninstalling). A release in C(failed) needs none of this; it is upgraded.
       - V(fail) stops with a message that says what is wrong and what to do.
       - V(rollback) rolls back to the previous revision, then upgrades if the request still differs.
       - V(reinstall) uninstalls the release and installs it again.
@@ -244,8 +254,10 @@ description:
   returned: when the release exists or was installed
   type: str
   sample: Upgrade complete
-values:
-  description: The merged values asked for, with O(sensitive_values) masked.
+chart_values:
+  description:
+    - The merged values asked for, with O(sensitive_values) masked.
+    - Earlier versions returned it as C(values), a key that Jinja's dot notation cannot reach.
   returned: when O(state=present)
   type: dict
   sample: {"replicas": 2, "auth": {"password": "<masked>"}}
@@ -256,7 +268,7 @@ changes:
   elements: str
   sample: ["values"]
 pending_action:
-  description: V(rollback) or V(reinstall) when a pending or failed release was recovered.
+  description: V(rollback) or V(reinstall) when a pending release was recovered.
   returned: when a pending release was handled
   type: str
   sample: rollback
@@ -281,6 +293,24 @@ diff:
     - Rendered manifest before and after, with Secret values and O(sensitive_values) masked.
   returned: when changed and in diff mode
   type: dict
+not_ready:
+  description:
+    - When helm's wait failed, one line per pod of the release that is not ready, saying why, as in the message.
+    - The scheduler's reason for a pod without a node (affinity, anti-affinity, taints, insufficient CPU or memory,
+      an unbound PersistentVolumeClaim); a container's waiting reason (image pull errors, C(CrashLoopBackOff) with
+      its last exit code and the last lines of the crashed run's log); failing probes and other Warning events of
+      the pod (C(Unhealthy), C(FailedMount)); a node that is not ready.
+    - With O(atomic), helm has already rolled back when the module looks, so the pods of the failed revision are
+      usually gone and the list is empty.
+  returned: on failure, when helm's wait failed
+  type: list
+  elements: str
+  sample: ["pod db-3: Unschedulable: 0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."]
+release_status:
+  description: The release's status after a failed install or upgrade, for example V(failed).
+  returned: on failure, when helm's wait failed
+  type: str
+  sample: failed
 """
 
 import shutil
@@ -295,6 +325,8 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._common impor
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import HelmError
 from ansible_collections.datastore.kubernetes.plugins.module_utils._helm import Helm, connection_args, run_release
 from ansible_collections.datastore.kubernetes.plugins.module_utils._helm_values import merged_values, sensitive_leaves
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import kube_client
+from ansible_collections.datastore.kubernetes.plugins.module_utils._status import diagnose_objects
 
 
 def argument_spec():
@@ -335,8 +367,12 @@ def work(module):
         raise HelmError("helm was not found on PATH; install helm 3.13+ or 4, or set binary_path")
     conn, env, temps = connection_args(params)
     helm = Helm(binary, lambda argv, extra: module.run_command(argv, environ_update=extra), conn, env)
+
+    def diagnose(objects, namespace):
+        return diagnose_objects(kube_client(params), objects, namespace)
+
     try:
-        return run_release(helm, params, check_mode=module.check_mode, diff_mode=module._diff)
+        return run_release(helm, params, check_mode=module.check_mode, diff_mode=module._diff, diagnose=diagnose)
     finally:
         for path in temps:
             module.cleanup(path)

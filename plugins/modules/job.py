@@ -326,6 +326,13 @@ diff:
   description: The Job before and after, in diff mode.
   returned: when changed and in diff mode
   type: dict
+not_ready:
+  description: One line per pod that is not ready and why (the scheduler's reason, image pull errors, crash loops with
+    the last log lines, failing probes and other Warning events, a node that is not ready).
+  returned: on failure, when the wait timed out
+  type: list
+  elements: str
+  sample: ["pod load-abcde: phase Pending; Unschedulable: 0/3 nodes are available: 3 Insufficient memory."]
 """
 
 

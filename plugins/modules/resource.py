@@ -210,6 +210,13 @@ counts:
       description: Objects deleted.
       type: int
   sample: {created: 2, changed: 1, unchanged: 97, deleted: 0}
+not_ready:
+  description: One line per pod that is not ready and why (the scheduler's reason, image pull errors, crash loops with
+    the last log lines, failing probes and other Warning events, a node that is not ready).
+  returned: on failure, when a wait timed out or failed
+  type: list
+  elements: str
+  sample: ["pod web-7d9f-x2x: container web waiting: ImagePullBackOff (Back-off pulling image \"web:9\")"]
 """
 
 

@@ -380,6 +380,13 @@ kept_pvcs:
   returned: when O(state=absent)
   type: list
   elements: str
+not_ready:
+  description: One line per pod that is not ready and why (the scheduler's reason, image pull errors, crash loops with
+    the last log lines, failing probes and other Warning events, a node that is not ready).
+  returned: on failure, when the wait timed out
+  type: list
+  elements: str
+  sample: ["pod db-3: Unschedulable: 0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."]
 """
 
 

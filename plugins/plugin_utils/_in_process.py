@@ -7,14 +7,19 @@ A task that talks to Kubernetes or Vault over the network gains nothing from Ans
 module transport when the connection is ``local``: building the module payload, a
 temporary directory, a second Python interpreter and its imports cost about 0.2 s per
 task, more than most of the modules' own work. When the task runs on the controller,
-the action plugin below starts the very same module code in the forked worker instead:
-the arguments are encoded as Ansible encodes them, ``AnsibleModule`` validates them,
-masks ``no_log`` values and formats the result as usual, and the printed result is
-parsed by Ansible's own result parser. Everything else falls back to the normal module
-transport.
+with the controller's own Python, the action plugin below starts the very same module
+code in the forked worker instead: the arguments are encoded as Ansible encodes them,
+``AnsibleModule`` validates them, masks ``no_log`` values and formats the result as
+usual, and the printed result is parsed by Ansible's own result parser.
 
-The worker is a fresh fork for every task and host, so the module's changes to
-process-wide state (environment, module globals) end with it; they are restored anyway.
+Anything else, and any ansible-core release whose internals are not the ones
+``_core_compat`` knows, goes through the ordinary module transport (the ``normal``
+action), and ``-vvv`` says why.
+
+A worker runs every item of a loop, so what a module run changes in the process is put
+back after each run: the environment (the task's ``environment:``, and the locale
+variables ``AnsibleModule`` may rewrite), the locale, the working directory, the
+arguments and warnings of ``module_utils``, and the private files the module wrote.
 """
 
 from __future__ import annotations
@@ -22,25 +27,23 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-import json
+import locale
 import os
 import sys
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils import basic
-from ansible.module_utils.common.json import Direction, get_module_encoder
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.display import Display
-from ansible.vars.clean import remove_internal_keys
+
+from ansible_collections.datastore.kubernetes.plugins.plugin_utils import _core_compat
 
 display = Display()
 
 # Task variable that turns in-process execution off (it is on by default).
 IN_PROCESS_VAR = "datastore_kubernetes_in_process"
-
-# Our modules declare no serialization metadata, so Ansible uses this profile for them.
-_PROFILE = "legacy"
 
 # Library flags: module_utils attribute holding the import error, and the module
 # functions that show a module needs that library.
@@ -51,26 +54,27 @@ _LIBRARIES = (
 _UTILS = "ansible_collections.datastore.kubernetes.plugins.module_utils."
 
 
-class InProcessModuleAction(ActionBase):
+class InProcessModuleAction(NormalAction):
     """Action plugin for a module of this collection: in the worker when possible, else as usual."""
 
     TRANSFERS_FILES = False
 
     def run(self, tmp=None, task_vars=None):
-        task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        del tmp
+        task_vars = task_vars if task_vars is not None else {}
         module_fqcn, python_name = self._module_names()
         reason = self._not_in_process_reason(task_vars)
-        pymodule = None
+        runtime = pymodule = None
+        if reason is None:
+            runtime, reason = _core_compat.runtime()
         if reason is None:
             pymodule, reason = _import_module(python_name)
         if reason is not None:
             display.vvv("%s runs as a module: %s" % (module_fqcn, reason))
-            result.update(self._execute_module(module_name=module_fqcn, task_vars=task_vars))
-            return result
+            return super().run(tmp, task_vars)
         display.vvv("%s runs in the worker process" % module_fqcn)
-        result.update(self._run_in_process(pymodule, module_fqcn, task_vars))
+        result = ActionBase.run(self, tmp, task_vars)
+        del tmp
+        result.update(self._run_in_process(runtime, pymodule, module_fqcn, task_vars))
         return result
 
     def _module_names(self):
@@ -99,18 +103,44 @@ class InProcessModuleAction(ActionBase):
             # The alarm would interrupt the module anywhere, e.g. between issuing credentials and
             # storing them; a module in its own process is left to finish what it started.
             return "the task has a timeout"
-        interpreter = task_vars.get("ansible_python_interpreter")
-        if interpreter is not None:
-            interpreter = self._templar.template(interpreter)
-            if not _same_interpreter(interpreter):
-                return "ansible_python_interpreter is %s, not the controller's Python" % interpreter
+        return self._interpreter_reason(task_vars)
+
+    def _interpreter_reason(self, task_vars):
+        """Why the Python ansible-core would run the module with is not this one, or None.
+
+        The same rule as ansible-core's: the delegated host's variables when the task is
+        delegated, ``interpreter_python`` from the configuration (``ansible_python_interpreter``,
+        ``ANSIBLE_PYTHON_INTERPRETER``, ``ansible.cfg``), and for ``auto*`` the interpreter that
+        discovery found for that host. Before discovery has run for it, the module runs as a
+        module process, which runs the discovery and records it as ansible-core always does.
+        """
+        host_vars = task_vars
+        delegate_to = getattr(self._task, "delegate_to", None)
+        if delegate_to:
+            host_vars = (task_vars.get("ansible_delegated_vars") or {}).get(delegate_to)
+            if host_vars is None:
+                return "the variables of the delegated host %s are not available" % delegate_to
+        try:
+            configured = C.config.get_config_value("INTERPRETER_PYTHON", variables=host_vars)
+            # Templated as it comes: a string method or str() would drop ansible-core 2.19's trust
+            # marker from an inventory value such as "{{ ansible_playbook_python }}".
+            interpreter = self._templar.template(configured)
+        except Exception as exc:  # pylint: disable=broad-except
+            return "cannot resolve the Python interpreter (%s)" % exc.__class__.__name__
+        interpreter = str(interpreter or "").strip()
+        if not interpreter or interpreter.startswith("auto"):
+            discovered = (host_vars.get("ansible_facts") or {}).get("discovered_interpreter_python")
+            if not discovered:
+                return "interpreter discovery (%s) has not run for this host" % (interpreter or "auto")
+            interpreter = str(discovered)
+        if not _same_interpreter(interpreter):
+            return "the interpreter is %s, not the controller's Python" % interpreter
         return None
 
-    def _run_in_process(self, pymodule, module_fqcn, task_vars):
+    def _run_in_process(self, runtime, pymodule, module_fqcn, task_vars):
         module_args = dict(self._task.args)
         self._update_module_args(module_fqcn, module_args, task_vars)
-        encoder = get_module_encoder(_PROFILE, Direction.CONTROLLER_TO_MODULE)
-        encoded = json.dumps({"ANSIBLE_MODULE_ARGS": module_args}, cls=encoder).encode("utf-8")
+        encoded = runtime.encode(module_args)
         environment = {}
         self._compute_environment_string(raw_environment_out=environment)
 
@@ -118,20 +148,15 @@ class InProcessModuleAction(ActionBase):
         rc = 0
         # stderr is kept out of the play's output as a module process's is (Python warnings such as
         # urllib3's about unverified TLS); Ansible shows it only when no result could be parsed.
-        with _module_globals(encoded), _environment(environment), contextlib.redirect_stdout(output), \
-                contextlib.redirect_stderr(errors):
+        with _process_state(environment), runtime.module_globals(encoded), _private_files(), \
+                contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
             try:
                 pymodule.main()
             except SystemExit as exc:
                 rc = exc.code if isinstance(exc.code, int) else 1
             else:
                 raise RuntimeError("%s returned without a result" % module_fqcn)
-
-        data = self._parse_returned_data({"stdout": output.getvalue(), "stderr": errors.getvalue(), "rc": rc},
-                                         _PROFILE)
-        data.pop("_ansible_suppress_tmpdir_delete", None)
-        remove_internal_keys(data)
-        return data
+        return runtime.result(self, output.getvalue(), errors.getvalue(), rc)
 
 
 def _same_interpreter(interpreter):
@@ -169,52 +194,49 @@ def _import_module(python_name):
 
 
 @contextlib.contextmanager
-def _module_globals(encoded):
-    """Arguments and result-collecting globals of ``ansible.module_utils``, restored afterwards.
+def _process_state(task_environment):
+    """The task's ``environment:`` applied as a module process would get it; the process put back after.
 
-    ``module_utils`` also behaves as it does in a module's own process: warnings and
-    deprecations are collected into the result instead of being displayed at once.
+    The whole environment is restored, not only the task's variables: ``AnsibleModule`` rewrites
+    ``LANG``, ``LC_ALL`` and ``LC_MESSAGES`` when the locale they name is missing, and the next
+    item of a loop runs in this same process. The locale and the working directory, which
+    ``AnsibleModule`` may change as well, are put back too.
     """
-    # pylint: disable=protected-access
-    from ansible.module_utils import _internal
-    from ansible.module_utils.common import warnings as module_warnings
-
-    saved = (basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE, basic._PARSED_MODULE_ARGS)
-    was_controller = _internal.is_controller
-    _internal.is_controller = False
-    saved_warnings = dict(module_warnings._global_warnings)
-    saved_deprecations = dict(module_warnings._global_deprecations)
-    module_warnings._global_warnings.clear()
-    module_warnings._global_deprecations.clear()
-    basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE = encoded, _PROFILE
-    try:
-        yield
-    finally:
-        _internal.is_controller = was_controller
-        basic._ANSIBLE_ARGS, basic._ANSIBLE_PROFILE, basic._PARSED_MODULE_ARGS = saved
-        module_warnings._global_warnings.clear()
-        module_warnings._global_warnings.update(saved_warnings)
-        module_warnings._global_deprecations.clear()
-        module_warnings._global_deprecations.update(saved_deprecations)
-
-
-@contextlib.contextmanager
-def _environment(values):
-    """The task's ``environment:`` applied to this process, as the module's process would get it.
-
-    The working directory, which ``AnsibleModule`` may change, is put back as well.
-    """
-    saved = {name: os.environ.get(name) for name in values}
+    saved_environ = dict(os.environ)
     cwd = os.getcwd()
-    for name, value in values.items():
+    try:
+        saved_locale = locale.setlocale(locale.LC_ALL)
+    except locale.Error:
+        saved_locale = None
+    for name, value in task_environment.items():
         os.environ[str(name)] = str(value)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
+        for name in set(os.environ) - set(saved_environ):
+            del os.environ[name]
+        for name, value in saved_environ.items():
+            if os.environ.get(name) != value:
                 os.environ[name] = value
+        if saved_locale is not None:
+            try:
+                locale.setlocale(locale.LC_ALL, saved_locale)
+            except locale.Error:
+                pass
         if os.getcwd() != cwd:
             os.chdir(cwd)
+
+
+@contextlib.contextmanager
+def _private_files():
+    """No private file of an earlier run is reused, and none written by this run outlives it.
+
+    The module removes them itself at the end of its run; this is the same once more, for a
+    module that left early through an exception.
+    """
+    kubeconfig = importlib.import_module(_UTILS + "_kubeconfig")
+    kubeconfig.remove_private_files()
+    try:
+        yield
+    finally:
+        kubeconfig.remove_private_files()

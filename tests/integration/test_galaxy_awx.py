@@ -5,7 +5,8 @@
 
 - the tarball built by ``ansible-galaxy collection build`` carries no development files, installs,
   and its modules and roles work from the installed copy alone;
-- ``ansible-builder create`` accepts ``meta/execution-environment.yml``;
+- the execution environment steps of docs/awx.md, as written: ansible-builder finds the installed
+  collection's requirements through ``meta/execution-environment.yml`` and ``create`` makes a context;
 - ``playbooks/site.yml`` runs through ansible-runner the way AWX launches a job template: cluster
   credentials only as ``K8S_AUTH_*`` (a ServiceAccount token, no kubeconfig), Vault's as
   ``VAULT_ADDR`` / ``VAULT_TOKEN``, everything else as extra vars.
@@ -13,10 +14,13 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import glob
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -140,17 +144,109 @@ def test_installed_copy_runs_a_playbook(installed, localenv, namespace, kube, tm
     assert cm.data == {"installed": "yes"}
 
 
-def test_execution_environment_definition(tmp_path):
-    context = tmp_path / "context"
-    _run([os.path.join(BIN, "ansible-builder"), "create", "-f", os.path.join(REPO, "meta", "execution-environment.yml"),
-          "--context", str(context)], env=_clean_env(), cwd=str(tmp_path))
-    files = {os.path.relpath(os.path.join(d, f), context) for d, _dirs, fs in os.walk(context) for f in fs}
-    assert {"_build/requirements.txt", "_build/bindep.txt"} <= files
-    assert files & {"Containerfile", "Dockerfile"}
-    with open(context / "_build" / "requirements.txt") as handle:
-        wanted = handle.read()
-    for library in ("kubernetes", "hvac", "PyYAML"):
-        assert library in wanted
+def _awx_section(title):
+    """The fenced blocks of one section of docs/awx.md, in order: (language, text)."""
+    with open(os.path.join(REPO, "docs", "awx.md")) as handle:
+        text = handle.read()
+    section = text.split("\n## " + title, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+
+
+# What section 1 runs that needs Galaxy, a container engine or a registry: not run here.
+NOT_HERE = ("podman ", "cp /usr/local/bin/helm")
+
+
+def test_execution_environment_steps_of_the_awx_guide(tmp_path):
+    """Section 1 of docs/awx.md, as written: ansible-builder reads the installed collection's requirements."""
+    blocks = _awx_section("1. Execution environment")
+    commands = [(i, line) for i, (lang, body) in enumerate(b for b in blocks if b[0] == "console")
+                for line in body.splitlines() if line.strip()]
+    files = {}
+    for lang, body in blocks:
+        first = body.splitlines()[0]
+        if lang == "yaml" and first.startswith("# ") and first[2:].strip().endswith(".yml"):
+            files[first[2:].strip()] = body
+    assert set(files) == {"execution-environment.yml", "requirements.yml"}
+
+    # The first block runs in a checkout of the collection, the second in the definition's directory.
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if os.path.isfile(os.path.join(REPO, name)):
+            os.makedirs(checkout / os.path.dirname(name), exist_ok=True)
+            shutil.copy2(os.path.join(REPO, name), checkout / name)
+    definition = tmp_path / "ee"
+    definition.mkdir()
+    for name, body in files.items():
+        (definition / name).write_text(body)
+    ran = []
+    for block, line in commands:
+        if line.startswith(NOT_HERE):
+            continue
+        _run(["bash", "-c", line], env=_clean_env(), cwd=str(checkout if block == 0 else definition))
+        ran.append(line.split()[:2])
+    assert ["ansible-builder", "introspect"] in ran and ["ansible-builder", "create"] in ran
+
+    # The collection's own requirements, found through meta/execution-environment.yml of the installed copy.
+    def names(path):
+        with open(path) as handle:
+            return {re.split(r"[<>=!~ \[#]", line.strip())[0].lower() for line in handle
+                    if line.strip() and not line.startswith("#")}
+
+    assert names(checkout / "pip.txt") == {"urllib3", "hvac"}  # PyYAML: ansible-builder leaves it to ansible-core
+    assert names(checkout / "bindep.txt") == {"python3"}
+    assert names(os.path.join(REPO, "requirements.txt")) == {"urllib3", "hvac", "pyyaml"}
+
+    context = definition / "context"
+    built = {os.path.relpath(os.path.join(d, f), context) for d, _dirs, fs in os.walk(context) for f in fs}
+    assert "_build/requirements.yml" in built
+    containerfile = (context / "Containerfile").read_text()
+    assert "introspect" in containerfile and "ansible-core>=2.16" in containerfile
+    assert "datastore.kubernetes" in (context / "_build" / "requirements.yml").read_text()
+
+
+# Third-party modules the collection's code imports, and the distribution that provides each.
+PROVIDERS = {"urllib3": "urllib3", "hvac": "hvac", "yaml": "pyyaml", "requests": "hvac"}
+# Imported only inside the function that needs them, for an optional feature.
+OPTIONAL = {"kubernetes", "certifi"}
+
+
+def test_requirements_name_what_the_modules_import():
+    stdlib = set(sys.stdlib_module_names)
+    needed, optional = set(), set()
+    for directory in ("modules", "module_utils"):
+        for path in glob.glob(os.path.join(REPO, "plugins", directory, "*.py")):
+            with open(path) as handle:
+                tree = ast.parse(handle.read())
+            top_level = set()
+            for node in tree.body:
+                for inner in ast.walk(node) if isinstance(node, ast.Try) else [node]:
+                    top_level |= _imported(inner)
+            everywhere = set()
+            for node in ast.walk(tree):
+                everywhere |= _imported(node)
+            needed |= _third_party(top_level, stdlib)
+            optional |= _third_party(everywhere, stdlib) - _third_party(top_level, stdlib)
+    assert needed <= set(PROVIDERS), needed
+    assert optional - needed <= OPTIONAL, optional
+    with open(os.path.join(REPO, "requirements.txt")) as handle:
+        named = {re.split(r"[<>=!~ \[]", line.strip())[0].lower() for line in handle
+                 if line.strip() and not line.startswith("#")}
+    assert named == {PROVIDERS[name] for name in needed} | {"pyyaml"}
+
+
+def _third_party(names, stdlib):
+    return {n for n in names if n not in stdlib and n not in ("ansible", "ansible_collections")}
+
+
+def _imported(node):
+    if isinstance(node, ast.Import):
+        return {alias.name.split(".")[0] for alias in node.names}
+    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        return {node.module.split(".")[0]}
+    return set()
 
 
 # -- AWX ------------------------------------------------------------------------------------------

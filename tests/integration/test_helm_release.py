@@ -141,7 +141,7 @@ def test_values_files_per_environment_and_sensitive_values(run_module, kubectl, 
     staging = run_module("helm_release", params("staging"), diff=True)
     assert not staging.get("failed"), staging.get("msg")
     assert configmap(kubectl, namespace, "app-cm") == {"greeting": "hello", "env": "staging", "replicas": "1"}
-    assert staging["values"]["password"] == "<masked>"
+    assert staging["chart_values"]["password"] == "<masked>"
     assert password not in staging["_stdout"]
 
     assert run_module("helm_release", params("staging"))["changed"] is False
@@ -235,3 +235,153 @@ def test_pending_release_is_detected_and_recovered(run_module, kubectl, namespac
     assert not reinstalled.get("failed"), reinstalled.get("msg")
     assert reinstalled["pending_action"] == "reinstall" and reinstalled["status"] == "deployed"
     assert [h["status"] for h in history(helm, "fresh", namespace)] == ["deployed"]
+
+
+# -- failed releases, waits that fail, charts that draw random values ------------------------
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "charts")
+
+
+def revisions(helm, name, namespace):
+    """``[(revision, status), ...]`` as ``helm history`` tells them."""
+    return [(h["revision"], h["status"]) for h in history(helm, name, namespace)]
+
+
+def statefulset(kubectl, namespace, name):
+    return kubectl("get", "statefulset", name, "-n", namespace, "-o", "json")
+
+
+def ready_pods(kubectl, namespace, selector):
+    pods = kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")["items"]
+    return sorted(p["metadata"]["name"] for p in pods
+                  if any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])))
+
+
+def db_params(namespace, helm_bin, **extra):
+    # The failing waits are short: the pods they wait for can never become ready.
+    return release_params(namespace, helm_bin, os.path.join(FIXTURES, "anti-affinity-db"), name="db",
+                          wait_timeout=10, **extra)
+
+
+def test_failed_install_is_fixed_by_a_corrected_run(run_module, kubectl, namespace, helm, helm_bin):
+    # No node carries this label: the scheduler leaves the pod Pending and helm's wait fails.
+    params = db_params(namespace, helm_bin, values={"nodeSelector": {"datastore.test/pool": "nowhere"}})
+    failed = run_module("helm_release", params)
+    assert failed.get("failed") is True
+    assert revisions(helm, "db", namespace) == [(1, "failed")]
+    assert failed["release_status"] == "failed" and failed["revision"] == 1
+    assert len(failed["not_ready"]) == 1, failed["not_ready"]
+    line = failed["not_ready"][0]
+    assert line.startswith("pod db-db-0: Unschedulable: 0/") and "didn't match Pod's node affinity/selector" in line
+    assert line in failed["msg"] and "is now failed at revision 1" in failed["msg"]
+
+    fixed = run_module("helm_release", dict(params, values={}, wait_timeout=120))
+    assert not fixed.get("failed"), fixed.get("msg")
+    assert fixed["changed"] is True and fixed["changes"][0] == "failed release (revision 1)"
+    assert "pending_action" not in fixed
+    assert (fixed["revision"], fixed["status"]) == (2, "deployed")
+    assert revisions(helm, "db", namespace) == [(1, "superseded"), (2, "deployed")]
+    assert ready_pods(kubectl, namespace, "app.kubernetes.io/instance=db") == ["db-db-0"]
+    assert run_module("helm_release", dict(params, values={}))["changed"] is False
+
+
+def test_failed_upgrade_is_fixed_by_a_corrected_run(run_module, kubectl, namespace, helm, helm_bin):
+    params = db_params(namespace, helm_bin, values={"replicas": 1})
+    first = run_module("helm_release", params)
+    assert not first.get("failed"), first.get("msg")
+
+    # Three nodes, four pods that may not share one: the fourth stays Pending.
+    failed = run_module("helm_release", dict(params, values={"replicas": 4}))
+    assert failed.get("failed") is True
+    assert revisions(helm, "db", namespace) == [(1, "deployed"), (2, "failed")]
+    assert failed["release_status"] == "failed" and failed["revision"] == 2
+    assert len(failed["not_ready"]) == 1, failed["not_ready"]
+    line = failed["not_ready"][0]
+    assert line.startswith("pod db-db-3: Unschedulable: 0/") and "didn't match pod anti-affinity rules" in line
+    assert line in failed["msg"]
+    assert ready_pods(kubectl, namespace, "app.kubernetes.io/instance=db") == ["db-db-0", "db-db-1", "db-db-2"]
+
+    # Check mode reports the upgrade of the failed release and writes nothing.
+    check = run_module("helm_release", dict(params, values={"replicas": 3}, wait_timeout=120), check=True,
+                       diff=True)
+    assert not check.get("failed"), check.get("msg")
+    assert check["changed"] is True and check["changes"] == ["failed release (revision 2)", "values"]
+    assert "replicas: 4" in check["diff"]["before"] and "replicas: 3" in check["diff"]["after"]
+    assert revisions(helm, "db", namespace) == [(1, "deployed"), (2, "failed")]
+    assert statefulset(kubectl, namespace, "db-db")["spec"]["replicas"] == 4
+
+    fixed = run_module("helm_release", dict(params, values={"replicas": 3}, wait_timeout=120))
+    assert not fixed.get("failed"), fixed.get("msg")
+    assert fixed["changed"] is True and (fixed["revision"], fixed["status"]) == (3, "deployed")
+    assert revisions(helm, "db", namespace) == [(1, "superseded"), (2, "failed"), (3, "deployed")]
+    sts = statefulset(kubectl, namespace, "db-db")
+    assert sts["spec"]["replicas"] == 3 and sts["status"].get("readyReplicas") == 3
+    assert run_module("helm_release", dict(params, values={"replicas": 3}))["changed"] is False
+
+
+DEPLOYMENT_TEMPLATE = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: {{ .Release.Name }}-web}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}-web}
+      annotations: {{ .Values.podAnnotations | toJson }}
+    spec:
+      containers:
+        - name: web
+          image: registry.example/web:1
+"""
+
+
+def test_failed_wait_of_a_deployment_names_its_pods(run_module, namespace, helm, helm_bin, tmp_path):
+    chart = make_chart(tmp_path, name="web", template=DEPLOYMENT_TEMPLATE)
+    # kwok keeps these pods Running but never Ready and reports the failing probe as a kubelet does.
+    failed = run_module("helm_release", release_params(namespace, helm_bin, chart, name="web", wait_timeout=10,
+                                                       values={"podAnnotations": {"datastore.test/unready": "true"}}))
+    assert failed.get("failed") is True and failed["release_status"] == "failed"
+    assert len(failed["not_ready"]) == 2, failed["not_ready"]
+    for line in failed["not_ready"]:
+        # Found through the Deployment's ReplicaSet: the pods are named after it.
+        assert line.startswith("pod web-web-")
+        assert "container web running, not ready; Unhealthy: Readiness probe failed" in line
+    assert revisions(helm, "web", namespace) == [(1, "failed")]
+
+
+def secret_data(kubectl, namespace, name):
+    return kubectl("get", "secret", name, "-n", namespace, "-o", "json")["data"]
+
+
+def test_noop_run_never_renders_random_values_again(run_module, kubectl, namespace, helm, helm_bin, localenv):
+    chart = os.path.join(FIXTURES, "random-secrets")
+    # The same chart from a directory and from a chart repository: the two ways a run decides a no-op.
+    sub = uuid.uuid4().hex[:10]
+    repo_dir = os.path.join(localenv["CHART_REPO_DIR"], sub)
+    os.makedirs(repo_dir)
+    repo_url = localenv["CHART_REPO_URL"].rstrip("/") + "/" + sub
+    helm("package", chart, "-d", repo_dir)
+    helm("repo", "index", repo_dir, "--url", repo_url)
+    releases = {"local": release_params(namespace, helm_bin, chart, name="local"),
+                "repo": release_params(namespace, helm_bin, "random-secrets", name="repo", chart_repo_url=repo_url,
+                                       chart_version="0.1.0")}
+    for name, params in releases.items():
+        first = run_module("helm_release", params)
+        assert not first.get("failed"), first.get("msg")
+        before = secret_data(kubectl, namespace, "%s-random" % name)
+        assert set(before) == {"password", "ca.crt", "ca.key"}
+
+        for check in (True, False):
+            again = run_module("helm_release", params, check=check, diff=True)
+            assert not again.get("failed"), again.get("msg")
+            assert again["changed"] is False and again["revision"] == 1
+        assert revisions(helm, name, namespace) == [(1, "deployed")]
+        assert secret_data(kubectl, namespace, "%s-random" % name) == before
+
+        # The chart really draws new values on each render: an upgrade rotates them.
+        changed = run_module("helm_release", dict(params, values={"greeting": "bonjour"}))
+        assert changed["changed"] is True and changed["revision"] == 2
+        after = secret_data(kubectl, namespace, "%s-random" % name)
+        assert after["password"] != before["password"] and after["ca.crt"] != before["ca.crt"]

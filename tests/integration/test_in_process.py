@@ -7,6 +7,7 @@ module ran.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -36,6 +37,7 @@ def _playbook(localenv, tmp_path, tasks, extra_vars=None, args=(), env=None, che
                 "'%s': %s | default(None)" % (t["register"], t["register"]) for t in tasks if "register" in t)},
             "check_mode": False,
             "diff": False,
+            "delegate_to": "localhost",
         }],
     }]
     plays[0].update(play or {})
@@ -49,10 +51,13 @@ def _playbook(localenv, tmp_path, tasks, extra_vars=None, args=(), env=None, che
             run_env.pop(name, None)
         else:
             run_env[name] = value
-    variables = dict({"ansible_python_interpreter": sys.executable}, **(extra_vars or {}))
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-e", json.dumps(variables),
-                           str(path)] + list(args), env=run_env, cwd=str(tmp_path), capture_output=True, text=True,
-                          timeout=600, check=False)
+    # A variable given as None is left out (the interpreter, to let the configuration decide).
+    variables = {name: value for name, value in dict({"ansible_python_interpreter": sys.executable},
+                                                     **(extra_vars or {})).items() if value is not None}
+    inventory = [] if "-i" in args else ["-i", "localhost,"]
+    argv = [os.path.join(BIN, "ansible-playbook")] + inventory + ["-e", json.dumps(variables), str(path)] + list(args)
+    proc = subprocess.run(argv, env=run_env, cwd=str(tmp_path), capture_output=True, text=True, timeout=600,
+                          check=False)
     output = proc.stdout + proc.stderr
     registered = json.loads(results.read_text()) if results.exists() else {}
     if check:
@@ -162,7 +167,7 @@ def test_bad_input_fails_in_the_worker_naming_the_field(localenv, namespace, kub
 
 
 @pytest.mark.parametrize("variable,expected", [
-    ({"ansible_python_interpreter": "/usr/bin/env python3"}, "ansible_python_interpreter is"),
+    ({"ansible_python_interpreter": "/usr/bin/env python3"}, "the interpreter is /usr/bin/env python3"),
     ({"datastore_kubernetes_in_process": "no"}, "datastore_kubernetes_in_process is false"),
 ])
 def test_falls_back_to_a_module_run(localenv, namespace, kube, tmp_path, variable, expected):
@@ -208,3 +213,86 @@ def test_module_defaults_of_the_action_group_apply(localenv, namespace, kube, tm
                                play=play, args=["-vvv"], env={"KUBECONFIG": None, "K8S_AUTH_KUBECONFIG": None})
     assert IN_WORKER in out
     assert client.CoreV1Api(kube).read_namespaced_config_map("inproc", namespace).data == {"via": "defaults"}
+
+
+def _inline_kubeconfig(localenv, tmp_path):
+    """The local cluster's kubeconfig with the client certificate and key inline, and the key's bytes."""
+    pki = os.path.join(localenv["LOCALENV_STATE"], "pki")
+
+    def b64(name):
+        with open(os.path.join(pki, name), "rb") as handle:
+            return base64.b64encode(handle.read()).decode("ascii")
+
+    with open(os.path.join(pki, "admin.key"), "rb") as handle:
+        key = handle.read()
+    doc = {"apiVersion": "v1", "kind": "Config", "current-context": "inline",
+           "clusters": [{"name": "c", "cluster": {"server": localenv["K8S_API"],
+                                                  "certificate-authority-data": b64("ca.crt")}}],
+           "users": [{"name": "u", "user": {"client-certificate-data": b64("admin.crt"),
+                                            "client-key-data": b64("admin.key")}}],
+           "contexts": [{"name": "inline", "context": {"cluster": "c", "user": "u"}}]}
+    path = tmp_path / "inline.json"
+    path.write_text(json.dumps(doc))
+    return str(path), key
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_inline_client_key_never_stays_in_tmpdir(localenv, namespace, kube, tmp_path, in_process):
+    """A kubeconfig with client-key-data: a task, a loop and a failing task leave no key file in TMPDIR."""
+    from kubernetes import client
+
+    kubeconfig, key = _inline_kubeconfig(localenv, tmp_path)
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    task = _configmap_task(namespace, {"a": "1"}, "one")
+    loop = _configmap_task(namespace, {"item": "{{ item }}"}, "looped", loop=["x", "y", "z"])
+    loop["datastore.kubernetes.configmap"]["name"] = "inproc-{{ item }}"
+    failing = _configmap_task(namespace + "-missing", {"a": "1"}, "failing", ignore_errors=True)
+    _rc, out, reg = _playbook(localenv, tmp_path, [task, loop, failing], args=["-vvv"],
+                              extra_vars={"datastore_kubernetes_in_process": in_process},
+                              env={"TMPDIR": str(private_tmp), "KUBECONFIG": None, "K8S_AUTH_KUBECONFIG": kubeconfig})
+    assert out.count(IN_WORKER if in_process else AS_MODULE) == 5, out[-3000:]
+    assert reg["failing"]["failed"] is True
+    assert len(reg["looped"]["results"]) == 3 and not any(r.get("failed") for r in reg["looped"]["results"])
+    core = client.CoreV1Api(kube)
+    assert [core.read_namespaced_config_map("inproc-" + i, namespace).data for i in "xyz"] == [
+        {"item": "x"}, {"item": "y"}, {"item": "z"}]
+    left = []
+    for directory, _dirs, files in os.walk(private_tmp):
+        for name in files:
+            with open(os.path.join(directory, name), "rb") as handle:
+                if name.startswith("datastore-kube-") or key in handle.read():
+                    left.append(name)
+    assert left == []
+
+
+def test_delegated_host_decides_the_interpreter(localenv, namespace, kube, tmp_path):
+    """The inventory host's interpreter is another Python; the delegated localhost's is ours: the worker runs it."""
+    task = _configmap_task(namespace, {"a": "1"}, "made", delegate_to="localhost")
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {
+        "elsewhere": {"ansible_host": "127.0.0.1", "ansible_connection": "ssh",
+                      "ansible_python_interpreter": "/usr/bin/python3"},
+        "localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    _rc, out, _reg = _playbook(localenv, tmp_path, [task], args=["-vvv", "-i", str(inventory)],
+                               play={"hosts": "elsewhere"}, extra_vars={"ansible_python_interpreter": None})
+    assert "datastore.kubernetes.configmap " + IN_WORKER in out, out[-3000:]
+
+
+def test_interpreter_python_and_discovery(localenv, namespace, tmp_path):
+    """interpreter_python from the configuration counts; with discovery, the first task runs as a module."""
+    task = _configmap_task(namespace, {"a": "1"}, "made")
+    _rc, out, _reg = _playbook(localenv, tmp_path, [task], args=["-vvv"], extra_vars={"ansible_python_interpreter": None},
+                               env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable})
+    assert "datastore.kubernetes.configmap " + IN_WORKER in out, out[-3000:]
+
+    first = _configmap_task(namespace, {"a": "1"}, "first", ignore_errors=True)
+    second = _configmap_task(namespace, {"a": "1"}, "second", ignore_errors=True)
+    # Whatever discovery finds on this machine runs the module (or fails to), not the worker; the play's
+    # result does not matter here.
+    _rc, out, _reg = _playbook(localenv, tmp_path, [first, second], args=["-vvv"],
+                               extra_vars={"ansible_python_interpreter": None},
+                               env={"ANSIBLE_PYTHON_INTERPRETER": "auto_silent"}, check=False)
+    assert AS_MODULE + ": interpreter discovery (auto_silent) has not run for this host" in out, out[-3000:]
+    # The discovered interpreter is the system's, not this venv's: the second task is a module process too.
+    assert out.count(AS_MODULE) == 2 and IN_WORKER not in out

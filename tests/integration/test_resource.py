@@ -177,7 +177,34 @@ def test_job_wait_and_unready_timeout(run_module, kubectl, namespace):
     stuck["spec"]["template"]["metadata"]["annotations"] = {"datastore.test/unready": "true"}
     failed = run_module("resource", {"namespace": namespace, "definition": stuck, "wait_timeout": 5})
     assert failed.get("failed") and "Deployment %s/stuck: not ready after 5s" % namespace in failed["msg"]
-    assert "Ready=False" in failed["msg"], failed["msg"]
+    # kwok's stage reports the failing readiness probe as a kubelet does, with an Unhealthy event.
+    assert "container main running, not ready; Unhealthy: Readiness probe failed" in failed["msg"], failed["msg"]
+    assert len(failed["not_ready"]) == 1 and failed["not_ready"][0].startswith("pod stuck-")
+
+
+def test_failed_wait_says_why_each_pod_is_not_ready(run_module, namespace):
+    crash = deployment("crash", replicas=1)
+    crash["spec"]["template"]["metadata"]["annotations"] = {
+        "datastore.test/waiting-reason": "CrashLoopBackOff",
+        "datastore.test/waiting-message": "back-off 40s restarting failed container=main"}
+    pull = deployment("pull", replicas=1)
+    pull["spec"]["template"]["metadata"]["annotations"] = {
+        "datastore.test/waiting-reason": "ImagePullBackOff",
+        "datastore.test/waiting-message": 'Back-off pulling image "registry.example/exporter:1.0"'}
+    # No node has this much memory: the scheduler says so.
+    big = deployment("big", replicas=1)
+    big["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"memory": "100Ti"}}
+    failed = run_module("resource", {"namespace": namespace, "definition": [crash, pull, big], "wait_timeout": 5})
+    assert failed.get("failed") is True
+    lines = {line.split("-", 1)[0]: line for line in failed["not_ready"]}
+    assert sorted(lines) == ["pod big", "pod crash", "pod pull"], failed["not_ready"]
+    assert ("container main waiting: CrashLoopBackOff (back-off 40s restarting failed container=main), "
+            "restarted 3 times, last exit code 1 (Error)") in lines["pod crash"]
+    # The last lines of the crashed run's log, read from the node.
+    assert "last log lines: " in lines["pod crash"] and "localenv: done" in lines["pod crash"]
+    assert 'container main waiting: ImagePullBackOff (Back-off pulling image "registry.example' in lines["pod pull"]
+    assert "Unschedulable: 0/" in lines["pod big"] and "Insufficient memory" in lines["pod big"]
+    assert all(line in failed["msg"] for line in failed["not_ready"])
 
 
 def test_many_configmaps_in_one_task(run_module, kubectl, namespace):

@@ -310,5 +310,5 @@ def test_wait_times_out_with_per_pod_message(run_module, kubectl, namespace):
     result = run_module("statefulset", dict(p, wait=True, wait_timeout=3))
     assert result.get("failed")
     assert "StatefulSet %s/%s: not ready after 3s (ready 0/1" % (namespace, name) in result["msg"]
-    assert "pod %s-0: " % name in result["msg"] and "Ready=False" in result["msg"]
+    assert "pod %s-0: " % name in result["msg"] and "Unhealthy: Readiness probe failed" in result["msg"]
     assert result["not_ready"] and result["not_ready"][0].startswith("pod %s-0" % name)

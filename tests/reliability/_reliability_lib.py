@@ -17,7 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 # What the suite's playbook runs print: every task result in full, as JSON (callback_plugins/).
 JSON_CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "reliability_json"}
-RESULTS = os.path.join(REPO, "benchmarks", "results", "reliability.json")
+# `make reliability` records its figures in the tracked results file; `make test` points
+# RELIABILITY_RESULTS elsewhere so that a test run leaves the work tree as it found it.
+RESULTS = os.environ.get("RELIABILITY_RESULTS") or os.path.join(REPO, "benchmarks", "results", "reliability.json")
 MODULES = "ansible_collections.datastore.kubernetes.plugins.modules."
 
 
@@ -79,7 +81,7 @@ class InProcessRunner:
 
 # -- the figures -------------------------------------------------------------------------
 def record(section, figures):
-    """Merge ``figures`` into ``section`` of benchmarks/results/reliability.json (safe across processes)."""
+    """Merge ``figures`` into ``section`` of the figures file (``RESULTS``; safe across processes)."""
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(os.path.join(tempfile.gettempdir(), "datastore-kubernetes-reliability.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -28,7 +28,8 @@ def _run(args, spec):
 def test_infinite_integer_fails_naming_the_option(value):
     result = _run({"replicas": value, "name": "x"}, {"replicas": {"type": "int"}, "name": {"type": "str"}})
     assert result["failed"] is True
-    assert result["msg"].startswith("replicas:")
+    # ansible-core before 2.18 refuses "inf" itself, naming the option; later ones crash, and new_module steps in.
+    assert result["msg"].startswith("replicas:") or result["msg"].startswith("argument 'replicas'"), result["msg"]
 
 
 def test_ordinary_type_errors_are_ansible_cores():

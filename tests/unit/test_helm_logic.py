@@ -209,8 +209,87 @@ def test_parse_version_and_json_output():
 def test_pending_detection():
     assert _helm.pending_state(STATUS_V3_PENDING) == "pending-upgrade"
     assert _helm.pending_state(STATUS_V4) is None
-    for state in ("pending-install", "pending-rollback", "failed"):
+    for state in ("pending-install", "pending-rollback", "uninstalling"):
         assert _helm.pending_state({"info": {"status": state}}) == state
+    # helm upgrades a failed release: it is no interrupted operation
+    assert _helm.pending_state({"info": {"status": "failed"}}) is None
+
+
+STATUS_FAILED = dict(STATUS_V4, version=3, info=dict(STATUS_V4["info"], status="failed",
+                                                     description="Upgrade \"r1\" failed: context deadline exceeded"))
+MANIFEST = """---
+# Source: tiny/templates/sts.yaml
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: r1-db
+spec:
+  replicas: 4
+---
+# Source: tiny/templates/cm.yaml
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: r1-cm
+"""
+
+
+def test_failed_release_is_upgraded_even_when_the_request_matches_it():
+    run = FakeRun({"status": STATUS_FAILED, "get metadata": dict(METADATA_V4, status="failed"),
+                   "upgrade": json.dumps(dict(UPGRADE_OUT, version=4))})
+    result = _helm.run_release(_helm.Helm("helm", run), params(
+        chart_ref="tiny", chart_repo_url="http://x", chart_version="0.1.0", values=STATUS_V4["config"]))
+    assert result["changed"] is True and result["changes"] == ["failed release (revision 3)"]
+    assert "pending_action" not in result and result["revision"] == 4
+    assert [c[1] for c in run.calls] == ["status", "get", "upgrade"]
+
+
+def test_failed_local_chart_is_not_blamed_on_its_description(tmp_path):
+    chart = make_chart(tmp_path)
+    run = FakeRun({"status": dict(STATUS_FAILED, config={"greeting": "hi"}),
+                   "upgrade": json.dumps(dict(UPGRADE_OUT, version=4))})
+    result = _helm.run_release(_helm.Helm("helm", run), params(chart_ref=chart, values={"greeting": "fixed"}))
+    assert result["changes"] == ["failed release (revision 3)", "values"]
+
+
+def test_check_mode_on_a_failed_release_is_a_dry_run():
+    run = FakeRun({"status": STATUS_FAILED, "get metadata": METADATA_V4,
+                   "upgrade": json.dumps(dict(UPGRADE_OUT, info=dict(UPGRADE_OUT["info"], status="pending-upgrade")))})
+    result = _helm.run_release(_helm.Helm("helm", run), params(
+        chart_ref="tiny", chart_repo_url="http://x", chart_version="0.1.0", values={"greeting": "fixed"}),
+        check_mode=True)
+    assert result["changed"] is True and result["changes"] == ["failed release (revision 3)", "values"]
+    assert "--dry-run=server" in run.calls[-1]
+
+
+def test_failed_wait_names_the_pods_of_the_release():
+    statuses = [STATUS_V4, STATUS_FAILED]
+    seen = {}
+
+    def diagnose(objects, namespace):
+        seen["objects"], seen["namespace"] = [(o["kind"], o["metadata"]["name"]) for o in objects], namespace
+        return ["pod r1-db-3: Unschedulable: 0/3 nodes are available: 3 node(s) didn't match pod anti-affinity "
+                "rules. password hunter22"]
+
+    run = FakeRun({"status": lambda argv: json.dumps(statuses.pop(0)), "get metadata": METADATA_V4,
+                   "upgrade": (1, "", "Error: UPGRADE FAILED: context deadline exceeded"), "get manifest": MANIFEST})
+    with pytest.raises(HelmError) as err:
+        _helm.run_release(_helm.Helm("helm", run), params(
+            chart_ref="tiny", chart_repo_url="http://x", chart_version="0.1.0", values={"pw": "hunter22"},
+            sensitive_values=["pw"]), diagnose=diagnose)
+    assert seen == {"objects": [("StatefulSet", "r1-db"), ("ConfigMap", "r1-cm")], "namespace": "apps"}
+    msg = err.value.msg
+    assert msg.startswith("helm upgrade failed (rc=1): Error: UPGRADE FAILED: context deadline exceeded")
+    assert "release apps/r1 is now failed at revision 3" in msg and "anti-affinity" in msg
+    assert "hunter22" not in msg and "hunter22" not in json.dumps(err.value.details)
+    assert err.value.details["release_status"] == "failed" and len(err.value.details["not_ready"]) == 1
+
+    # Without a wait, helm's error is left as it is.
+    run = FakeRun({"status": STATUS_V4, "get metadata": METADATA_V4, "upgrade": (1, "", "Error: boom")})
+    with pytest.raises(HelmError) as err:
+        _helm.run_release(_helm.Helm("helm", run), params(
+            chart_ref="tiny", chart_repo_url="http://x", chart_version="0.1.0", wait=False), diagnose=diagnose)
+    assert err.value.msg == "helm upgrade failed (rc=1): Error: boom" and "not_ready" not in err.value.details
 
 
 def test_noop_for_repo_chart_uses_two_invocations():
@@ -249,7 +328,7 @@ def test_value_change_upgrades_with_one_values_file(tmp_path):
     assert result["helm_invocations"] == 3 and "helm_version" not in result  # no atomic: version not asked
     assert seen["values"] == {"greeting": "new", "pw": "hunter22"}
     assert "hunter22" not in json.dumps(seen["argv"]) and not os.path.exists(seen["argv"][seen["argv"].index("-f") + 1])
-    assert result["values"]["pw"] == "<masked>"
+    assert result["chart_values"]["pw"] == "<masked>"
     assert result["revision"] == 3 and "--atomic" not in seen["argv"]
     assert "r1-cm" in result["diff"]["before"]
 

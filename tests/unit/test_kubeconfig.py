@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ansible_collections.datastore.kubernetes.plugins.module_utils import _kube
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _common, _kube
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig as K
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
 
@@ -113,16 +113,55 @@ def test_data_fields(tmp_path):
     assert cfg.cert_file in K._PRIVATE_FILES and cfg.key_file in K._PRIVATE_FILES
 
 
-def test_private_files_removed_at_exit(tmp_path):
-    # A fresh interpreter writes a key and exits: the file must be gone.
-    code = ("import sys; sys.path[:0] = %r\n"
-            "from ansible_collections.datastore.kubernetes.plugins.module_utils import _kubeconfig as K\n"
-            "print(K.private_file(b'secret-key-material'))\n" % (sys.path,))
-    import subprocess
+class _Module:
+    """Just enough of AnsibleModule for run_module: exit_json and fail_json leave as theirs do."""
 
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    path = proc.stdout.strip()
-    assert path and not os.path.exists(path)
+    def __init__(self):
+        self.exited = None
+
+    def exit_json(self, **result):
+        self.exited = result
+        raise SystemExit(0)
+
+    def fail_json(self, **result):
+        self.exited = dict(result, failed=True)
+        raise SystemExit(1)
+
+
+def _writes_a_key(ending):
+    def work(_module):
+        path = K.private_file(b"secret-key-material", ".key")
+        with open(path, "rb") as handle:  # the file is there while the run needs it
+            assert handle.read() == b"secret-key-material"
+        written.append(path)
+        if ending == "error":
+            raise InvalidInput("kubeconfig", "made to fail")
+        if ending == "crash":
+            raise RuntimeError("unexpected")
+        return {"changed": False}
+    written = []
+    return work, written
+
+
+@pytest.mark.parametrize("ending", ["ok", "error", "crash"])
+def test_private_files_are_removed_when_the_run_ends(ending):
+    """However the module's run ends, its private files are gone: no atexit needed (a worker never runs it)."""
+    work, written = _writes_a_key(ending)
+    with pytest.raises((SystemExit, RuntimeError)):
+        _common.run_module(_Module(), work)
+    assert written and not os.path.exists(written[0])
+    assert K._PRIVATE_FILES == [] and K._WRITTEN == {}
+
+
+def test_a_second_run_writes_its_own_file():
+    """The same key data in the next run (a loop item) is written again, not looked up as the removed file."""
+    for _item in range(2):
+        work, written = _writes_a_key("ok")
+        module = _Module()
+        with pytest.raises(SystemExit):
+            _common.run_module(module, work)
+        assert module.exited == {"changed": False}
+        assert not os.path.exists(written[0])
 
 
 def test_relative_paths_resolved_against_the_kubeconfig_directory(tmp_path):

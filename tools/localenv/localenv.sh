@@ -211,13 +211,23 @@ wait_for() {  # name timeout-seconds check-command...
 # --------------------------------------------------------------------------- parts
 
 make_pki() {
-  [ -f "$PKI/admin.crt" ] && return 0
+  if [ -f "$PKI/admin.crt" ]; then
+    # A CA made before it carried keyUsage is refused by Python 3.13's strict X.509 checks (as a
+    # kubeadm or k3s CA never is): make the certificates again, unless an API server still uses them.
+    if openssl x509 -in "$PKI/ca.crt" -noout -ext keyUsage 2>/dev/null | grep -q "Certificate Sign" ||
+       running kube-apiserver kube-apiserver; then
+      return 0
+    fi
+    log "the CA has no keyUsage extension: making the certificates again"
+    rm -rf "$PKI"
+  fi
   log "creating certificates and service-account keys"
   mkdir -p "$PKI"
   (
     cd "$PKI"
     openssl genrsa -out ca.key 2048 2>/dev/null
-    openssl req -x509 -new -key ca.key -subj "/CN=datastore-localenv-ca" -days 3650 -out ca.crt 2>/dev/null
+    openssl req -x509 -new -key ca.key -subj "/CN=datastore-localenv-ca" -days 3650 \
+      -addext "keyUsage=critical,digitalSignature,keyCertSign,cRLSign" -out ca.crt 2>/dev/null
     cat >server.ext <<EOF
 subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 extendedKeyUsage=serverAuth
