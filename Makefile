@@ -5,6 +5,7 @@
 #   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
 #   make localenv-up / localenv-down / localenv-status
+#   make lifecycle the real node's crash recovery and teardown (stops the environment)
 #
 # Everything heavy (Go builds, virtual environments, binaries) is cached in
 # $(CACHE), outside the repository, and reused by later runs.
@@ -131,6 +132,12 @@ reliability: localenv-up
 	  $(MAKE) reliability-private || status=$$?; \
 	  exit $$status
 
+# The real node's crash recovery and teardown, checked on the host itself. It stops the
+# environment it runs against, so `make test` runs it last.
+.PHONY: lifecycle
+lifecycle: venv collection-link
+	$(WITH_ENV) pytest -q tests/lifecycle --junitxml=$(JUNIT_DIR)/lifecycle.xml $(PYTEST_ARGS)
+
 .PHONY: molecule
 molecule: venv collection-link
 	$(WITH_ENV) molecule test -s default
@@ -159,6 +166,7 @@ test: venv collection-link localenv-install
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-private RELIABILITY_MARKS="not slow" || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule-roles || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then $(MAKE) lifecycle || status=$$?; fi; \
 	  $(LOCALENV) down; \
 	  $(PY) tools/test_summary.py $(JUNIT_DIR) || true; \
 	  exit $$status
