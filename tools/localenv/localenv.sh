@@ -558,14 +558,18 @@ EOF
 
 load_secrets() {
   # Generated once per state directory, so a restart keeps the same logins.
+  # (umask in a subshell: the servers started later must not inherit it; containerd's image
+  # directories would be closed to the containers' non-root users.)
   if [ ! -f "$STATE/secrets" ]; then
-    umask 077
-    {
-      echo "VAULT_ROOT=$(openssl rand -hex 16)"
-      echo "PG_SUPERPASS=$(openssl rand -hex 16)"
-      echo "PG_ADMIN=vaultadmin"
-      echo "PG_ADMINPASS=$(openssl rand -hex 16)"
-    } >"$STATE/secrets"
+    (
+      umask 077
+      {
+        echo "VAULT_ROOT=$(openssl rand -hex 16)"
+        echo "PG_SUPERPASS=$(openssl rand -hex 16)"
+        echo "PG_ADMIN=vaultadmin"
+        echo "PG_ADMINPASS=$(openssl rand -hex 16)"
+      } >"$STATE/secrets"
+    )
   fi
   # shellcheck disable=SC1091
   . "$STATE/secrets"

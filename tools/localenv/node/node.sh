@@ -24,6 +24,9 @@ KUBELET_HEALTHZ_PORT=$((16348 + OFF))
 PROXY_HEALTHZ_PORT=$((16356 + OFF))
 PROXY_METRICS_PORT=$((16349 + OFF))
 NODE_CLEANUP="$HERE/node/cleanup.py"
+# Made at fixed paths whatever the configuration: containerd's shim sockets, the CNI result
+# cache, the kubelet's device-plugin directory and its links to the container logs.
+NODE_HOST_DIRS="/run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers"
 
 node_enabled() { [ "${LOCALENV_REAL_NODE:-1}" = 1 ]; }
 
@@ -124,13 +127,17 @@ node_clean() {
   python3 "$NODE_CLEANUP" processes "$socket"
   python3 "$NODE_CLEANUP" mounts "$st/kubelet" "$st/containerd"
   python3 "$NODE_CLEANUP" links /var/log/containers "$st/pod-logs"
-  [ -f "$st/node/made-var-log-containers" ] && rmdir /var/log/containers 2>/dev/null
   ip link del "$NODE_BRIDGE" 2>/dev/null || true
   ip route del unreachable "$KWOK_POD_CIDR" 2>/dev/null || true
   python3 "$NODE_CLEANUP" iptables "${NODE_CHAIN_PREFIXES[@]}"
   rm -rf /var/lib/cni/results/"$NODE_CNI_NETWORK"-* 2>/dev/null || true
   if [ -f "$NODE_LOCK" ]; then
-    local value
+    local value dir
+    # The host directories the node made (containerd and the kubelet make some at fixed paths):
+    # removed when nothing but empty directories is left in them.
+    for dir in $(node_lock_value made); do
+      [ -d "$dir" ] && find "$dir" -depth -type d -empty -delete 2>/dev/null
+    done
     value="$(node_lock_value ip_forward)"; [ -n "$value" ] && sysctl -qw net.ipv4.ip_forward="$value"
     value="$(node_lock_value bridge_nf)"; [ -n "$value" ] && sysctl -qw net.bridge.bridge-nf-call-iptables="$value" 2>/dev/null
     rm -f "$NODE_LOCK"
@@ -168,14 +175,12 @@ node_prepare() {
     fi
   fi
   if [ ! -f "$NODE_LOCK" ]; then
-    printf 'state=%s\nip_forward=%s\nbridge_nf=%s\n' "$STATE" "$(sysctl -n net.ipv4.ip_forward)" \
-      "$(sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null)" >"$NODE_LOCK"
+    local made="" dir
+    for dir in $NODE_HOST_DIRS; do [ -e "$dir" ] || made+="$dir "; done
+    printf 'state=%s\nip_forward=%s\nbridge_nf=%s\nmade=%s\n' "$STATE" "$(sysctl -n net.ipv4.ip_forward)" \
+      "$(sysctl -n net.bridge.bridge-nf-call-iptables 2>/dev/null)" "$made" >"$NODE_LOCK"
   fi
-  mkdir -p "$(node_dir "$STATE")" "$STATE/pod-logs" "$STATE/volumes"
-  if [ ! -d /var/log/containers ]; then
-    mkdir -p /var/log/containers
-    touch "$STATE/node/made-var-log-containers"
-  fi
+  mkdir -p "$(node_dir "$STATE")" "$STATE/pod-logs" "$STATE/volumes" /var/log/containers
   sysctl -qw net.ipv4.ip_forward=1
   # Bridged pod-to-pod packets must pass through iptables for Service replies to be un-NATed.
   sysctl -qw net.bridge.bridge-nf-call-iptables=1
@@ -212,9 +217,19 @@ node_guard() {
 -A $g-OUTPUT -d $KWOK_POD_CIDR -j REJECT
 COMMIT
 EOF
+  node_guard_first
+}
+
+# The guard goes first in each hook: kube-proxy puts its own jumps in front at its start, and
+# one of them accepts forwarded packets it marked. (It adds a jump only when it is missing, so
+# the order holds once kube-proxy runs.)
+node_guard_first() {
   local hook
   for hook in INPUT FORWARD OUTPUT; do
-    iptables -w -C "$hook" -j "$g-$hook" 2>/dev/null || iptables -w -I "$hook" 1 -j "$g-$hook"
+    if [ "$(iptables -w -S "$hook" | sed -n 2p)" != "-A $hook -j $NODE_GUARD-$hook" ]; then
+      while iptables -w -D "$hook" -j "$NODE_GUARD-$hook" 2>/dev/null; do :; done
+      iptables -w -I "$hook" 1 -j "$NODE_GUARD-$hook"
+    fi
   done
 }
 
@@ -249,6 +264,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$STATE/containerd/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/cni"
@@ -287,6 +303,8 @@ EOF
 
 # containerd, then the images (in the background of the rest of `up`).
 node_runtime() {
+  # Image layers are unpacked with containerd's umask: keep them readable to every user.
+  umask 022
   node_write_runtime_config
   start containerd containerd containerd --config "$(node_dir "$STATE")/containerd.toml"
   wait_for containerd 30 ctr_ version
@@ -388,6 +406,7 @@ node_ready() {
 node_wait() {
   wait_for kubelet 90 node_ready
   wait_for kube-proxy 30 curl -sf "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz"
+  node_guard_first
 }
 
 node_down() {
