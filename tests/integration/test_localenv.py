@@ -370,7 +370,7 @@ def test_every_part_listens_on_loopback_or_the_bridge_only(localenv):
 
 @pytest.fixture(scope="module")
 def real_node(localenv):
-    name = localenv.get("LOCALENV_REAL_NODE")
+    name = localenv.get("LOCALENV_REAL_NODE_NAME")
     if not name:
         pytest.skip("the local environment was started without the real node (LOCALENV_REAL_NODE=0)")
     return name

@@ -65,14 +65,16 @@ def host_leftovers(state, bridge, kwok_cidr="10.244.0.0/16"):
 
 
 def _localenv(env, command):
-    run_env = dict(os.environ, DATASTORE_K8S_STATE=env["LOCALENV_STATE"],
-                   LOCALENV_PORT_OFFSET=env["LOCALENV_PORT_OFFSET"], PYTHON=sys.executable)
+    # As a developer would run it: not with the settings env.sh exported into this process.
+    run_env = {key: value for key, value in os.environ.items() if key not in env}
+    run_env.update(DATASTORE_K8S_STATE=env["LOCALENV_STATE"], LOCALENV_PORT_OFFSET=env["LOCALENV_PORT_OFFSET"],
+                   PYTHON=sys.executable)
     return subprocess.run([LOCALENV, command], env=run_env, capture_output=True, text=True, timeout=600, check=False)
 
 
 @pytest.fixture(scope="module")
 def node_env(localenv):
-    if not localenv.get("LOCALENV_REAL_NODE"):
+    if not localenv.get("LOCALENV_REAL_NODE_NAME"):
         pytest.skip("the local environment was started without the real node (LOCALENV_REAL_NODE=0)")
     return localenv
 
@@ -122,7 +124,7 @@ def test_up_after_a_crash_brings_back_a_working_node(node_env, kube):
 
     proc = _localenv(node_env, "up")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    node = core.read_node(node_env["LOCALENV_REAL_NODE"])
+    node = core.read_node(node_env["LOCALENV_REAL_NODE_NAME"])
     assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
     core.create_namespaced_pod(ns, _pod("after", ns, node_env))
     _running_with_log(core, "after", ns)

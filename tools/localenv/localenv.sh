@@ -195,7 +195,8 @@ stop() {  # name match-string
   local pid; pid="$(pid_of "$1")"
   if [ -n "$pid" ] && running "$1" "$2"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    # Gone, or a zombie (empty cmdline) that its new parent has not reaped yet.
+    for _ in $(seq 1 50); do grep -qa . "/proc/$pid/cmdline" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     log "stopped $1"
   fi
@@ -542,7 +543,7 @@ export LOCALENV_PORT_OFFSET='$OFF'
 EOF
   if node_enabled; then
     cat >>"$STATE/env.sh.tmp" <<EOF
-export LOCALENV_REAL_NODE='$NODE_NAME'
+export LOCALENV_REAL_NODE_NAME='$NODE_NAME'
 export LOCALENV_REAL_NODE_IP='$NODE_IP'
 export LOCALENV_REAL_STORAGE_CLASS='$NODE_STORAGE_CLASS'
 export LOCALENV_REAL_NODE_TAINT='$NODE_TAINT'
@@ -604,7 +605,7 @@ cmd_up() {
   up_etcd
   up_apiserver
   if node_enabled; then
-    wait_for containerd 60 test -S "$(node_socket "$STATE")"
+    wait_for containerd 60 test -f "$STATE/containerd/clean"
     node_agents
   fi
   up_controllers

@@ -2,6 +2,7 @@
 """Pack directories into an OCI image archive that `ctr images import` reads, without a daemon.
 
     oci_archive.py OUT.tar NAME:TAG CONFIG.json ROOT [ROOT...]
+    oci_archive.py --list ARCHIVE.tar      print "NAME:TAG sha256:MANIFEST" for each image in it
 
 Each ROOT becomes one uncompressed layer, in the order given. CONFIG.json holds the
 image's run settings (Entrypoint, Cmd, Env, User, WorkingDir). Owners are numeric and
@@ -105,7 +106,18 @@ def archive(out: str, ref: str, run_config: dict, roots: list[str]) -> str:
     return _digest(manifest)
 
 
+def listing(path: str) -> list[str]:
+    with tarfile.open(path) as tar:
+        member = tar.extractfile("index.json")
+        index = json.load(member) if member else {}
+    return ["%s %s" % (m["annotations"]["io.containerd.image.name"], m["digest"])
+            for m in index.get("manifests", []) if "io.containerd.image.name" in m.get("annotations", {})]
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[1] == "--list":
+        print("\n".join(listing(argv[2])))
+        return 0
     if len(argv) < 5 or ":" not in argv[2].rsplit("/", 1)[-1]:
         print(__doc__.strip(), file=sys.stderr)
         return 2
