@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Remove what the real node leaves on the host when its processes are gone.
 
     cleanup.py processes SOCKET        kill the containerd shims that served SOCKET

@@ -195,6 +195,7 @@ node_prepare() {
   # default route off the machine.
   ip route replace unreachable "$KWOK_POD_CIDR"
   node_guard
+  rm -f "$STATE/containerd/clean"
 }
 
 # Pods talk to each other, to Services and to CoreDNS on the bridge address; nothing of theirs
@@ -310,11 +311,14 @@ node_runtime() {
   # Image layers are unpacked with containerd's umask: keep them readable to every user.
   umask 022
   node_write_runtime_config
-  start containerd containerd containerd --config "$(node_dir "$STATE")/containerd.toml"
-  wait_for containerd 30 ctr_ version
-  # The records of pods from a run that did not stop cleanly (their processes are gone).
-  crictl_ pods -q 2>/dev/null | xargs -r -P 16 -n 1 "$BIN/crictl" \
-    --runtime-endpoint "unix://$(node_socket "$STATE")" rmp --force >/dev/null 2>&1 || true
+  if ! running containerd containerd; then
+    start containerd containerd containerd --config "$(node_dir "$STATE")/containerd.toml"
+    wait_for containerd 30 ctr_ version
+    # The records of pods from a run that did not stop cleanly (their processes are gone; a
+    # running containerd, on the other hand, serves pods the kubelet still runs).
+    crictl_ pods -q 2>/dev/null | xargs -r -P 16 -n 1 "$BIN/crictl" \
+      --runtime-endpoint "unix://$(node_socket "$STATE")" rmp --force >/dev/null 2>&1 || true
+  fi
   touch "$STATE/containerd/clean"
   node_import_images
 }

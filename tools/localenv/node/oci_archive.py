@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Pack directories into an OCI image archive that `ctr images import` reads, without a daemon.
 
     oci_archive.py OUT.tar NAME:TAG CONFIG.json ROOT [ROOT...]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Provision and grow `local` PersistentVolumes on the real node.
 
     provisioner.py --kubeconfig FILE --node NAME --directory DIR [--name PROVISIONER]
