@@ -537,6 +537,36 @@ def test_dns_a_and_srv_records_resolve_inside_a_pod(real_node, kube, kubectl, lo
     assert code != 0 or "Address" not in out.split("Name:", 1)[-1], "a name outside the cluster resolved: %s" % out
 
 
+@pytest.mark.parametrize("registry", ["docker.io", "registry.example.org"])
+def test_an_image_named_after_an_outside_registry_comes_from_the_local_one(real_node, registry, kube, localenv,
+                                                                          dyn, namespace):
+    from kubernetes import client
+
+    if not localenv.get("OCI_REGISTRY"):
+        pytest.skip("no local registry (Debian package docker-registry) in this environment")
+    # Put the shell image into the local registry under a new name, and forget it in containerd.
+    ctr = ["ctr", "--address", localenv["CONTAINER_RUNTIME_ENDPOINT"].replace("unix://", ""), "-n", "k8s.io"]
+    repo = "mirror-test/shell-%s:%s" % (registry.split(".")[0], uuid.uuid4().hex[:8])
+    local = "%s/%s" % (localenv["OCI_REGISTRY"], repo)
+    subprocess.run(ctr + ["images", "tag", localenv["LOCALENV_SHELL_IMAGE"], local], check=True, capture_output=True)
+    subprocess.run(ctr + ["images", "push", "--plain-http", local], check=True, capture_output=True)
+    subprocess.run(ctr + ["images", "rm", local], check=True, capture_output=True)
+    pod = _real_pod("mirrored", namespace, "echo pulled from $(hostname)", env=localenv,
+                    image="%s/%s" % (registry, repo))
+    pod["spec"]["restartPolicy"] = "Never"
+    _apply(dyn, pod)
+    core = client.CoreV1Api(kube)
+
+    def finished():
+        found = core.read_namespaced_pod("mirrored", namespace)
+        waiting = [s.state.waiting for s in (found.status.container_statuses or []) if s.state.waiting]
+        assert not any(w.reason == "ImagePullBackOff" for w in waiting), waiting
+        return found if found.status.phase == "Succeeded" else None
+
+    _wait(finished, timeout=60, interval=0.5)
+    assert core.read_namespaced_pod_log("mirrored", namespace) == "pulled from mirrored\n"
+
+
 def _claim(name, ns, size, storage_class):
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": ns},
             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class,

@@ -441,6 +441,10 @@ node_down() {
 }
 
 node_status() {
+  if [ ! -f "$PIDS/containerd" ]; then
+    echo "real node: not started (LOCALENV_REAL_NODE=0, or the environment is down)"
+    return 0
+  fi
   local part
   for part in containerd:containerd kubelet:"$BIN/kubelet" kube-proxy:"$BIN/kube-proxy" local-provisioner:provisioner.py; do
     if running "${part%%:*}" "${part#*:}"; then echo "${part%%:*}: running"; else echo "${part%%:*}: stopped"; fi
@@ -449,6 +453,7 @@ node_status() {
     kc get node "$NODE_NAME" -o wide --no-headers 2>/dev/null | sed 's/^/node: /' || true
   fi
   if running containerd containerd && [ -x "$BIN/crictl" ]; then
-    echo "pods on $NODE_NAME: $(crictl_ pods -q 2>/dev/null | wc -l), containers running: $(crictl_ ps -q 2>/dev/null | wc -l)"
+    echo "on $NODE_NAME: $(crictl_ pods -q --state ready 2>/dev/null | wc -l) pods ready," \
+      "$(crictl_ ps -q 2>/dev/null | wc -l) containers running"
   fi
 }
