@@ -409,8 +409,7 @@ def _exec(kubectl, ns, pod, script):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def test_real_node_is_ready_runs_containerd_and_takes_only_what_tolerates_it(real_node, kube, localenv, dyn,
-                                                                               namespace):
+def test_real_node_is_ready_runs_containerd_and_takes_only_what_tolerates_it(real_node, kube, localenv, dyn, namespace):
     from kubernetes import client
 
     core = client.CoreV1Api(kube)
@@ -434,8 +433,7 @@ def test_real_node_is_ready_runs_containerd_and_takes_only_what_tolerates_it(rea
     assert core.read_namespaced_pod("intolerant", namespace).spec.node_name is None
 
 
-def test_real_pod_runs_a_process_whose_output_is_in_its_log_and_exec_works(real_node, kube, kubectl, localenv, dyn,
-                                                                            namespace):
+def test_real_pod_runs_a_process_whose_output_is_in_its_log_and_exec_works(real_node, kube, kubectl, localenv, dyn, namespace):
     from kubernetes import client
 
     core = client.CoreV1Api(kube)
@@ -538,8 +536,7 @@ def test_dns_a_and_srv_records_resolve_inside_a_pod(real_node, kube, kubectl, lo
 
 
 @pytest.mark.parametrize("registry", ["docker.io", "registry.example.org"])
-def test_an_image_named_after_an_outside_registry_comes_from_the_local_one(real_node, registry, kube, localenv,
-                                                                          dyn, namespace):
+def test_an_image_named_after_an_outside_registry_comes_from_the_local_one(real_node, registry, kube, localenv, dyn, namespace):
     from kubernetes import client
 
     if not localenv.get("OCI_REGISTRY"):

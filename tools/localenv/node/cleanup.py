@@ -92,7 +92,7 @@ def _cgroup_pids(top: str) -> set[int]:
 
 def cgroups(name: str) -> None:
     tops = cgroup_dirs(name)
-    for _ in range(20):
+    for _attempt in range(20):
         pids = set()
         for top in tops:
             pids |= _cgroup_pids(top)
@@ -101,7 +101,7 @@ def cgroups(name: str) -> None:
         _kill_and_wait(sorted(pids), timeout=2.0)
     for top in tops:
         for path, _dirs, _files in sorted(os.walk(top, topdown=False), key=lambda w: -w[0].count("/")):
-            for _ in range(20):
+            for _attempt in range(20):
                 try:
                     os.rmdir(path)
                     break
@@ -128,7 +128,7 @@ def mount_points(prefixes: list[str]) -> list[str]:
 
 
 def mounts(prefixes: list[str]) -> None:
-    for _ in range(5):
+    for _attempt in range(5):
         points = mount_points(prefixes)
         if not points:
             return

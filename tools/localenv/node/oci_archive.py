@@ -76,7 +76,7 @@ def archive(out: str, ref: str, run_config: dict, roots: list[str]) -> str:
     config = json.dumps({
         "architecture": "amd64", "os": "linux", "config": run_config,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "oci_archive.py"} for _ in roots],
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "oci_archive.py"} for _root in roots],
     }, sort_keys=True).encode()
     blobs[_digest(config)] = config
     manifest = json.dumps({
