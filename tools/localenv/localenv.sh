@@ -292,7 +292,7 @@ up_apiserver() {
     --service-account-issuer "https://kubernetes.default.svc.cluster.local" \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --api-audiences "https://kubernetes.default.svc.cluster.local" \
-    --service-cluster-ip-range 10.96.0.0/16 \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
     --authorization-mode Node,RBAC \
     --kubelet-client-certificate "$PKI/admin.crt" --kubelet-client-key "$PKI/admin.key" \
     --endpoint-reconciler-type none --kubelet-preferred-address-types InternalIP \

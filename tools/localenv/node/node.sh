@@ -57,7 +57,7 @@ install_node() {
 make_node_pki() {
   [ -f "$PKI/kube-proxy.crt" ] && return 0
   (
-    cd "$PKI"
+    cd "$PKI" || exit 1
     sign() {  # name subject extensions
       openssl genrsa -out "$1.key" 2048 2>/dev/null
       openssl req -new -key "$1.key" -subj "$2" -out "$1.csr" 2>/dev/null
