@@ -7,7 +7,9 @@ binary), never the collection, so a broken module cannot hide a broken environme
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 
@@ -535,21 +537,40 @@ def test_dns_a_and_srv_records_resolve_inside_a_pod(real_node, kube, kubectl, lo
     assert code != 0 or "Address" not in out.split("Name:", 1)[-1], "a name outside the cluster resolved: %s" % out
 
 
+def _unique_shell_image(tmp_path, ref):
+    """An OCI archive of a one-binary shell image whose ID no other image has."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                    "tools", "localenv", "node"))
+    import oci_archive  # pylint: disable=import-error,import-outside-toplevel
+
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(shutil.which("busybox"), root / "bin" / "busybox")
+    os.symlink("busybox", root / "bin" / "sh")
+    os.symlink("busybox", root / "bin" / "echo")
+    os.symlink("busybox", root / "bin" / "hostname")
+    archive = str(tmp_path / "image.tar")
+    oci_archive.archive(archive, ref, {"Cmd": ["sh"], "Env": ["PATH=/bin", "MIRROR_TEST=" + ref]}, [str(root)])
+    return archive
+
+
 @pytest.mark.parametrize("registry", ["docker.io", "registry.example.org"])
-def test_an_image_named_after_an_outside_registry_comes_from_the_local_one(real_node, registry, kube, localenv, dyn, namespace):
+def test_an_image_named_after_an_outside_registry_comes_from_the_local_one(real_node, registry, kube, localenv, dyn, namespace, tmp_path):
     from kubernetes import client
 
     if not localenv.get("OCI_REGISTRY"):
         pytest.skip("no local registry (Debian package docker-registry) in this environment")
-    # Put the shell image into the local registry under a new name, and forget it in containerd.
-    ctr = ["ctr", "--address", localenv["CONTAINER_RUNTIME_ENDPOINT"].replace("unix://", ""), "-n", "k8s.io"]
-    repo = "mirror-test/shell-%s:%s" % (registry.split(".")[0], uuid.uuid4().hex[:8])
+    # An image only the local registry holds, pushed from a containerd namespace of its own: the
+    # kubelet's namespace (k8s.io) never sees it before the pod asks for it.
+    repo = "mirror-test/shell:%s" % uuid.uuid4().hex[:12]
     local = "%s/%s" % (localenv["OCI_REGISTRY"], repo)
-    subprocess.run(ctr + ["images", "tag", localenv["LOCALENV_SHELL_IMAGE"], local], check=True, capture_output=True)
+    address = localenv["CONTAINER_RUNTIME_ENDPOINT"].replace("unix://", "")
+    ctr = ["ctr", "--address", address, "-n", "datastore-test"]
+    subprocess.run(ctr + ["images", "import", _unique_shell_image(tmp_path, local)], check=True, capture_output=True)
     subprocess.run(ctr + ["images", "push", "--plain-http", local], check=True, capture_output=True)
     subprocess.run(ctr + ["images", "rm", local], check=True, capture_output=True)
-    pod = _real_pod("mirrored", namespace, "echo pulled from $(hostname)", env=localenv,
-                    image="%s/%s" % (registry, repo))
+    outside_name = "%s/%s" % (registry, repo)
+    pod = _real_pod("mirrored", namespace, "echo pulled from $(hostname)", env=localenv, image=outside_name)
     pod["spec"]["restartPolicy"] = "Never"
     _apply(dyn, pod)
     core = client.CoreV1Api(kube)
@@ -560,8 +581,12 @@ def test_an_image_named_after_an_outside_registry_comes_from_the_local_one(real_
         assert not any(w.reason == "ImagePullBackOff" for w in waiting), waiting
         return found if found.status.phase == "Succeeded" else None
 
-    _wait(finished, timeout=60, interval=0.5)
-    assert core.read_namespaced_pod_log("mirrored", namespace) == "pulled from mirrored\n"
+    try:
+        _wait(finished, timeout=60, interval=0.5)
+        assert core.read_namespaced_pod_log("mirrored", namespace) == "pulled from mirrored\n"
+    finally:
+        subprocess.run([localenv["CRICTL"], "--runtime-endpoint", localenv["CONTAINER_RUNTIME_ENDPOINT"], "rmi",
+                        outside_name], capture_output=True, check=False)
 
 
 def _claim(name, ns, size, storage_class):

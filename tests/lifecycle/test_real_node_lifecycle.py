@@ -150,3 +150,5 @@ def test_down_leaves_nothing_of_the_node_on_the_host(node_env, kube):
     assert not os.path.exists(LOCK)
     with open("/proc/sys/net/ipv4/ip_forward") as handle:
         assert handle.read().strip() == before["ip_forward"], "IP forwarding was not put back as it was"
+    # The host directories containerd and the kubelet made at fixed paths, which were not there before.
+    assert [path for path in before["made"].split() if os.path.exists(path)] == []

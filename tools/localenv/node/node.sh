@@ -132,7 +132,8 @@ node_clean() {
   ip link del "$NODE_BRIDGE" 2>/dev/null || true
   ip route del unreachable "$KWOK_POD_CIDR" 2>/dev/null || true
   python3 "$NODE_CLEANUP" iptables "${NODE_CHAIN_PREFIXES[@]}"
-  rm -rf /var/lib/cni/results/"$NODE_CNI_NETWORK"-* 2>/dev/null || true
+  # The network plugins' result cache of our network and of containerd's loopback network.
+  rm -rf /var/lib/cni/results/"$NODE_CNI_NETWORK"-* /var/lib/cni/results/cni-loopback-* 2>/dev/null || true
   if [ -f "$NODE_LOCK" ]; then
     local value dir
     # The host directories the node made (containerd and the kubelet make some at fixed paths):
@@ -326,7 +327,12 @@ node_runtime() {
 # Import each image archive whose images containerd does not hold at the same digest.
 node_import_images() {
   local tar want have imported=0 kept=0
-  have="$(ctr_ images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}')"
+  # Held at that digest by containerd, and known to its CRI plugin (which the kubelet asks).
+  have="$(ctr_ images ls 2>/dev/null | awk 'NR > 1 {print $1, $3}' \
+    | grep -F -f <(crictl_ images -o json 2>/dev/null | python3 -c 'import json, sys
+for image in json.load(sys.stdin)["images"]:
+    for tag in image.get("repoTags") or []:
+        print(tag + " ")' 2>/dev/null || true) || true)"
   for tar in "$CACHE"/node-images/*.tar "$CACHE"/images/*.tar; do
     [ -f "$tar" ] || continue
     want="$(python3 "$HERE/node/oci_archive.py" --list "$tar" 2>/dev/null || true)"
@@ -376,6 +382,9 @@ registerWithTaints:
 - {key: $NODE_TAINT, value: "true", effect: NoSchedule}
 maxPods: 60
 serializeImagePulls: false
+# Every image here is imported or comes from the local registry, none with credentials: an image
+# pulled once under another name must not make the kubelet ask a registry again.
+imagePullCredentialsVerificationPolicy: NeverVerify
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}
