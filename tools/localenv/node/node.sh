@@ -102,8 +102,14 @@ node_alive() {  # state-dir -> 0 when that environment's containerd still runs
   [ -n "$pid" ] && [ -d "/proc/$pid" ] && grep -qa -- "containerd" "/proc/$pid/cmdline" 2>/dev/null
 }
 
-node_lock_value() {  # key -> value from the lock file
-  sed -n "s/^$1=//p" "$NODE_LOCK" 2>/dev/null | head -1
+node_lock_value() {  # key -> value from the lock file (nothing when there is none)
+  [ -f "$NODE_LOCK" ] || return 0
+  sed -n "s/^$1=//p" "$NODE_LOCK" | head -1
+}
+
+stop_in() {  # state-dir name match-string: stop a part of the environment at state-dir
+  local PIDS="$1/pids"
+  stop "$2" "$3"
 }
 
 # Stop the node of the environment at $1 and remove everything it made on the host. With $2 = 1
@@ -112,19 +118,16 @@ node_lock_value() {  # key -> value from the lock file
 node_clean() {
   local st="$1" graceful="$2" socket
   socket="$(node_socket "$st")"
-  (
-    PIDS="$st/pids"
-    stop local-provisioner provisioner.py
-    stop kube-proxy kube-proxy
-    stop kubelet kubelet
-    if [ "$graceful" = 1 ] && node_alive "$st" && [ -x "$BIN/crictl" ]; then
-      # One pod at a time takes about a second each: all at once.
-      "$BIN/crictl" --runtime-endpoint "unix://$socket" pods -q 2>/dev/null \
-        | xargs -r -P 16 -n 1 "$BIN/crictl" --runtime-endpoint "unix://$socket" --timeout 60s rmp --force \
-        >/dev/null 2>&1 || log "crictl could not remove every pod; killing what is left"
-    fi
-    stop containerd containerd
-  )
+  stop_in "$st" local-provisioner provisioner.py
+  stop_in "$st" kube-proxy kube-proxy
+  stop_in "$st" kubelet kubelet
+  if [ "$graceful" = 1 ] && node_alive "$st" && [ -x "$BIN/crictl" ]; then
+    # One pod at a time takes about a second each: all at once.
+    "$BIN/crictl" --runtime-endpoint "unix://$socket" pods -q 2>/dev/null \
+      | xargs -r -P 16 -n 1 "$BIN/crictl" --runtime-endpoint "unix://$socket" --timeout 60s rmp --force \
+      >/dev/null 2>&1 || log "crictl could not remove every pod; killing what is left"
+  fi
+  stop_in "$st" containerd containerd
   python3 "$NODE_CLEANUP" cgroups kubepods
   python3 "$NODE_CLEANUP" processes "$socket"
   python3 "$NODE_CLEANUP" mounts "$st/kubelet" "$st/containerd" "$CACHE/containerd"
