@@ -1,4 +1,4 @@
-"""The real node's helper scripts: the OCI packer and the iptables cleanup (pure, no servers)."""
+"""The real node's own scripts: the OCI packer and the iptables cleanup (pure, no servers)."""
 
 from __future__ import annotations
 

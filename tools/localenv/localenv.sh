@@ -616,7 +616,7 @@ cmd_up() {
   up_apiserver
   if node_enabled; then
     wait_for containerd 60 test -f "$STATE/containerd/clean"
-    node_agents
+    node_daemons
   fi
   up_controllers
   up_postgres &

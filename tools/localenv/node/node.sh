@@ -1,5 +1,5 @@
 # The real node of the local environment: containerd, a kubelet and kube-proxy, on a bridge of
-# its own. Sourced by localenv.sh, whose helpers (start, stop, running, wait_for, kc, log, die)
+# its own. Sourced by localenv.sh, whose functions (start, stop, running, wait_for, kc, log, die)
 # and variables (STATE, BIN, PKI, LOGS, PIDS, OFF, PYTHON) it uses.
 #
 # One real node per host: kube-proxy owns the host's KUBE-* iptables chains, the kubelet the
@@ -350,7 +350,7 @@ for image in json.load(sys.stdin)["images"]:
   log "images: $imported imported into containerd, $kept already there"
 }
 
-node_agents() {
+node_daemons() {
   local dir; dir="$(node_dir "$STATE")"
   node_kubeconfig "system:node:$NODE_NAME" kubelet-client >"$dir/kubelet.kubeconfig"
   node_kubeconfig system:kube-proxy kube-proxy >"$dir/kube-proxy.kubeconfig"
