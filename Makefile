@@ -9,6 +9,7 @@
 #                  every module in the worker and as a module process, site.yml; sanity on the edges
 #   make compat-bench  worker vs module process overhead on the oldest and newest line
 #   make localenv-up / localenv-down / localenv-status
+#   make lifecycle the real node's crash recovery and teardown (stops the environment)
 #
 # Everything heavy (Go builds, virtual environments, binaries) is cached in
 # $(CACHE), outside the repository, and reused by later runs.
@@ -141,6 +142,12 @@ reliability: localenv-up
 	  $(MAKE) reliability-private || status=$$?; \
 	  exit $$status
 
+# The real node's crash recovery and teardown, checked on the host itself. It stops the
+# environment it runs against, so `make test` runs it last.
+.PHONY: lifecycle
+lifecycle: venv collection-link
+	$(WITH_ENV) pytest -q tests/lifecycle --junitxml=$(JUNIT_DIR)/lifecycle.xml $(PYTEST_ARGS)
+
 .PHONY: molecule
 molecule: venv collection-link
 	$(WITH_ENV) molecule test -s default
@@ -171,6 +178,7 @@ test: venv collection-link localenv-install
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-private RELIABILITY_MARKS="not slow" || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule-roles || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then $(MAKE) lifecycle || status=$$?; fi; \
 	  $(LOCALENV) down; \
 	  $(PY) tools/test_summary.py $(JUNIT_DIR) || true; \
 	  exit $$status
