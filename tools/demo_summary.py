@@ -141,7 +141,7 @@ def elasticsearch(report, namespace, sts, domain):
     rc, out, err = exec_in(namespace, pods[0]["metadata"]["name"], name,
                            "bash /etc/elasticsearch-role/elasticsearch.sh http-get 127.0.0.1 /_cluster/health")
     try:
-        health = json.loads(out.split("\n\n", 1)[1])
+        health = json.loads(out.rsplit("\n\n", 1)[1])
     except (IndexError, ValueError):
         report.problem("cluster health: %s" % (err or out)[-200:])
         return
