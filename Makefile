@@ -11,6 +11,7 @@
 #                  every module in the worker and as a module process, site.yml; sanity on the edges
 #   make compat-bench  worker vs module process overhead on the oldest and newest line
 #   make localenv-up / localenv-down / localenv-status
+#   make lifecycle the real node's crash recovery and teardown (stops the environment)
 #
 # Everything heavy (Go builds, virtual environments, binaries) is cached in
 # $(CACHE), outside the repository, and reused by later runs.
@@ -90,9 +91,13 @@ localenv-status:
 
 # ----------------------------------------------------------------------------- demo
 
+# The demo stands up PostgreSQL, Cassandra and Elasticsearch, then measures them (tools/demo_summary.py).
+DEMO_ARGS ?= -e site_cassandra=true -e site_elasticsearch=true
+
 .PHONY: demo
 demo: localenv-up collection-link
-	$(WITH_ENV) ansible-playbook -i playbooks/inventory/dev playbooks/site.yml
+	$(WITH_ENV) ansible-playbook -i playbooks/inventory/dev playbooks/site.yml $(DEMO_ARGS)
+	$(WITH_ENV) $(PY) tools/demo_summary.py datastore-dev
 
 # ----------------------------------------------------------------------------- tests
 
@@ -160,13 +165,14 @@ integration: venv collection-link
 # Bad input and load use the local environment; tests/reliability/private stops and starts
 # servers, so it starts an environment of its own (ports moved by 200) in a pytest run of its
 # own. `make test` runs all but the tests marked slow (the node failure, which waits out the
-# node monitor grace period, and the secret scan, which runs the integration suite again).
+# node monitor grace period, the secret scan, which runs the integration suite again, and the
+# three-node Cassandra ring killed under QUORUM writes).
 RELIABILITY_PRIVATE := tests/reliability/private
 RELIABILITY_MARKS ?=
 
 .PHONY: reliability-shared
 reliability-shared: venv collection-link
-	$(WITH_ENV) pytest -q tests/reliability --ignore=$(RELIABILITY_PRIVATE) --junitxml=$(JUNIT_DIR)/reliability-shared.xml $(PYTEST_ARGS)
+	$(WITH_ENV) pytest -q tests/reliability --ignore=$(RELIABILITY_PRIVATE) $(if $(RELIABILITY_MARKS),-m "$(RELIABILITY_MARKS)") --junitxml=$(JUNIT_DIR)/reliability-shared.xml $(PYTEST_ARGS)
 
 .PHONY: reliability-private
 reliability-private: venv collection-link localenv-install
@@ -178,6 +184,12 @@ reliability: localenv-up
 	  RELIABILITY_RANDOM=1 $(MAKE) reliability-shared || status=$$?; \
 	  $(MAKE) reliability-private || status=$$?; \
 	  exit $$status
+
+# The real node's crash recovery and teardown, checked on the host itself. It stops the
+# environment it runs against, so `make test` runs it last.
+.PHONY: lifecycle
+lifecycle: venv collection-link
+	$(WITH_ENV) pytest -q tests/lifecycle --junitxml=$(JUNIT_DIR)/lifecycle.xml $(PYTEST_ARGS)
 
 .PHONY: molecule
 molecule: venv collection-link
@@ -207,10 +219,11 @@ test: venv collection-link localenv-install
 	export RELIABILITY_RESULTS=$(JUNIT_DIR)/reliability.json; status=0; \
 	  $(MAKE) integration || status=$$?; \
 	  if [ $$status -eq 0 ]; then $(MAKE) compat-edge || status=$$?; fi; \
-	  if [ $$status -eq 0 ]; then $(MAKE) reliability-shared || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then $(MAKE) reliability-shared RELIABILITY_MARKS="not slow" || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-private RELIABILITY_MARKS="not slow" || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule-roles || status=$$?; fi; \
+	  if [ $$status -eq 0 ]; then $(MAKE) lifecycle || status=$$?; fi; \
 	  $(LOCALENV) down; \
 	  $(PY) tools/test_summary.py $(JUNIT_DIR) || true; \
 	  exit $$status

@@ -36,7 +36,10 @@ DEV_ONLY = ("tests/", "tools/", "benchmarks/", "molecule/", ".ci/", ".config/", 
 # What a developer's shell (or the env file) may hold and an AWX job never sees.
 LOCAL_ONLY_ENV = ("KUBECONFIG", "K8S_AUTH_KUBECONFIG", "K8S_AUTH_CONTEXT", "VAULT_ADDR", "VAULT_TOKEN", "BAO_ADDR",
                   "BAO_TOKEN", "PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "HELM", "KUBECTL",
-                  "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "PYTHONPATH")
+                  "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "PYTHONPATH",
+                  # The dev inventory places the workloads on the local environment's real node when it
+                  # names one; an AWX job knows nothing of it.
+                  "LOCALENV_REAL_NODE_NAME", "LOCALENV_REAL_STORAGE_CLASS", "LOCALENV_STATE", "LOCALENV_POD_LOG_DIR")
 
 
 def _clean_env(**extra):
@@ -312,13 +315,17 @@ def test_site_playbook_as_an_awx_job(localenv, awx_service_account, tmp_path, mo
         "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
         "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),
     }
-    # The survey and the job template's extra vars.
+    # The survey and the job template's extra vars. The job's pods land on kwok nodes, where no database
+    # runs, so Vault reaches a database the way a Vault outside the cluster would, through the address
+    # route (site_vault_db_via=address), here the environment's own PostgreSQL.
     extravars = {
         "site_namespace": "awx-" + suffix,
         "site_vault_mount": "awx-" + suffix,
-        "site_db_host": localenv["PGHOST"],
-        "site_db_port": int(localenv["PGPORT"]),
-        "site_db_admin_database": localenv["PGDATABASE"],
+        # The collector would land on every node, the real one included, whose images this job does not name.
+        "site_log_collector": False,
+        "site_vault_db_via": "address",
+        "site_vault_db_host": localenv["PGHOST"],
+        "site_vault_db_port": int(localenv["PGPORT"]),
         "site_db_admin_user": localenv["PGUSER"],
         "site_db_admin_password": localenv["PGPASSWORD"],
         "site_helm_binary": localenv["HELM"],

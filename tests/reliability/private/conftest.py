@@ -59,8 +59,9 @@ class PrivateEnv:
         self.env = {}
 
     def _environ(self):
+        # The real node belongs to the shared environment (one per host): this one runs without it.
         env = dict(os.environ, DATASTORE_K8S_STATE=self.state, LOCALENV_PORT_OFFSET=PORT_OFFSET,
-                   PYTHON=sys.executable)
+                   PYTHON=sys.executable, LOCALENV_REAL_NODE="0")
         for key in ("KUBECONFIG", "VAULT_ADDR", "VAULT_TOKEN", "BAO_ADDR", "BAO_TOKEN"):
             env.pop(key, None)
         return env

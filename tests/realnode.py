@@ -1,0 +1,119 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the datastore.kubernetes collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers for tests whose pods run on the local environment's real node.
+
+The roles run through ansible-playbook, as users run them; the tests then ask the datastores
+themselves (``kubectl exec`` into their pods, or their addresses on the node's bridge, which this
+host routes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGES = {
+    "postgres": "localhost/datastore-kubernetes/postgres:17",
+    "cassandra": "localhost/datastore-kubernetes/cassandra:5.0",
+    "elasticsearch": "localhost/datastore-kubernetes/elasticsearch:8.18",
+    "tools": "localhost/datastore-kubernetes/tools:1",
+}
+NODE_LABEL = "datastore.kubernetes/real-node"
+
+
+def collections_root():
+    """The directory tests/conftest.py put on sys.path (ansible_collections/datastore/kubernetes -> the repo)."""
+    for entry in sys.path:
+        if os.path.isdir(os.path.join(entry, "ansible_collections", "datastore", "kubernetes")):
+            return entry
+    raise RuntimeError("tests/conftest.py has not linked the collection")
+
+
+def require_real_node(localenv):
+    """The real node's name; fails (does not skip) when the environment has none."""
+    node = localenv.get("LOCALENV_REAL_NODE_NAME")
+    if not node:
+        pytest.fail("the local environment has no real node (LOCALENV_REAL_NODE_NAME): these tests need pods that run")
+    return node
+
+
+def placement(role):
+    """Role variables that put a role's pods on the real node with the test image."""
+    return {
+        role + "_node_selector": {NODE_LABEL: "true"},
+        role + "_tolerations": [{"key": NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+        role + "_image_pull_policy": "Never",
+    }
+
+
+def run_role(localenv, role, variables, state="present", timeout=1800):
+    """Apply one role with ansible-playbook (variables as extra vars); fails the test on failure."""
+    play = [{"hosts": "localhost", "connection": "local", "gather_facts": False,
+             "roles": [{"role": "datastore.kubernetes." + role}]}]
+    variables = dict(variables, **{role + "_state": state, "ansible_python_interpreter": sys.executable})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "play.yml")
+        with open(path, "w") as handle:
+            json.dump(play, handle)
+        extra = os.path.join(tmp, "vars.json")
+        with open(extra, "w") as handle:
+            json.dump(variables, handle)
+        env = dict(os.environ)
+        env.update(localenv)
+        env.update({"ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+                    "ANSIBLE_NOCOLOR": "1"})
+        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+                               "-e", "@" + extra, path], env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False, cwd=REPO)
+    if proc.returncode != 0:
+        raise AssertionError("role %s (%s) failed:\n%s" % (role, state, proc.stdout[-6000:]))
+    return proc.stdout
+
+
+def kubectl(localenv, *args, check=True, timeout=300, stdin=None):
+    proc = subprocess.run([localenv["KUBECTL"], "--kubeconfig", localenv["KUBECONFIG"], *args], input=stdin,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError("kubectl %s failed: %s" % (" ".join(args), proc.stderr[-2000:]))
+    return proc
+
+
+def exec_in(localenv, namespace, pod, container, *command, check=True, timeout=300):
+    return kubectl(localenv, "exec", "-n", namespace, pod, "-c", container, "--", *command, check=check, timeout=timeout)
+
+
+def until(what, probe, timeout=300, interval=2):
+    """Wait (not a timing assertion) until ``probe()`` returns something true; fail with ``what``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = probe()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError("gave up waiting for %s (last: %s)" % (what, last))
+        time.sleep(interval)
+
+
+def psql(localenv, namespace, pod, sql, container="postgres", database="app", check=True):
+    proc = exec_in(localenv, namespace, pod, container, "psql", "--no-psqlrc", "--tuples-only", "--no-align",
+                   "-v", "ON_ERROR_STOP=1", "--host=/var/run/postgresql", "--dbname=" + database, "--command", sql,
+                   check=check)
+    return proc.stdout.strip() if check else proc
+
+
+def streaming(localenv, namespace, primary="postgres-0"):
+    rows = psql(localenv, namespace, primary, "SELECT application_name, state FROM pg_stat_replication ORDER BY 1")
+    return [line for line in rows.splitlines() if line.endswith("|streaming")]
