@@ -21,7 +21,7 @@ import subprocess
 import uuid
 
 import pytest
-from realnode import IMAGES, kubectl, placement, psql, require_real_node, run_role, streaming, until
+from testlib.realnode import IMAGES, kubectl, placement, psql, require_real_node, run_role, streaming, until
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 
 import pytest
 from testlib.charts import write_chart
+from testlib.localenv import node_script
 
 pytestmark = pytest.mark.localenv
 
@@ -525,9 +525,7 @@ def test_dns_a_and_srv_records_resolve_inside_a_pod(real_node, kube, kubectl, lo
 
 def _unique_shell_image(tmp_path, ref):
     """An OCI archive of a one-binary shell image whose ID no other image has."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                    "tools", "localenv", "node"))
-    import oci_archive  # pylint: disable=import-error,import-outside-toplevel
+    oci_archive = node_script("oci_archive")
 
     root = tmp_path / "root"
     (root / "bin").mkdir(parents=True)

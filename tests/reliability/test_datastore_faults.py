@@ -19,9 +19,9 @@ import sys
 import uuid
 
 import pytest
-from realnode import IMAGES, NODE_LABEL, collections_root, kubectl, placement, psql, require_real_node, run_role, streaming, until
+from testlib.realnode import IMAGES, NODE_LABEL, collections_root, kubectl, placement, psql, require_real_node, run_role, streaming, until
 
-from _reliability_lib import record
+from testlib.reliability import record
 
 ROWS = 2000
 BATCH = 100

@@ -35,3 +35,16 @@ def write_inline_kubeconfig(localenv, path, name="inline"):
         json.dump(inline_kubeconfig_doc(localenv, name=name), handle)
     os.chmod(str(path), 0o600)
     return str(path), key
+
+
+def node_script(name):
+    """One of the real node's Python scripts (tools/localenv/node/<name>.py), loaded as a module."""
+    import importlib.util  # pylint: disable=import-outside-toplevel
+
+    from testlib import REPO  # pylint: disable=import-outside-toplevel
+
+    path = os.path.join(REPO, "tools", "localenv", "node", name + ".py")
+    spec = importlib.util.spec_from_file_location("localenv_node_" + name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

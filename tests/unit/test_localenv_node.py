@@ -5,14 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import tarfile
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "localenv" / "node"))
+from testlib.localenv import node_script
 
-import cleanup  # noqa: E402  pylint: disable=wrong-import-position,import-error
-import oci_archive  # noqa: E402  pylint: disable=wrong-import-position,import-error
+cleanup = node_script("cleanup")
+oci_archive = node_script("oci_archive")
 
 PREFIXES = ["KUBE-", "CNI-", "DSK8S-"]
 

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from testlib import REPO, collections_root  # noqa: F401  (collections_root is part of this helper set)
 IMAGES = {
     "postgres": "localhost/datastore-kubernetes/postgres:17",
     "cassandra": "localhost/datastore-kubernetes/cassandra:5.0",
@@ -27,14 +27,6 @@ IMAGES = {
     "tools": "localhost/datastore-kubernetes/tools:1",
 }
 NODE_LABEL = "datastore.kubernetes/real-node"
-
-
-def collections_root():
-    """The directory tests/conftest.py put on sys.path (ansible_collections/datastore/kubernetes -> the repo)."""
-    for entry in sys.path:
-        if os.path.isdir(os.path.join(entry, "ansible_collections", "datastore", "kubernetes")):
-            return entry
-    raise RuntimeError("tests/conftest.py has not linked the collection")
 
 
 def require_real_node(localenv):
