@@ -28,6 +28,7 @@ import socket
 import ssl
 import struct
 import time
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, cast
 from urllib.parse import urlencode, urlsplit
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
@@ -37,6 +38,10 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     KubeApiError,
     NotFound,
 )
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj
+
+if TYPE_CHECKING:
+    from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient  # pragma: no cover
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -50,7 +55,8 @@ CHUNK = 65536
 class ExecResult:
     """What a command run in a pod gave back."""
 
-    def __init__(self, rc, stdout, stderr, protocol, truncated=False):
+    def __init__(self, rc: int, stdout: bytes, stderr: bytes, protocol: str | None,
+                 truncated: bool = False) -> None:
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
@@ -58,20 +64,20 @@ class ExecResult:
         self.truncated = truncated
 
     @property
-    def stdout_text(self):
+    def stdout_text(self) -> str:
         return self.stdout.decode("utf-8", "replace")
 
     @property
-    def stderr_text(self):
+    def stderr_text(self) -> str:
         return self.stderr.decode("utf-8", "replace")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "ExecResult(rc=%r, stdout=%d bytes, stderr=%d bytes, protocol=%r)" % (
             self.rc, len(self.stdout), len(self.stderr), self.protocol)
 
 
 # -- frames ------------------------------------------------------------------------
-def encode_frame(payload, opcode=OP_BINARY, mask_key=None):
+def encode_frame(payload: bytes, opcode: int = OP_BINARY, mask_key: bytes | None = None) -> bytes:
     """One final, masked client frame (RFC 6455 section 5.2: clients always mask)."""
     mask_key = os.urandom(4) if mask_key is None else mask_key
     length = len(payload)
@@ -87,7 +93,7 @@ def encode_frame(payload, opcode=OP_BINARY, mask_key=None):
     return bytes(head) + mask_key + mask(payload, mask_key)
 
 
-def mask(payload, key):
+def mask(payload: bytes, key: bytes) -> bytes:
     """XOR ``payload`` with the 4-byte ``key`` repeated (the same operation unmasks)."""
     if not payload:
         return b""
@@ -98,15 +104,15 @@ def mask(payload, key):
 class FrameReader:
     """Reassembles WebSocket frames from bytes as they arrive."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.buf = b""
-        self._fragments = None
-        self._fragment_opcode = None
+        self._fragments: list[bytes] | None = None
+        self._fragment_opcode: int | None = None
 
-    def feed(self, data):
+    def feed(self, data: bytes) -> None:
         self.buf += data
 
-    def messages(self):
+    def messages(self) -> Iterator[tuple[int, bytes]]:
         """Yield ``(opcode, payload)`` for each complete message (control frames included)."""
         while True:
             frame = self._frame()
@@ -120,7 +126,7 @@ class FrameReader:
                     raise ExecError("WebSocket: a continuation frame without a first fragment")
                 self._fragments.append(payload)
                 if fin:
-                    data, opcode = b"".join(self._fragments), self._fragment_opcode
+                    data, opcode = b"".join(self._fragments), cast(int, self._fragment_opcode)
                     self._fragments = self._fragment_opcode = None
                     yield opcode, data
             elif fin:
@@ -128,7 +134,7 @@ class FrameReader:
             else:
                 self._fragments, self._fragment_opcode = [payload], opcode
 
-    def _frame(self):
+    def _frame(self) -> tuple[bool, int, bytes] | None:
         buf = self.buf
         if len(buf) < 2:
             return None
@@ -158,7 +164,7 @@ class FrameReader:
         return fin, opcode, mask(payload, key) if masked else payload
 
 
-def exit_code(status):
+def exit_code(status: Obj) -> int | None:
     """The exit code a channel-3 ``Status`` reports; ``None`` when the command did not run.
 
     Success is 0; a non-zero exit comes as ``reason: NonZeroExitCode`` with a cause
@@ -177,7 +183,7 @@ def exit_code(status):
 
 
 # -- connection --------------------------------------------------------------------
-def _ssl_context(configuration):
+def _ssl_context(configuration: Any) -> ssl.SSLContext:
     verify = bool(getattr(configuration, "verify_ssl", True))
     context = ssl.create_default_context()
     ca_file = getattr(configuration, "ssl_ca_cert", None)
@@ -196,7 +202,7 @@ def _ssl_context(configuration):
     return context
 
 
-def _connect(configuration, timeout):
+def _connect(configuration: Any, timeout: float) -> tuple[socket.socket, str]:
     parts = urlsplit(configuration.host)
     if getattr(configuration, "proxy", None):
         raise InvalidInput("proxy", "running a command in a pod through a proxy is not supported")
@@ -216,7 +222,7 @@ def _connect(configuration, timeout):
     return sock, parts.path.rstrip("/")
 
 
-def _handshake_request(client, path, host_header):
+def _handshake_request(client: KubeClient, path: str, host_header: str) -> tuple[bytes, str]:
     key = base64.b64encode(os.urandom(16)).decode("ascii")
     # pylint: disable-next=protected-access
     headers = [(k, v) for k, v in client._headers().items() if k not in ("Accept",)]
@@ -228,14 +234,14 @@ def _handshake_request(client, path, host_header):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), key
 
 
-def parse_handshake_response(head):
+def parse_handshake_response(head: bytes) -> tuple[int, dict[str, str]]:
     """``(status, headers)`` of the server's answer to the upgrade request (header names lowered)."""
     lines = head.decode("latin-1").split("\r\n")
     try:
         status = int(lines[0].split(" ", 2)[1])
     except (IndexError, ValueError):
         raise ExecError("WebSocket: the API server answered %r" % lines[0][:100])
-    headers = {}
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         if ":" in line:
             name, value = line.split(":", 1)
@@ -243,11 +249,11 @@ def parse_handshake_response(head):
     return status, headers
 
 
-def accept_value(key):
+def accept_value(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + WS_GUID).digest()).decode("ascii")
 
 
-def _api_error(where, status, body):
+def _api_error(where: str, status: int, body: bytes) -> KubeApiError:
     try:
         data = json.loads(body)
     except (TypeError, ValueError):
@@ -262,17 +268,17 @@ def _api_error(where, status, body):
 class _Stream:
     """One exec WebSocket: the socket, the negotiated protocol and a frame reader."""
 
-    def __init__(self, sock, protocol, leftover, where):
+    def __init__(self, sock: socket.socket, protocol: str | None, leftover: bytes, where: str) -> None:
         self.sock = sock
         self.protocol = protocol
         self.reader = FrameReader()
         self.reader.feed(leftover)
         self.where = where
 
-    def send(self, payload, opcode=OP_BINARY):
+    def send(self, payload: bytes, opcode: int = OP_BINARY) -> None:
         self.sock.sendall(encode_frame(payload, opcode))
 
-    def close(self):
+    def close(self) -> None:
         try:
             self.send(struct.pack("!H", 1000), OP_CLOSE)
         except OSError:
@@ -283,7 +289,8 @@ class _Stream:
             pass
 
 
-def _open(client, namespace, pod, container, command, stdin, timeout, deadline):
+def _open(client: KubeClient, namespace: str, pod: str, container: str | None, command: Sequence[str],
+          stdin: bytes | None, timeout: float, deadline: float) -> _Stream:
     query = [("command", arg) for arg in command]
     if container:
         query.append(("container", container))
@@ -326,7 +333,7 @@ def _open(client, namespace, pod, container, command, stdin, timeout, deadline):
     return _Stream(sock, protocol, rest, where)
 
 
-def _recv(sock, deadline, where):
+def _recv(sock: socket.socket, deadline: float, where: str) -> bytes:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise ExecTimeout("exec in %s: no answer in time" % where)
@@ -342,7 +349,8 @@ def _recv(sock, deadline, where):
         raise ExecError("exec in %s: the stream broke: %s" % (where, exc))
 
 
-def run(client, namespace, pod, command, container=None, stdin=None, timeout=60.0, max_output=MAX_OUTPUT):
+def run(client: KubeClient, namespace: str, pod: str, command: Sequence[str], container: str | None = None,
+        stdin: bytes | str | None = None, timeout: float = 60.0, max_output: int = MAX_OUTPUT) -> ExecResult:
     """Run ``command`` (a list of arguments, no shell) in ``pod`` and return an ``ExecResult``.
 
     ``stdin`` (bytes or text) is sent on channel 0 and then closed (v5); with a server
@@ -359,10 +367,10 @@ def run(client, namespace, pod, command, container=None, stdin=None, timeout=60.
     where = "pod %s/%s%s" % (namespace, pod, " container %s" % container if container else "")
     stream = _open(client, namespace, pod, container, command, stdin, min(timeout, client.request_timeout),
                    deadline)
-    out = {STDOUT: [], STDERR: []}
+    out: dict[int, list[bytes]] = {STDOUT: [], STDERR: []}
     size = {STDOUT: 0, STDERR: 0}
     truncated = False
-    status = None
+    status: Obj | None = None
     try:
         if stdin is not None:
             for start in range(0, len(stdin), CHUNK):

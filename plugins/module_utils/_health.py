@@ -16,9 +16,14 @@ __metaclass__ = type
 
 import json
 import re
+from typing import TYPE_CHECKING, Any, Iterable, cast
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _exec
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import ExecError, KubeApiError
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj
+
+if TYPE_CHECKING:
+    from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient  # pragma: no cover
 
 DATASTORES = ("none", "postgres", "cassandra", "elasticsearch")
 # Unassigned Elasticsearch shards explained, at most (each explanation is one more command).
@@ -51,7 +56,7 @@ POSTGRES_COMMAND = ["sh", "-c", 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${
                                 '-d postgres -c "$1"', "health", POSTGRES_SQL]
 
 
-def parse_postgres(text):
+def parse_postgres(text: str | None) -> Obj:
     """The JSON object the PostgreSQL query printed (the last non-empty line of ``text``)."""
     lines = [line for line in (text or "").splitlines() if line.strip()]
     if not lines:
@@ -62,22 +67,24 @@ def parse_postgres(text):
     return data
 
 
-def _number(value):
+def _number(value: Any) -> int | float | None:
     if value is None:
         return None
     number = float(value)
     return int(number) if number == int(number) else number
 
 
-def postgres_report(observed):
+def postgres_report(observed: list[Obj]) -> Obj:
     """The PostgreSQL health report from what each pod answered.
 
     ``observed``: a list of ``{"pod", "ip", "data"}`` (``data`` from ``parse_postgres``) or
     ``{"pod", "ip", "error"}``. Replication rows of the primary are matched to pods by address.
     """
     by_ip = {o.get("ip"): o["pod"] for o in observed if o.get("ip")}
-    pods, replication, problems = [], [], []
-    primaries = []
+    pods: list[Obj] = []
+    replication: list[Obj] = []
+    problems: list[str] = []
+    primaries: list[str] = []
     for entry in observed:
         data = entry.get("data")
         if data is None:
@@ -135,7 +142,7 @@ _UNITS = {"": 1, "B": 1, "KB": 1024, "KIB": 1024, "MB": 1024 ** 2, "MIB": 1024 *
           "GIB": 1024 ** 3, "TB": 1024 ** 4, "TIB": 1024 ** 4, "PB": 1024 ** 5, "PIB": 1024 ** 5}
 
 
-def _bytes(load):
+def _bytes(load: str | None) -> int | None:
     match = re.match(r"^([\d.,]+)\s*([KMGTP]?i?B)?$", load or "", re.I)
     if not match:
         return None
@@ -145,9 +152,10 @@ def _bytes(load):
     return int(float(number) * _UNITS[(match.group(2) or "").upper()])
 
 
-def parse_nodetool_status(text):
+def parse_nodetool_status(text: str | None) -> list[Obj]:
     """Nodes of ``nodetool status`` output, each with its datacenter."""
-    nodes, datacenter = [], None
+    nodes: list[Obj] = []
+    datacenter: str | None = None
     for line in (text or "").splitlines():
         if line.startswith("Datacenter:"):
             datacenter = line.split(":", 1)[1].strip()
@@ -173,7 +181,8 @@ def parse_nodetool_status(text):
     return nodes
 
 
-def cassandra_report(nodes, pod_ips, source=None, errors=None):
+def cassandra_report(nodes: list[Obj], pod_ips: dict[str, str | None], source: str | None = None,
+                     errors: Iterable[str] | None = None) -> Obj:
     """The Cassandra health report: every node up and normal, one per pod."""
     by_ip = {ip: pod for pod, ip in pod_ips.items() if ip}
     problems = list(errors or [])
@@ -228,12 +237,12 @@ es GET '/_cat/shards?format=json&h=index,shard,prirep,state,unassigned.reason&s=
 """, "health"]
 
 
-def es_explain_command(index, shard, primary):
+def es_explain_command(index: str, shard: int | str, primary: bool) -> list[str]:
     body = json.dumps({"index": index, "shard": int(shard), "primary": bool(primary)})
     return ["bash", "-c", _ES_BASH + 'es POST /_cluster/allocation/explain "$1"\n', "health", body]
 
 
-def parse_es_health(text):
+def parse_es_health(text: str | None) -> tuple[Obj, list[Obj]]:
     """``(health, shards)`` from the health command: the health object, then the shard list."""
     text = (text or "").strip()
     if not text:
@@ -247,11 +256,11 @@ def parse_es_health(text):
     return health, shards if isinstance(shards, list) else []
 
 
-def unassigned_shards(shards):
+def unassigned_shards(shards: list[Obj]) -> list[Obj]:
     return [s for s in shards if s.get("state") == "UNASSIGNED"]
 
 
-def explanation_summary(answer):
+def explanation_summary(answer: Obj) -> Obj:
     """The useful part of ``_cluster/allocation/explain``: why, and what each node's deciders say."""
     info = answer.get("unassigned_info") or {}
     nodes = []
@@ -269,13 +278,14 @@ def explanation_summary(answer):
             "nodes": nodes}
 
 
-def es_report(health, shards, explanations, source=None, errors=None):
+def es_report(health: Obj, shards: list[Obj], explanations: dict[tuple[Any, int, bool], Obj],
+              source: str | None = None, errors: Iterable[str] | None = None) -> Obj:
     """The Elasticsearch health report; ``explanations`` maps ``(index, shard, primary)`` to an answer."""
-    unassigned = []
+    unassigned: list[Obj] = []
     for shard in unassigned_shards(shards):
         primary = shard.get("prirep") == "p"
-        entry = {"index": shard.get("index"), "shard": int(shard.get("shard")), "primary": primary,
-                 "reason": shard.get("unassigned.reason")}
+        entry: Obj = {"index": shard.get("index"), "shard": int(cast(Any, shard.get("shard"))),
+                      "primary": primary, "reason": shard.get("unassigned.reason")}
         answer = explanations.get((entry["index"], entry["shard"], primary))
         entry["explanation"] = explanation_summary(answer) if answer else None
         unassigned.append(entry)
@@ -292,7 +302,8 @@ def es_report(health, shards, explanations, source=None, errors=None):
 
 
 # -- collection through the API server ---------------------------------------------------
-def _exec_text(client, namespace, pod, container, command, timeout):
+def _exec_text(client: KubeClient, namespace: str, pod: str, container: str | None, command: list[str],
+               timeout: float) -> str:
     result = _exec.run(client, namespace, pod, command, container=container, timeout=timeout)
     if result.rc != 0:
         detail = (result.stderr_text.strip() or result.stdout_text.strip())[:300]
@@ -300,22 +311,23 @@ def _exec_text(client, namespace, pod, container, command, timeout):
     return result.stdout_text
 
 
-def _running(pods):
+def _running(pods: list[Obj]) -> list[Obj]:
     return [p for p in pods if (p.get("status") or {}).get("phase") == "Running"
             and not (p.get("metadata") or {}).get("deletionTimestamp")]
 
 
-def _pod_ip(pod):
+def _pod_ip(pod: Obj) -> str | None:
     return (pod.get("status") or {}).get("podIP")
 
 
-def _ordinal_key(pod):
+def _ordinal_key(pod: Obj) -> tuple[int, str]:
     name = pod["metadata"]["name"]
     tail = name.rsplit("-", 1)[-1]
     return (int(tail) if tail.isdigit() else 0, name)
 
 
-def collect(client, datastore, namespace, pods, container=None, timeout=60.0):
+def collect(client: KubeClient, datastore: str | None, namespace: str, pods: Iterable[Obj],
+            container: str | None = None, timeout: float = 60.0) -> Obj | None:
     """Ask the datastore in ``pods`` (Pod objects) how it is; ``None`` when ``datastore`` is none."""
     if not datastore or datastore == "none":
         return None
@@ -323,10 +335,10 @@ def collect(client, datastore, namespace, pods, container=None, timeout=60.0):
     running = _running(pods)
     not_running = ["%s: pod not running" % p["metadata"]["name"] for p in pods if p not in running]
     if datastore == "postgres":
-        observed = []
+        observed: list[Obj] = []
         for pod in running:
             name = pod["metadata"]["name"]
-            entry = {"pod": name, "ip": _pod_ip(pod)}
+            entry: Obj = {"pod": name, "ip": _pod_ip(pod)}
             try:
                 entry["data"] = parse_postgres(_exec_text(client, namespace, name, container, POSTGRES_COMMAND,
                                                           timeout))
@@ -347,9 +359,10 @@ def collect(client, datastore, namespace, pods, container=None, timeout=60.0):
                 return cassandra_report(nodes, {p["metadata"]["name"]: _pod_ip(p) for p in pods}, name, errors)
             health, shards = parse_es_health(_exec_text(client, namespace, name, container, ES_HEALTH_COMMAND,
                                                         timeout))
-            explanations = {}
+            explanations: dict[tuple[Any, int, bool], Obj] = {}
             for shard in unassigned_shards(shards)[:MAX_EXPLAINED]:
-                key = (shard.get("index"), int(shard.get("shard")), shard.get("prirep") == "p")
+                key: tuple[Any, int, bool] = (shard.get("index"), int(cast(Any, shard.get("shard"))),
+                                              shard.get("prirep") == "p")
                 try:
                     explanations[key] = json.loads(_exec_text(client, namespace, name, container,
                                                               es_explain_command(*key), timeout))
