@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright: contributors to the datastore.kubernetes collection
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What `make demo` stood up, measured: where each datastore answers and how healthy it is.
@@ -79,8 +79,8 @@ def where(report, namespace, sts, domain):
     pods = pods_of(namespace, sts)
     report.add("pods ready", "%d of %d" % (sum(ready(p) for p in pods), sts["spec"]["replicas"]))
     for pod in pods:
-        report.add("", "%s.%s  %s%s" % (pod["metadata"]["name"], fqdn, pod["status"].get("podIP", "-"),
-                                       "" if ready(pod) else "  (not ready)"))
+        state = "" if ready(pod) else "  (not ready)"
+        report.add("", "%s.%s  %s%s" % (pod["metadata"]["name"], fqdn, pod["status"].get("podIP", "-"), state))
     container = [c for c in sts["spec"]["template"]["spec"]["containers"] if c["name"] == name][0]
     srv = ["_%s._tcp.%s" % (p["name"], fqdn) for p in container.get("ports", []) if p.get("name")]
     report.add("SRV names", ", ".join(srv))
@@ -94,8 +94,8 @@ def postgres(report, namespace, sts, domain, database, table):
     primary_svc = kubectl("get", "service", name + "-primary", "-n", namespace, "-o", "json", check=False)
     if primary_svc.returncode == 0:
         spec = json.loads(primary_svc.stdout)["spec"]
-        report.add("writers connect to", "%s-primary.%s.svc.%s:5432 (cluster IP %s)" % (name, namespace, domain,
-                                                                                     spec.get("clusterIP")))
+        report.add("writers connect to",
+                   "%s-primary.%s.svc.%s:5432 (cluster IP %s)" % (name, namespace, domain, spec.get("clusterIP")))
     sql = ("SELECT application_name, state, coalesce(pg_wal_lsn_diff(sent_lsn, replay_lsn), 0)::bigint, "
            "coalesce(replay_lag, interval '0')::text FROM pg_stat_replication ORDER BY 1")
     rc, out, err = exec_in(namespace, pods[0]["metadata"]["name"], name,
@@ -162,7 +162,7 @@ def credentials(report, namespace, secret):
     left = ""
     try:
         when = datetime.datetime.fromisoformat(expires.replace("Z", "+00:00"))
-        left = " (in %s)" % str(when - datetime.datetime.now(datetime.timezone.utc)).split(".")[0]
+        left = " (in %s)" % str(when - datetime.datetime.now(datetime.timezone.utc)).split(".", maxsplit=1)[0]
     except ValueError:
         pass
     report.add("Secret", "%s/%s (keys only; values never printed)" % (namespace, secret))
@@ -194,8 +194,9 @@ def log_collector(report, namespace):
         return
     report.section("Log collector")
     ds = items[0]
-    report.add("collectors ready", "%s of %s node(s)" % (ds["status"].get("numberReady", 0),
-                                                        ds["status"].get("desiredNumberScheduled", 0)))
+    status = ds["status"]
+    report.add("collectors ready",
+               "%s of %s node(s)" % (status.get("numberReady", 0), status.get("desiredNumberScheduled", 0)))
     pods = get_json("pods", "-n", namespace, "-l", "app.kubernetes.io/instance=" + ds["metadata"]["name"])["items"]
     shipped = 0
     for pod in pods:
@@ -218,8 +219,8 @@ def main(argv=None):
     report.lines.append("The datastore stack in namespace %s" % args.namespace)
     report.lines.append("=" * len(report.lines[0]))
     found = statefulsets(args.namespace)
-    for kind, run in (("postgres", lambda s: postgres(report, args.namespace, s, args.cluster_domain, args.database,
-                                                       args.dataload_table)),
+    for kind, run in (("postgres", lambda s: postgres(report, args.namespace, s, args.cluster_domain,
+                                                      args.database, args.dataload_table)),
                       ("cassandra", lambda s: cassandra(report, args.namespace, s, args.cluster_domain)),
                       ("elasticsearch", lambda s: elasticsearch(report, args.namespace, s, args.cluster_domain))):
         if kind in found:

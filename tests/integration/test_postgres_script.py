@@ -116,8 +116,8 @@ class Server:
     def run(self, *args, check=True):
         proc = subprocess.run(self._argv(*args), env=self.env, capture_output=True, text=True, timeout=WAIT, check=False)
         if check and proc.returncode != 0:
-            raise AssertionError("postgres.sh %s on %s failed (rc=%s): %s" % (" ".join(args), self.name, proc.returncode,
-                                                                            proc.stderr[-3000:]))
+            raise AssertionError("postgres.sh %s on %s failed (rc=%s): %s"
+                                 % (" ".join(args), self.name, proc.returncode, proc.stderr[-3000:]))
         return proc
 
     def start(self):

@@ -85,12 +85,14 @@ def test_postgres_primary_killed_during_a_dataload_and_a_replica_killed(localenv
     script.write_text(SLOW_LOAD.format(rows=ROWS, batch=BATCH))
     load = _dataload_playbook(localenv, namespace, script)
     try:
-        until("a few batches committed", lambda: int(psql(localenv, namespace, "postgres-0",
-                                                           "SELECT count(*) FROM fault_rows", check=False).stdout.strip() or 0)
-              >= 3 * BATCH, timeout=300, interval=1)
+        def committed():
+            out = psql(localenv, namespace, "postgres-0", "SELECT count(*) FROM fault_rows", check=False).stdout
+            return int(out.strip() or 0) >= 3 * BATCH
+
+        until("a few batches committed", committed, timeout=300, interval=1)
         # The primary's pod goes at once, without its preStop hook: its server is killed mid-batch.
         kubectl(localenv, "delete", "pod", "postgres-0", "-n", namespace, "--grace-period=0", "--force")
-        output, _ = load.communicate(timeout=1200)
+        output, _errors = load.communicate(timeout=1200)
     finally:
         if load.poll() is None:
             load.kill()
@@ -163,10 +165,10 @@ def test_cassandra_node_killed_under_quorum_writes(localenv, namespace):
         cassandra_wait_timeout=1500), timeout=2400)
     service = "cassandra.%s.svc.cluster.local" % namespace
     kubectl(localenv, "run", "quorum-client", "-n", namespace, "--image", IMAGES["tools"],
-                     "--image-pull-policy", "Never", "--restart", "Never",
-                     "--overrides", json.dumps({"spec": {"nodeSelector": {NODE_LABEL: "true"}, "tolerations": [
-                         {"key": NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}]}}),
-                     "--", "python3", "-c", CLIENT, "write", service, "1200")
+            "--image-pull-policy", "Never", "--restart", "Never",
+            "--overrides", json.dumps({"spec": {"nodeSelector": {NODE_LABEL: "true"}, "tolerations": [
+                {"key": NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}]}}),
+            "--", "python3", "-c", CLIENT, "write", service, "1200")
     until("the client writing", lambda: "ack 100" in kubectl(localenv, "logs", "-n", namespace, "quorum-client",
                                                              check=False).stdout, timeout=300)
     kubectl(localenv, "delete", "pod", "cassandra-2", "-n", namespace, "--grace-period=0", "--force")

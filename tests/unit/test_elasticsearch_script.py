@@ -35,7 +35,7 @@ class _Node(http.server.BaseHTTPRequestHandler):
     answers = {}
 
     def do_GET(self):  # noqa: N802 - the http.server hook
-        path, _, query = self.path.partition("?")
+        path, _sep, query = self.path.partition("?")
         if path == STATE and "local=true" not in query:
             raise AssertionError("the cluster state must be asked locally: %s" % self.path)
         status, body = self.answers.get(path, (404, "{}"))

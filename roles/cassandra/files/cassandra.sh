@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Start-up of a Cassandra node of the datastore.kubernetes cassandra role.
 #
 # The image provides the programs (`cassandra`, honouring CASSANDRA_CONF, MAX_HEAP_SIZE, HEAP_NEWSIZE

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Start-up and readiness of an Elasticsearch node of the datastore.kubernetes elasticsearch role.
 #
 #   elasticsearch.sh start   (main container) Elasticsearch in the foreground; with
