@@ -64,7 +64,8 @@ def deploy(env, ns):
                      postgres_storage_class=env.get("LOCALENV_REAL_STORAGE_CLASS"), postgres_storage_size="256Mi",
                      postgres_resources={"requests": {"cpu": "100m", "memory": "256Mi"},
                                          "limits": {"cpu": "1", "memory": "256Mi"}},
-                     postgres_parameters={"shared_buffers": "32MB"}, postgres_readiness_probe=probe,
+                     postgres_parameters={"shared_buffers": "32MB", "wal_retrieve_retry_interval": "1s"},
+                     postgres_readiness_probe=probe,
                      postgres_startup_probe=dict(probe, periodSeconds=1, failureThreshold=600),
                      postgres_termination_grace_period_seconds=40)
     run_role(env, "postgres", variables)

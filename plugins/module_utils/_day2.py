@@ -39,7 +39,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import 
 
 APPS = "apps/v1"
 # How often a gate asks the datastore again while it waits.
-GATE_INTERVAL = 1.0
+GATE_INTERVAL = 0.5
 # The postgres client in the container logs in on the local socket as the superuser the container names.
 _PSQL = 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${POSTGRES_USER:-${PGUSER:-postgres}}" -d postgres -c "$1"'
 
@@ -60,14 +60,12 @@ class Engine:
         self.container = container
         self.timeout = timeout
 
-    def health(self, pods: list[Obj]) -> Obj | None:
+    def find_primary(self, pods: list[Obj]) -> str | None:
         return None
 
-    def primary(self, report: Obj | None) -> str | None:
-        return None
-
-    def gate_problems(self, report: Obj | None, expected: list[str], params: Params) -> list[str]:
-        return []
+    def gate(self, pods: list[Obj], primary: str | None, params: Params) -> tuple[list[str], Obj | None]:
+        """``(problems, report)``: why the datastore is not ready to lose its next pod (empty: it is)."""
+        return [], None
 
     def leftover_slots(self, primary: str, names: list[str]) -> list[str]:
         return []
@@ -77,16 +75,44 @@ class Engine:
 
 
 class Postgres(Engine):
+    """The primary is the member not in recovery; the gate is asked of it alone (one command per check)."""
+
     name = "postgres"
 
-    def health(self, pods: list[Obj]) -> Obj | None:
-        return _health.collect(self.client, "postgres", self.namespace, pods, self.container, self.timeout)
+    def _state(self, pod: str) -> Obj:
+        result = _exec.run(self.client, self.namespace, pod, _health.POSTGRES_COMMAND, container=self.container,
+                           timeout=self.timeout)
+        if result.rc != 0:
+            raise ExecError("pod %s/%s: psql exited with %d: %s" % (
+                self.namespace, pod, result.rc, result.stderr_text.strip()[:300]), pod=pod)
+        return _health.parse_postgres(result.stdout_text)
 
-    def primary(self, report: Obj | None) -> str | None:
-        return (report or {}).get("primary")
+    def find_primary(self, pods: list[Obj]) -> str | None:
+        for pod in pods:
+            if not plan.is_ready(pod):
+                continue
+            try:
+                if not self._state(plan.pod_name(pod)).get("in_recovery"):
+                    return plan.pod_name(pod)
+            except (ExecError, KubeApiError, ValueError):
+                continue
+        return None
 
-    def gate_problems(self, report: Obj | None, expected: list[str], params: Params) -> list[str]:
-        return plan.postgres_gate(report, expected, params["max_lag_bytes"])
+    def gate(self, pods: list[Obj], primary: str | None, params: Params) -> tuple[list[str], Obj | None]:
+        primary = primary or self.find_primary(pods)
+        if primary is None:
+            return ["no member answers as the primary"], None
+        try:
+            data: Obj | None = self._state(primary)
+        except (ExecError, KubeApiError, ValueError) as exc:
+            return ["%s: %s" % (primary, getattr(exc, "msg", None) or exc)], None
+        ips = {plan.pod_name(p): (p.get("status") or {}).get("podIP") for p in pods if plan.pod_name(p) != primary}
+        problems = plan.postgres_primary_gate(data, primary, ips, params["max_lag_bytes"])
+        by_ip = {ip: pod for pod, ip in ips.items() if ip}
+        replication = [{"pod": by_ip.get(row.get("client_addr")), "state": row.get("state"),
+                        "lag_bytes": row.get("lag_bytes")} for row in (data or {}).get("replication") or []]
+        return problems, {"primary": primary, "healthy": not problems, "problems": problems,
+                          "timeline": (data or {}).get("wal_timeline"), "replication": replication}
 
     def _sql(self, pod: str, sql: str) -> str:
         result = _exec.run(self.client, self.namespace, pod, ["sh", "-c", _PSQL, "day2", sql],
@@ -140,7 +166,9 @@ def observed(client: KubeClient, sts: Obj, timeout: float) -> Obj:
     meta = sts["metadata"]
 
     def seen(obj: Obj | None) -> bool:
-        return bool(obj) and (obj.get("status") or {}).get("observedGeneration", 0) >= obj["metadata"]["generation"]
+        if obj is None:
+            return False
+        return bool((obj.get("status") or {}).get("observedGeneration", 0) >= obj["metadata"]["generation"])
 
     found = watch_until(client, APPS, "StatefulSet", meta["namespace"], meta["name"], seen, timeout)
     return found or sts
@@ -154,16 +182,18 @@ def _ref(params: Params) -> str:
     return "StatefulSet %s/%s" % (params["namespace"], params["name"])
 
 
-def wait_gate(engine: Engine, client: KubeClient, sts: Obj, params: Params, after: str) -> tuple[Obj | None, float]:
+def wait_gate(engine: Engine, client: KubeClient, sts: Obj, params: Params, primary: str | None,
+              after: str) -> tuple[Obj | None, float]:
     """Ask the datastore until its gate passes; ``(report, seconds waited)``. Raises ``Gate`` on timeout."""
     start = time.monotonic()
     deadline = start + params["gate_timeout"]
     while True:
         pods = read_pods(client, sts)
-        names = [plan.pod_name(p) for p in pods]
-        not_ready = [n for n, p in zip(names, pods) if not plan.is_ready(p) or plan.is_terminating(p)]
-        report = engine.health(pods) if not not_ready else None
-        problems = ["%s: not ready" % n for n in not_ready] or engine.gate_problems(report, names, params)
+        not_ready = [plan.pod_name(p) for p in pods if not plan.is_ready(p) or plan.is_terminating(p)]
+        report = None
+        problems = ["%s: not ready" % n for n in not_ready]
+        if not problems:
+            problems, report = engine.gate(pods, primary, params)
         if not problems:
             return report, time.monotonic() - start
         if time.monotonic() >= deadline:
@@ -212,12 +242,15 @@ def replace_pod(client: KubeClient, namespace: str, name: str, pod: Obj | None, 
     """Delete ``pod`` (if it is there) and wait for its successor, Ready on ``update_revision``; seconds taken."""
     start = time.monotonic()
     old_uid = pod["metadata"]["uid"] if pod is not None else None
-    if pod is not None and plan.revision(pod) != update_revision:
+    # A pod already on the update revision (not ready yet) is waited for, not replaced.
+    keep = pod is not None and plan.revision(pod) == update_revision
+    if pod is not None and not keep:
         client.delete("v1", "Pod", name, namespace, preconditions={"uid": old_uid})
 
     def successor_ready(obj: Obj | None) -> bool:
-        return bool(obj) and plan.revision(obj) == update_revision and plan.is_ready(obj) \
-            and not plan.is_terminating(obj) and (obj["metadata"]["uid"] != old_uid or plan.revision(pod) == update_revision)
+        if obj is None or plan.revision(obj) != update_revision or plan.is_terminating(obj):
+            return False
+        return plan.is_ready(obj) and (keep or obj["metadata"]["uid"] != old_uid)
 
     try:
         watch_until(client, "v1", "Pod", namespace, name, successor_ready, timeout)
@@ -237,8 +270,7 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
                                                _wanted_annotations(client, params))
     engine = engine_for(task, client)
     pods = read_pods(client, sts)
-    report = engine.health([p for p in pods if plan.is_ready(p)]) if pods else None
-    primary = engine.primary(report)
+    primary = engine.find_primary(pods)
     status = sts.get("status") or {}
     stale_status = status.get("observedGeneration", 0) < sts["metadata"]["generation"]
     target = None if stale_status else status.get("updateRevision")
@@ -261,7 +293,7 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
 
     if steps["order"] and not steps["stuck"]:
         # Nothing is written while the datastore is not healthy to begin with.
-        wait_gate(engine, client, sts, params, "before the first pod")
+        wait_gate(engine, client, sts, params, primary, "before the first pod")
     takeover = plan.strategy_takeover(sts) if steps["order"] else None
     body: Obj = {}
     if patch:
@@ -289,7 +321,8 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
             result["stuck_deleted"].append(pod_name)
             stuck.discard(pod_name)
         if not stuck:
-            _, gate_seconds = wait_gate(engine, client, sts, params, "after %s" % pod_name)
+            report, gate_seconds = wait_gate(engine, client, sts, params, primary, "after %s" % pod_name)
+            result["health"] = report
             entry["gate_seconds"] = round(gate_seconds, 3)
         result["pods"].append(entry)
 
@@ -297,7 +330,6 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
     if restore:
         client.patch(APPS, "StatefulSet", name, ns, restore)
     result["update_revision"] = update_revision
-    result["health"] = engine.health(read_pods(client, sts))
     return result
 
 
@@ -324,13 +356,11 @@ def run_scale_down(task: Task, client: KubeClient) -> Result:
                            % (target, current, _ref(params)))
     engine = engine_for(task, client)
     pods = read_pods(client, sts)
-    report = engine.health([p for p in pods if plan.is_ready(p)])
-    primary = engine.primary(report)
-    if engine.name == "postgres" and primary is None and target == 0:
-        primary = "%s-0" % name
-    if engine.name == "postgres" and primary is None:
-        raise DatastoreError("%s: no single PostgreSQL primary answers (%s); nothing was changed"
-                             % (_ref(params), "; ".join((report or {}).get("problems") or ["no report"])))
+    primary = engine.find_primary(pods)
+    if engine.name == "postgres" and target == 0:
+        primary = primary or "%s-0" % name
+    elif engine.name == "postgres" and primary is None:
+        raise DatastoreError("%s: no PostgreSQL member answers as the primary; nothing was changed" % _ref(params))
     steps = plan.plan_scale_down(name, current, target, primary, engine.name)
     # Left over by an earlier, interrupted run: pods above the target still there, slots, claims.
     gone = ["%s-%d" % (name, n) for n in range(target, target + 64)]

@@ -230,20 +230,28 @@ def gate_description(engine: str, max_lag_bytes: int) -> list[str]:
     return ["pod Ready on the new revision"]
 
 
-def postgres_gate(report: Obj | None, expected: list[str], max_lag_bytes: int) -> list[str]:
-    """Why the PostgreSQL gate does not pass yet (empty: it passes).
+def postgres_primary_gate(data: Obj | None, primary: str, replica_ips: dict[str, str | None],
+                          max_lag_bytes: int) -> list[str]:
+    """Why the PostgreSQL gate does not pass yet, from the primary's own answer (empty: it passes).
 
-    ``expected``: the pods that must answer (every member). The report is ``_health.postgres_report``.
+    ``data``: the primary's health row (``_health.parse_postgres``); ``replica_ips``: every other
+    member and its pod address. One command on the primary tells it all: it is not in recovery, and
+    its ``pg_stat_replication`` lists each replica streaming with a lag under the bound.
     """
-    if report is None:
-        return ["no health report"]
-    problems = list(report.get("problems") or [])
-    answered = {p["pod"] for p in report.get("pods") or [] if p.get("role") != "unknown"}
-    problems.extend("%s: did not answer" % pod for pod in expected if pod not in answered)
-    for row in report.get("replication") or []:
-        lag = row.get("lag_bytes")
-        if row.get("pod") in expected and lag is not None and lag > max_lag_bytes:
-            problems.append("%s: replay lag %s bytes > %d" % (row["pod"], lag, max_lag_bytes))
+    if data is None:
+        return ["%s: did not answer" % primary]
+    if data.get("in_recovery"):
+        return ["%s: in recovery, not the primary" % primary]
+    rows = {row.get("client_addr"): row for row in data.get("replication") or []}
+    problems = []
+    for pod, ip in sorted(replica_ips.items(), key=lambda item: ordinal(item[0])):
+        row = rows.get(ip) if ip else None
+        if row is None:
+            problems.append("%s: not connected to the primary %s" % (pod, primary))
+        elif row.get("state") != "streaming":
+            problems.append("%s: %s, not streaming" % (pod, row.get("state")))
+        elif row.get("lag_bytes") is not None and float(row["lag_bytes"]) > max_lag_bytes:
+            problems.append("%s: replay lag %s bytes > %d" % (pod, row["lag_bytes"], max_lag_bytes))
     return problems
 
 

@@ -52,10 +52,10 @@ options:
   engine:
     description:
       - The datastore in the pods, which decides the gate and which pod is the primary.
-      - V(postgres) asks every pod with C(psql) on its local socket (as the container's C(POSTGRES_USER), else
-        C(PGUSER), else C(postgres)); the gate passes when there is one primary, every replica is streaming from
-        it (C(pg_stat_replication)) and every replica's replay lag is at most O(max_lag_bytes). The primary is
-        replaced last.
+      - V(postgres) runs C(psql) on the pods' local socket (as the container's C(POSTGRES_USER), else
+        C(postgres)). The primary is the first member, by ordinal, not in recovery; it is replaced last. The
+        gate asks the primary alone: it is not in recovery, and its C(pg_stat_replication) lists every other
+        member (matched by pod address) as C(streaming) with a replay lag of at most O(max_lag_bytes).
       - V(none) gates on pod readiness alone.
     type: str
     choices: [postgres, none]
@@ -157,9 +157,22 @@ update_revision:
   returned: when pods were replaced
   type: str
 health:
-  description: The datastore's health at the end (as M(datastore.kubernetes.info) reports it).
+  description: What the primary said when the last gate passed.
   returned: when pods were replaced and O(engine) is not V(none)
   type: dict
+  contains:
+    primary: {description: The primary pod., type: str}
+    healthy: {description: Whether the gate passed., type: bool}
+    problems: {description: Why not (empty when it passed)., type: list, elements: str}
+    timeline: {description: The primary's timeline., type: int}
+    replication:
+      description: The primary's C(pg_stat_replication) rows.
+      type: list
+      elements: dict
+      contains:
+        pod: {description: The replica pod (by address)., type: str}
+        state: {description: 'V(streaming), V(catchup)...', type: str}
+        lag_bytes: {description: Bytes of WAL not replayed yet., type: int}
 """
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2

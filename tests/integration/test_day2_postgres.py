@@ -71,7 +71,8 @@ def cluster(localenv, day2_ns):
                      postgres_storage_class=localenv.get("LOCALENV_REAL_STORAGE_CLASS"), postgres_storage_size="256Mi",
                      postgres_resources={"requests": {"cpu": "100m", "memory": "256Mi"},
                                          "limits": {"cpu": "1", "memory": "256Mi"}},
-                     postgres_parameters={"shared_buffers": "32MB"}, postgres_wait_timeout=600,
+                     postgres_parameters={"shared_buffers": "32MB", "wal_retrieve_retry_interval": "1s"},
+                     postgres_wait_timeout=600,
                      postgres_readiness_probe=fast_probe, postgres_startup_probe=dict(fast_probe, periodSeconds=1,
                                                                                       failureThreshold=600),
                      postgres_termination_grace_period_seconds=40)
@@ -92,17 +93,25 @@ def service_ip(localenv, ns, name):
     return kubectl(localenv, "get", "service", name, "-n", ns, "-o", "jsonpath={.spec.clusterIP}").stdout
 
 
-class Client(threading.Thread):
-    """Writes through the primary's Service and reads through the members' Service, a new connection each
-    time, and records every outcome with its time."""
+class Client:
+    """Writes through the primary's Service and reads through the members' Service, each in a thread of its
+    own with a new connection every time, and records every outcome with its time."""
 
     def __init__(self, write_host, read_host, password, interval=0.1):
-        super().__init__(daemon=True)
         self.write_host, self.read_host, self.password, self.interval = write_host, read_host, password, interval
         self.stop = threading.Event()
         self.writes = []  # (time, id, ok)
         self.reads = []  # (time, ok, error)
-        self.next_id = 1
+        self.threads = [threading.Thread(target=self._write_loop, daemon=True),
+                        threading.Thread(target=self._read_loop, daemon=True)]
+
+    def start(self):
+        for thread in self.threads:
+            thread.start()
+
+    def join(self, timeout):
+        for thread in self.threads:
+            thread.join(timeout)
 
     def _connect(self, host):
         import psycopg2
@@ -110,17 +119,22 @@ class Client(threading.Thread):
         return psycopg2.connect(host=host, port=5432, dbname="app", user="postgres", password=self.password,
                                 connect_timeout=3, options="-c statement_timeout=3000")
 
-    def run(self):
+    def _write_loop(self):
+        wid = 0
         while not self.stop.is_set():
-            wid = self.next_id
-            self.next_id += 1
+            wid += 1
             try:
-                with self._connect(self.write_host) as conn, conn.cursor() as cur:
+                conn = self._connect(self.write_host)
+                with conn, conn.cursor() as cur:
                     cur.execute("INSERT INTO writes VALUES (%s)", (wid,))
                 conn.close()
                 self.writes.append((time.monotonic(), wid, True))
             except Exception:  # pylint: disable=broad-except  # every failure counts, whatever its kind
                 self.writes.append((time.monotonic(), wid, False))
+            self.stop.wait(self.interval)
+
+    def _read_loop(self):
+        while not self.stop.is_set():
             try:
                 conn = self._connect(self.read_host)
                 with conn.cursor() as cur:

@@ -118,22 +118,25 @@ def test_strategy_is_taken_over_and_given_back():
     assert back["spec"]["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": None}
 
 
-def report(primary="pg-0", replicas=(("pg-1", "streaming", 0),), problems=()):
-    rows = [{"pod": p, "state": s, "lag_bytes": lag} for p, s, lag in replicas]
-    pods = [{"pod": primary, "role": "primary"}] + [{"pod": p, "role": "replica"} for p, _, _ in replicas]
-    return {"healthy": not problems, "problems": list(problems), "primary": primary, "pods": pods,
-            "replication": rows}
+def primary_row(*rows, in_recovery=False):
+    return {"in_recovery": in_recovery, "replication": [
+        {"client_addr": ip, "state": state, "lag_bytes": lag} for ip, state, lag in rows]}
 
 
-def test_postgres_gate():
-    assert plan.postgres_gate(report(), ["pg-0", "pg-1"], 1024) == []
-    assert plan.postgres_gate(report(replicas=(("pg-1", "streaming", 4096),)), ["pg-0", "pg-1"], 1024) == [
-        "pg-1: replay lag 4096 bytes > 1024"]
-    assert plan.postgres_gate(report(), ["pg-0", "pg-1", "pg-2"], 1024) == ["pg-2: did not answer"]
-    problems = plan.postgres_gate(report(problems=["pg-1: replica not streaming from the primary"]),
-                                  ["pg-0", "pg-1"], 1024)
-    assert problems == ["pg-1: replica not streaming from the primary"]
-    assert plan.postgres_gate(None, ["pg-0"], 0) == ["no health report"]
+def test_postgres_gate_is_read_off_the_primary():
+    ips = {"pg-2": "10.0.0.12", "pg-1": "10.0.0.11"}
+    streaming = primary_row(("10.0.0.11", "streaming", 0), ("10.0.0.12", "streaming", 512))
+    assert plan.postgres_primary_gate(streaming, "pg-0", ips, 1024) == []
+    assert plan.postgres_primary_gate(streaming, "pg-0", ips, 100) == ["pg-2: replay lag 512 bytes > 100"]
+    catching_up = primary_row(("10.0.0.11", "catchup", 0))
+    assert plan.postgres_primary_gate(catching_up, "pg-0", ips, 1024) == [
+        "pg-1: catchup, not streaming", "pg-2: not connected to the primary pg-0"]
+    # A replica whose pod has no address yet is not connected, whatever the rows say.
+    assert plan.postgres_primary_gate(streaming, "pg-0", {"pg-1": None}, 1024) == [
+        "pg-1: not connected to the primary pg-0"]
+    assert plan.postgres_primary_gate(primary_row(in_recovery=True), "pg-0", {}, 0) == [
+        "pg-0: in recovery, not the primary"]
+    assert plan.postgres_primary_gate(None, "pg-0", {}, 0) == ["pg-0: did not answer"]
 
 
 def test_scale_down_keeps_the_primary():
