@@ -329,3 +329,58 @@ def test_scale_down_refuses_the_primary_then_removes_a_replica_and_its_slot(loca
 
     again = run_module("scale_down", params)
     assert not again.get("failed") and again["changed"] is False
+
+
+def test_a_stuck_pod_is_refused_then_replaced_first_on_request(localenv, namespace, run_module):
+    """engine none on a small StatefulSet of the shell image: a pod not ready on the old revision is stuck."""
+    require_real_node(localenv)
+    ns = namespace
+    pod_spec = dict(placement_spec(), terminationGracePeriodSeconds=1, containers=[{
+        "name": "shell", "image": localenv["LOCALENV_SHELL_IMAGE"], "imagePullPolicy": "Never",
+        "command": ["sh", "-c", "touch /tmp/ready; exec sleep 100000"],
+        "readinessProbe": {"exec": {"command": ["test", "-e", "/tmp/ready"]}, "periodSeconds": 1,
+                           "failureThreshold": 1},
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}}}])
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web", "namespace": ns},
+           "spec": {"serviceName": "web", "replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec}}}
+    kubectl(localenv, "apply", "-f", "-", stdin=json.dumps(sts))
+
+    def ready_count():
+        return int(kubectl(localenv, "get", "statefulset", "web", "-n", ns, "-o",
+                           "jsonpath={.status.readyReplicas}").stdout or 0)
+
+    until("three pods ready", lambda: ready_count() == 3)
+    kubectl(localenv, "exec", "-n", ns, "web-1", "--", "rm", "/tmp/ready")
+    until("web-1 not ready", lambda: ready_count() == 2)
+    before = json.loads(kubectl(localenv, "get", "statefulset", "web", "-n", ns, "-o", "json").stdout)
+
+    params = {"name": "web", "namespace": ns, "engine": "none", "template_annotations": {"example.com/rev": "2"},
+              "pod_timeout": 120, "gate_timeout": 120}
+    refused = run_module("rolling_update", params)
+    assert refused.get("failed") and refused["msg"].startswith("delete_stuck_pods: StatefulSet %s/web: web-1" % ns)
+    after = json.loads(kubectl(localenv, "get", "statefulset", "web", "-n", ns, "-o", "json").stdout)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"]["updateStrategy"] == before["spec"]["updateStrategy"]
+
+    params["delete_stuck_pods"] = True
+    planned = run_module("rolling_update", params, check=True)
+    assert planned["plan"]["stuck"] == ["web-1"] and planned["plan"]["pods"] == ["web-1", "web-2", "web-0"]
+
+    result = run_module("rolling_update", params)
+    assert not result.get("failed"), result.get("msg")
+    assert result["stuck_deleted"] == ["web-1"]
+    assert [p["pod"] for p in result["pods"]] == ["web-1", "web-2", "web-0"]
+    pods = json.loads(kubectl(localenv, "get", "pods", "-n", ns, "-o", "json").stdout)["items"]
+    assert {p["metadata"]["labels"]["controller-revision-hash"] for p in pods} == {result["update_revision"]}
+    assert ready_count() == 3
+    final = json.loads(kubectl(localenv, "get", "statefulset", "web", "-n", ns, "-o", "json").stdout)
+    assert final["spec"]["updateStrategy"]["type"] == "RollingUpdate"
+    assert final["spec"]["template"]["metadata"]["annotations"]["example.com/rev"] == "2"
+
+
+def placement_spec():
+    from testlib.realnode import NODE_LABEL
+
+    return {"nodeSelector": {NODE_LABEL: "true"},
+            "tolerations": [{"key": NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}]}
