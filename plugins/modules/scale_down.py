@@ -48,7 +48,7 @@ options:
     required: true
   engine:
     description:
-      - The datastore in the pods. V(postgres) finds the primary by asking every pod (C(pg_is_in_recovery())),
+      - The datastore in the pods. V(postgres) finds the primary by asking the ready pods in ordinal order (the first not in recovery),
         refuses to remove it, and drops the removed replicas' replication slots (named as the postgres role's
         start-up script names them, the pod name with other characters than C([a-z0-9_]) as C(_)).
       - V(none) only lowers C(replicas) and handles the claims.
