@@ -16,7 +16,7 @@ description:
     it moves on waits until the datastore itself says the replaced pod is back (O(engine)).
   - What changes is the pod template, in one write - O(image), O(resources), O(template_annotations), a hash of
     O(config_maps) (a ConfigMap content change rolls the pods), a restart mark (O(restart)) - or nothing, when
-    an earlier run was interrupted and pods are still on an old revision: the module goes on from there.
+    an earlier run was interrupted and pods are still on an old revision; the module goes on from there.
   - For the run the StatefulSet's update strategy is C(OnDelete), so that only the pods this module deletes
     are replaced; the strategy it had is saved in the annotation C(datastore.kubernetes/rollout-saved-strategy)
     and given back at the end. (A lowered C(partition) would let the controller replace the next pod as soon
@@ -54,7 +54,7 @@ options:
       - The datastore in the pods, which decides the gate and which pod is the primary.
       - V(postgres) runs C(psql) on the pods' local socket (as the container's C(POSTGRES_USER), else
         C(postgres)). The primary is the first member, by ordinal, not in recovery; it is replaced last. The
-        gate asks the primary alone: it is not in recovery, and its C(pg_stat_replication) lists every other
+        gate asks the primary alone; it is not in recovery, and its C(pg_stat_replication) lists every other
         member (matched by pod address) as C(streaming) with a replay lag of at most O(max_lag_bytes).
       - V(none) gates on pod readiness alone.
     type: str

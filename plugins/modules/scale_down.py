@@ -85,7 +85,7 @@ plan:
   contains:
     from: {description: C(replicas) before., type: int}
     to: {description: C(replicas) after., type: int}
-    remove: {description: Pods removed, highest first., type: list, elements: str}
+    remove: {description: 'Pods removed, highest first.', type: list, elements: str}
     primary: {description: The PostgreSQL primary., type: str}
     slots: {description: Replication slots of removed pods still on the primary., type: list, elements: str}
     claims: {description: Claims to delete (with O(delete_pvcs))., type: list, elements: str}

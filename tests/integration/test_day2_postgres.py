@@ -149,7 +149,7 @@ class Client:
     def figures(self):
         failed_writes = [w for w in self.writes if not w[2]]
         downtime, start = 0.0, None
-        for when, _, ok in self.writes:
+        for when, _wid, ok in self.writes:
             if not ok and start is None:
                 start = when
             elif ok and start is not None:
@@ -175,7 +175,7 @@ def all_rows_there(localenv, ns, client=None):
     for pod in streaming_pods(localenv, ns):
         assert psql(localenv, ns, pod, "SELECT count(*), sum(length(v)) FROM kept") == "%d|%d" % (ROWS, ROWS * 32)
     if client is not None:
-        ok_ids = {wid for _, wid, ok in client.writes if ok}
+        ok_ids = {wid for _when, wid, ok in client.writes if ok}
         stored = set(int(x) for x in psql(localenv, ns, "postgres-0", "SELECT id FROM writes").split())
         assert ok_ids <= stored, "acknowledged writes lost: %s" % sorted(ok_ids - stored)[:10]
 
@@ -319,6 +319,7 @@ def test_scale_down_refuses_the_primary_then_removes_a_replica_and_its_slot(loca
     assert sts_json(localenv, ns)["spec"]["replicas"] == 2
     assert "postgres-2" not in pod_state(localenv, ns)
     assert slots(localenv, ns) == ["postgres_1"]
+
     def claims():
         return kubectl(localenv, "get", "pvc", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
 
@@ -329,6 +330,19 @@ def test_scale_down_refuses_the_primary_then_removes_a_replica_and_its_slot(loca
 
     again = run_module("scale_down", params)
     assert not again.get("failed") and again["changed"] is False
+
+    # A run stopped right after its first write (replicas lowered) left postgres-1's slot and claim:
+    # the next run with the same target finds and removes them.
+    kubectl(localenv, "scale", "statefulset", NAME, "-n", ns, "--replicas=1")
+    until("postgres-1 gone", lambda: "postgres-1" not in pod_state(localenv, ns))
+    assert slots(localenv, ns) == ["postgres_1"]
+    finished = run_module("scale_down", dict(params, replicas=1))
+    assert not finished.get("failed"), finished.get("msg")
+    assert finished["changed"] is True and finished["removed"] == []
+    assert finished["slots_dropped"] == ["postgres_1"] and finished["claims_deleted"] == ["data-postgres-1"]
+    assert slots(localenv, ns) == []
+    until("the claim of postgres-1 gone", lambda: "data-postgres-1" not in claims())
+    assert psql(localenv, ns, "postgres-0", "SELECT count(*) FROM kept") == str(ROWS)
 
 
 def test_a_stuck_pod_is_refused_then_replaced_first_on_request(localenv, namespace, run_module):
