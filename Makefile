@@ -7,6 +7,7 @@
 #   make docs      HTML documentation of the modules and roles (antsibull-docs), in the cache directory
 #   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
+#   make bench-day2  rolling restart of PostgreSQL on the real node: our overhead per pod
 #   make compat    every supported ansible-core line (tools/compat/versions.txt): docs, unit tests,
 #                  every module in the worker and as a module process, site.yml; sanity on the edges
 #   make compat-bench  worker vs module process overhead on the oldest and newest line
@@ -295,6 +296,12 @@ compat: localenv-up collection-link
 .PHONY: bench
 bench: localenv-up collection-link
 	$(WITH_ENV) $(PY) benchmarks/run.py
+
+# Health-gated rolling restart of PostgreSQL against its own restart time, on the real node of the
+# running environment (it does not start one); results in benchmarks/results/day2.json and day2.md.
+.PHONY: bench-day2
+bench-day2: venv collection-link
+	$(WITH_ENV) $(PY) benchmarks/day2.py
 
 # Worker against module process on the oldest and the newest ansible-core line (or LINES=2.16,2.19);
 # results in benchmarks/results/compat.json and compat.md.
