@@ -168,9 +168,9 @@ mode, hosts, count = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
 
 def session_on(contact, only=None):
     # only: the one node that coordinates every request (the others are never asked directly).
+    settings = {"load_balancing_policy": WhiteListRoundRobinPolicy([only])} if only else {}
     profile = ExecutionProfile(consistency_level=ConsistencyLevel.QUORUM, retry_policy=FallthroughRetryPolicy(),
-                               request_timeout=5,
-                               load_balancing_policy=WhiteListRoundRobinPolicy([only]) if only else None)
+                               request_timeout=5, **settings)
     cluster = Cluster(contact, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connect_timeout=10)
     return cluster.connect()
 
