@@ -474,11 +474,17 @@ def case_site(b):
                     if phase == "noop" and c.side == "ours":
                         _require_unchanged(run, [t["name"] for t in run.tasks], c.label)
             finally:
-                b.cluster.delete_namespace(ns)
+                # The mount first, while the datastore in the namespace still answers: disabling it revokes
+                # the leases, which drops their logins in that database (it fails once the database is gone).
                 try:
                     client.sys.disable_secrets_engine(mount)
                 except Exception:  # pylint: disable=broad-except  # never enabled when the run failed early
-                    pass
+                    try:
+                        client.sys.revoke_force(mount + "/")
+                        client.sys.disable_secrets_engine(mount)
+                    except Exception:  # pylint: disable=broad-except
+                        log("site: could not disable the Vault mount %s" % mount)
+                b.cluster.delete_namespace(ns)
             r.add(cid, "converge", c.name, timings[0])
             r.add(cid, "noop", c.name, timings[1])
             log("  %s: converge %.1fs, no-op %.1fs" % (c.label, timings[0], timings[1]))

@@ -109,3 +109,38 @@ def psql(localenv, namespace, pod, sql, container="postgres", database="app", ch
 def streaming(localenv, namespace, primary="postgres-0"):
     rows = psql(localenv, namespace, primary, "SELECT application_name, state FROM pg_stat_replication ORDER BY 1")
     return [line for line in rows.splitlines() if line.endswith("|streaming")]
+
+
+def crictl(localenv, *args, check=True, timeout=120):
+    """crictl against the real node's containerd (the environment's own socket)."""
+    proc = subprocess.run([localenv["CRICTL"], "--runtime-endpoint", localenv["CONTAINER_RUNTIME_ENDPOINT"], *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError("crictl %s failed: %s" % (" ".join(args), proc.stderr[-2000:]))
+    return proc
+
+
+def kill_container(localenv, namespace, pod, container):
+    """SIGKILL one running container of a pod on the real node (no preStop hook, no grace period).
+
+    The pod stays; the kubelet starts the container again as its restart policy says. Only the
+    container of ``namespace/pod`` is touched (selected by the kubelet's labels on the container).
+    Returns the killed container's id.
+    """
+    ids = crictl(localenv, "ps", "--quiet", "--state", "running", "--name", "^%s$" % container,
+                 "--label", "io.kubernetes.pod.namespace=" + namespace,
+                 "--label", "io.kubernetes.pod.name=" + pod).stdout.split()
+    if len(ids) != 1:
+        raise AssertionError("expected one running container %s in %s/%s, found %s" % (container, namespace, pod, ids))
+    # A stop with no grace period: containerd sends SIGKILL at once.
+    crictl(localenv, "stop", "--timeout", "0", ids[0])
+    return ids[0]
+
+
+def restart_count(localenv, namespace, pod, container):
+    """How many times the kubelet restarted ``container`` of ``pod``."""
+    statuses = json.loads(kubectl(localenv, "get", "pod", pod, "-n", namespace, "-o", "json").stdout)["status"]
+    for status in statuses.get("containerStatuses", []):
+        if status["name"] == container:
+            return status.get("restartCount", 0)
+    raise AssertionError("pod %s/%s has no container %s" % (namespace, pod, container))
