@@ -563,12 +563,12 @@ up_objectstore() {
                  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
 EOF
   )
-  start objectstore "weed" "$BIN/weed" server -dir "$dir/data" -ip 127.0.0.1 -ip.bind 127.0.0.1 \
+  start objectstore "weed" "$BIN/weed" server -filer -dir "$dir/data" -ip 127.0.0.1 -ip.bind 127.0.0.1 \
     -master.port "$OBJECTSTORE_MASTER_PORT" -volume.port "$OBJECTSTORE_VOLUME_PORT" -filer.port "$OBJECTSTORE_FILER_PORT" \
     -volume.max 0 -master.volumeSizeLimitMB 256 -metricsPort 0
   wait_for objectstore 60 curl -sf "http://127.0.0.1:$OBJECTSTORE_FILER_PORT/"
   start objectstore-s3 "weed" "$BIN/weed" s3 -filer "127.0.0.1:$OBJECTSTORE_FILER_PORT" -ip.bind "$addr" \
-    -port "$OBJECTSTORE_PORT" -config "$dir/s3.json"
+    -port "$OBJECTSTORE_PORT" -port.iceberg 0 -port.lance 0 -config "$dir/s3.json"
   wait_for objectstore-s3 60 curl -s -o /dev/null "http://$addr:$OBJECTSTORE_PORT/"
   # The bucket backups go to (signed with curl's SigV4; the key is given on stdin, not the command line).
   local code
