@@ -197,11 +197,11 @@ def test_point_in_time_restore_from_s3(localenv, namespace):
     outputs.append(_playbook(localenv, "restore.yml", restore))
     restore_seconds = _job_seconds(localenv, namespace, "restored-restore")
 
-    rows = psql(localenv, namespace, "restored-0", "SELECT note FROM items WHERE id < 0 ORDER BY id DESC")
+    rows = psql(localenv, namespace, "restored-0", "SELECT note FROM items WHERE id < 0 ORDER BY id DESC", container="restored")
     assert rows == "row A"
-    assert psql(localenv, namespace, "restored-0", "SELECT count(*) FROM items WHERE note LIKE 'known %'") == str(ROWS)
-    assert psql(localenv, namespace, "restored-0", "SELECT pg_is_in_recovery()") == "f"
-    psql(localenv, namespace, "restored-0", "INSERT INTO items VALUES (-3, 'after the restore')")
+    assert psql(localenv, namespace, "restored-0", "SELECT count(*) FROM items WHERE note LIKE 'known %'", container="restored") == str(ROWS)
+    assert psql(localenv, namespace, "restored-0", "SELECT pg_is_in_recovery()", container="restored") == "f"
+    psql(localenv, namespace, "restored-0", "INSERT INTO items VALUES (-3, 'after the restore')", container="restored")
 
     for output in outputs:
         for value in hidden:
@@ -231,7 +231,7 @@ def test_backup_to_a_volume_and_restore(localenv, namespace):
     del restore["postgres_name"], restore["postgres_namespace"]
     outputs.append(_playbook(localenv, "restore.yml", restore))
     restore_seconds = _job_seconds(localenv, namespace, "restored-restore")
-    assert psql(localenv, namespace, "restored-0", "SELECT count(*) FROM items") == str(ROWS)
+    assert psql(localenv, namespace, "restored-0", "SELECT count(*) FROM items", container="restored") == str(ROWS)
     outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
     kinds = sorted(entry.split()[0] for entry in _listed(outputs[-1]))
     assert kinds == ["base", "dump"], kinds
