@@ -221,8 +221,13 @@ def test_backup_to_a_volume_and_restore(localenv, namespace):
     backup = _backup_vars(localenv, namespace, spec, "")
     run_role(localenv, "postgres", _postgres_vars(localenv, namespace, "postgres", spec, ""))
     size = _load_known_rows(localenv, namespace)
-    outputs = [_playbook(localenv, "backup.yml", backup)]
+    outputs = [_playbook(localenv, "backup.yml", dict(backup, backup_schedule="17 3 * * *"))]
     backup_seconds = _job_seconds(localenv, namespace, "postgres-backup")
+    # The schedule is a CronJob running the same Job, one at a time; without a schedule it goes.
+    cron = json.loads(kubectl(localenv, "get", "cronjob", "postgres-backup", "-n", namespace, "-o", "json").stdout)
+    assert cron["spec"]["schedule"] == "17 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][-1] == "base-backup"
     outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="dump", backup_dump_database="app")))
     _destroy(localenv, namespace, "postgres")
 
@@ -235,6 +240,8 @@ def test_backup_to_a_volume_and_restore(localenv, namespace):
     outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
     kinds = sorted(entry.split()[0] for entry in _listed(outputs[-1]))
     assert kinds == ["base", "dump"], kinds
+    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_wait=False)))
+    assert kubectl(localenv, "get", "cronjob", "postgres-backup", "-n", namespace, check=False).returncode != 0
     for output in outputs:
         for value in hidden:
             assert value not in output
