@@ -715,6 +715,11 @@ cmd_down() {
   [ -d "$PIDS" ] || { log "nothing running"; return 0; }
   stop objectstore-s3 weed
   stop objectstore weed
+  # SeaweedFS leaves its local gRPC and HTTP sockets in /tmp, named by port.
+  local port
+  for port in "$OBJECTSTORE_PORT" "$OBJECTSTORE_MASTER_PORT" "$OBJECTSTORE_VOLUME_PORT" "$OBJECTSTORE_FILER_PORT"; do
+    rm -f /tmp/seaweedfs-*-"$port".sock /tmp/seaweedfs-*-"$((port + 10000))".sock
+  done
   stop registry docker-registry
   stop charts http.server
   stop openbao bao
