@@ -246,3 +246,21 @@ def test_backup_to_a_volume_and_restore(localenv, namespace):
         for value in hidden:
             assert value not in output
     print("\nbackup of %d rows (database %s) to a volume: %d s; restore: %d s" % (ROWS, size, backup_seconds, restore_seconds))
+
+
+def test_object_store_answers_only_with_its_keys(localenv):
+    store = _store(localenv)
+    url = "%s/%s?list-type=2" % (store["OBJECTSTORE_ENDPOINT"], store["OBJECTSTORE_BUCKET"])
+
+    def status(user):
+        argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-K", "-"]
+        config = 'url = "%s"\n' % url
+        if user:
+            argv += ["--aws-sigv4", "aws:amz:us-east-1:s3"]
+            config += 'user = "%s"\n' % user
+        env = {key: value for key, value in os.environ.items() if key != "AWS_CA_BUNDLE"}
+        return subprocess.run(argv, input=config, capture_output=True, text=True, timeout=60, check=True, env=env).stdout
+
+    assert status("%s:%s" % (store["OBJECTSTORE_ACCESS_KEY_ID"], store["OBJECTSTORE_SECRET_ACCESS_KEY"])) == "200"
+    assert status("%s:%s" % (store["OBJECTSTORE_ACCESS_KEY_ID"], "not-the-key")) == "403"
+    assert status(None) == "403"
