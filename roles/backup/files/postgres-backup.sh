@@ -33,10 +33,15 @@ die() { log "ERROR: $*"; exit 1; }
 
 find_programs() {
   command -v pg_basebackup >/dev/null 2>&1 && return 0
-  local dir
-  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
-    if [ -x "$dir/pg_basebackup" ]; then PATH=$dir:$PATH; export PATH; return 0; fi
+  local dir newest=""
+  # The newest major version installed (the glob sorts 9.6 after 17: compare numbers).
+  for dir in /usr/lib/postgresql/*/bin; do
+    [ -x "$dir/pg_basebackup" ] || continue
+    if [ -z "$newest" ] || [ "$(basename "$(dirname "$dir")" | cut -d. -f1)" -gt "$(basename "$(dirname "$newest")" | cut -d. -f1)" ]; then
+      newest=$dir
+    fi
   done
+  if [ -n "$newest" ]; then PATH=$newest:$PATH; export PATH; return 0; fi
   die "no PostgreSQL programs (pg_basebackup) on PATH or in /usr/lib/postgresql/*/bin"
 }
 
