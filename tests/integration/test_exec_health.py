@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-POSTGRES_IMAGE = "localhost/datastore-kubernetes/postgres:17"
+POSTGRES_IMAGE = "localhost/datastore-kubernetes/postgres:17-2"
 REAL = {"nodeSelector": {"type": "real"},
         "tolerations": [{"key": "datastore.kubernetes/real-node", "operator": "Exists", "effect": "NoSchedule"}]}
 PASSWORD = "pw-" + uuid.uuid4().hex

@@ -216,7 +216,7 @@ exit $status
 
 @pytest.mark.parametrize("image", ["postgres"], indirect=True)
 def test_postgres_image_layout(image):
-    assert image.ref == PREFIX + "postgres:17"
+    assert image.ref == PREFIX + "postgres:17-2"
     assert image.config["Entrypoint"] == ["docker-entrypoint.sh"]
     assert image.config["Cmd"] == ["postgres"]
     env = dict(item.split("=", 1) for item in image.config["Env"])

