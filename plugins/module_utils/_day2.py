@@ -41,7 +41,7 @@ APPS = "apps/v1"
 # How often a gate asks the datastore again while it waits.
 GATE_INTERVAL = 0.5
 # The postgres client in the container logs in on the local socket as the superuser the container names.
-_PSQL = 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${POSTGRES_USER:-${PGUSER:-postgres}}" -d postgres -c "$1"'
+_PSQL = 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${PGUSER:-${POSTGRES_USER:-postgres}}" -d postgres -c "$1"'
 
 
 class Gate(DatastoreError):

@@ -51,8 +51,9 @@ SELECT json_build_object(
              EXTRACT(epoch FROM replay_lag) AS replay_lag_seconds
       FROM pg_stat_replication) r), '[]'::json))
 """
-# The image's own client on the local socket, as the database superuser the container was made with.
-POSTGRES_COMMAND = ["sh", "-c", 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${POSTGRES_USER:-postgres}" '
+# The image's own client on the local socket, as the database superuser the container was made with
+# (PGUSER, which the postgres role sets; else the image's POSTGRES_USER; else postgres).
+POSTGRES_COMMAND = ["sh", "-c", 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${PGUSER:-${POSTGRES_USER:-postgres}}" '
                                 '-d postgres -c "$1"', "health", POSTGRES_SQL]
 
 
