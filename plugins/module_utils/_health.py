@@ -241,6 +241,12 @@ es GET '/_cat/shards?format=json&h=index,shard,prirep,state,unassigned.reason&s=
 """, "health"]
 
 
+def es_command(method: str, path: str, body: Obj | None = None) -> list[str]:
+    """One request to the node's HTTP API from inside its pod; the JSON ``body`` goes as an argument."""
+    return ["bash", "-c", _ES_BASH + 'es "$1" "$2" "$3"\n', "es", method, path,
+            json.dumps(body) if body is not None else ""]
+
+
 def es_explain_command(index: str, shard: int | str, primary: bool) -> list[str]:
     body = json.dumps({"index": index, "shard": int(shard), "primary": bool(primary)})
     return ["bash", "-c", _ES_BASH + 'es POST /_cluster/allocation/explain "$1"\n', "health", body]
