@@ -389,11 +389,8 @@ def es_scale_down_check(sts_name: str, target: int, nodes: list[Obj], index_sett
     (``number_of_replicas`` + 1, or ``index.write.wait_for_active_shards``) need more data nodes than remain;
     a red cluster (a primary unassigned: its data may be on a leaving node).
     """
-    ours = re.compile(r"^%s-(\d+)$" % re.escape(sts_name))
-
     def leaving(name: str) -> bool:
-        match = ours.match(name)
-        return bool(match) and int(match.group(1)) >= target
+        return bool(es_own_names(name, sts_name, target))
 
     remaining = [n for n in nodes if not leaving(str(n.get("name")))]
     going = sorted((str(n.get("name")) for n in nodes if leaving(str(n.get("name")))), key=ordinal, reverse=True)
