@@ -190,7 +190,11 @@ class Elasticsearch(Engine):
                 self.namespace, pod, method, path.split("?")[0], result.rc,
                 (result.stderr_text.strip() or result.stdout_text.strip())[:300]), pod=pod)
         text = result.stdout_text.strip()
-        return json.loads(text) if text else None
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            raise ExecError("pod %s/%s: %s %s: not JSON: %s" % (self.namespace, pod, method, path.split("?")[0],
+                                                                text[:200]), pod=pod)
 
     def find_primary(self, pods: list[Obj]) -> str | None:
         names = {plan.pod_name(p) for p in pods}

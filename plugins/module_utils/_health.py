@@ -229,8 +229,22 @@ es() {
   printf '%s %s HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
     "$method" "$path" "${#body}" "$body" >&3
   IFS=' ' read -r _ status _ <&3
-  while IFS= read -r line <&3 && [ -n "${line%$'\r'}" ]; do :; done
-  cat <&3
+  local chunked=
+  while IFS= read -r line <&3 && [ -n "${line%$'\r'}" ]; do
+    case "${line,,}" in transfer-encoding:*chunked*) chunked=1 ;; esac
+  done
+  if [ -n "$chunked" ]; then
+    # Elasticsearch answers even HTTP/1.0 in chunks: <hex size>CRLF<data>CRLF ... 0CRLF
+    local size
+    while IFS= read -r line <&3; do
+      size=$((16#${line%%[;$'\r']*}))
+      [ "$size" -gt 0 ] || break
+      head -c "$size" <&3
+      IFS= read -r line <&3
+    done
+  else
+    cat <&3
+  fi
   exec 3<&-
   case "$status" in 2*) ;; *) echo "HTTP $status from $path" >&2; return 22 ;; esac
 }
