@@ -211,6 +211,15 @@ def test_rolling_restart_behind_the_green_gate_fails_no_search(localenv, cluster
     assert again["changed"] is False and again["pods"] == []
     assert pod_state(localenv, ns) == after
 
+    # A run stopped while a pod was away leaves allocation at primaries: the next run resets it.
+    http(api(localenv, ns), "PUT", "/_cluster/settings",
+         {"persistent": {"cluster.routing.allocation.enable": "primaries"}})
+    resumed = run_module("rolling_update", params)
+    assert not resumed.get("failed"), resumed.get("msg")
+    assert resumed["changed"] is True and resumed["pods"] == [] and len(resumed["plan"]["resume"]) == 1
+    assert "cluster.routing.allocation.enable" not in cluster_settings(localenv, ns)
+    assert pod_state(localenv, ns) == after
+
 
 def test_scale_down_refuses_what_is_unsafe_then_drains_a_node(localenv, cluster, run_module):
     ns = cluster["ns"]
@@ -259,3 +268,18 @@ def test_scale_down_refuses_what_is_unsafe_then_drains_a_node(localenv, cluster,
 
     again = run_module("scale_down", params)
     assert not again.get("failed") and again["changed"] is False
+
+    # A run stopped after lowering replicas leaves its exclusions (another name in the list is kept):
+    # the next run with the same target clears what is its own.
+    http(base, "PUT", "/_cluster/settings",
+         {"persistent": {"cluster.routing.allocation.exclude._name": "elsewhere,elasticsearch-2"}})
+    http(base, "POST", "/_cluster/voting_config_exclusions?node_names=elasticsearch-2")
+    finished = run_module("scale_down", params)
+    assert not finished.get("failed"), finished.get("msg")
+    assert finished["changed"] is True and finished["removed"] == []
+    assert finished["plan"]["elasticsearch"]["clear_exclusions"] == ["elasticsearch-2"]
+    assert cluster_settings(localenv, ns)["cluster.routing.allocation.exclude._name"] == "elsewhere"
+    voting = http(base, "GET", "/_cluster/state/metadata?filter_path=metadata.cluster_coordination")
+    assert not voting["metadata"]["cluster_coordination"]["voting_config_exclusions"]
+    assert http(base, "GET", "/_cluster/health")["status"] == "green"
+    docs_everywhere(localenv, ns)
