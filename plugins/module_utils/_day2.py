@@ -269,7 +269,6 @@ class Elasticsearch(Engine):
                     ours=plan.es_own_names(current, sts_name, target),
                     voting_ours=plan.es_own_names(",".join(voting_before), sts_name, target))
         return info
-        return info
 
     def before_scale_down(self, info: Obj, pods: list[Obj], params: Params) -> None:
         pod = info["pod"]

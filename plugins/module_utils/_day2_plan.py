@@ -331,8 +331,8 @@ def es_gate(health: Obj | None, node_names: Iterable[str], expected: Iterable[st
             problems.append("cluster status yellow with %s" % ", ".join(moving))
     elif status != "green":
         detail = ["%s unassigned_shards" % health["unassigned_shards"]] if health.get("unassigned_shards") else []
-        problems.append("cluster status %s%s" % (status, " (%s)" % ", ".join(detail + moving)
-                                                  if detail + moving else ""))
+        extra = detail + moving
+        problems.append("cluster status %s%s" % (status, " (%s)" % ", ".join(extra) if extra else ""))
     return problems
 
 
@@ -422,8 +422,8 @@ def es_scale_down_check(sts_name: str, target: int, nodes: list[Obj], index_sett
     if problems:
         raise InvalidInput("replicas", "%d would leave %d data node(s): %s; lower those indices' replicas first"
                            % (target, data_left, "; ".join(problems)))
-    return {"leaving": going, "voting": [str(n.get("name")) for n in nodes
-                                        if leaving(str(n.get("name"))) and es_master_eligible(n)],
+    voting = [str(n.get("name")) for n in nodes if leaving(str(n.get("name"))) and es_master_eligible(n)]
+    return {"leaving": going, "voting": voting,
             "remaining_masters": len(masters), "remaining_data_nodes": data_left}
 
 

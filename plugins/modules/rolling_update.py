@@ -169,7 +169,10 @@ plan:
     primary: {description: The primary (V(null) without one)., type: str}
     gates: {description: What must hold before the next pod., type: list, elements: str}
     template: {description: The pod template fields that change., type: dict}
-    resume: {description: 'What an interrupted run left in the datastore, undone first (Elasticsearch: allocation left at V(primaries)).', type: list, elements: str}
+    resume:
+      description: 'What an interrupted run left in the datastore, undone first (Elasticsearch: allocation left at V(primaries)).'
+      type: list
+      elements: str
 pods:
   description: The pods replaced, in order.
   returned: always

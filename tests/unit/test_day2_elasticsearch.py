@@ -158,7 +158,7 @@ def test_a_rerun_after_replicas_were_lowered_clears_the_exclusions(monkeypatch):
     voting = {"metadata": {"cluster_coordination": {"voting_config_exclusions": [
         {"node_id": "x", "node_name": "web-2"}]}}}
     fake = FakeEs({**ANSWERS, ("GET", "/_cluster/settings"): left, ("GET", "/_cluster/state/metadata"): voting,
-                                   ("GET", "/_cat/nodes"): NODES[:2]})
+                   ("GET", "/_cat/nodes"): NODES[:2]})
     monkeypatch.setattr(_exec, "run", fake)
     kube = cluster(pods=(("web-0", "r1", True), ("web-1", "r1", True)))
     kube.store[("StatefulSet", "db", "web")]["spec"]["replicas"] = 2
@@ -191,8 +191,8 @@ def test_allocation_goes_to_primaries_around_a_pod_and_back(monkeypatch):
 
 
 def test_rolling_update_plan_resumes_allocation_left_at_primaries(monkeypatch):
-    fake = FakeEs({**ANSWERS, ("GET", "/_cluster/settings"): {"persistent": {plan.ALLOCATION_ENABLE:
-                                                                                    "primaries"}}})
+    left = {"persistent": {plan.ALLOCATION_ENABLE: "primaries"}}
+    fake = FakeEs({**ANSWERS, ("GET", "/_cluster/settings"): left})
     monkeypatch.setattr(_exec, "run", fake)
     kube = cluster()
     result = _day2.run_rolling_update(Task(es_params(rolling_update), check_mode=True), kube)
