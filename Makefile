@@ -5,7 +5,8 @@
 #                  the oldest and newest ansible-core (compat-edge), reliability, molecule, lifecycle
 #   make typecheck mypy on plugins/module_utils and plugins/plugin_utils (tests/mypy.ini)
 #   make docs      HTML documentation of the modules and roles (antsibull-docs), in the cache directory
-#   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
+#   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases,
+#                  and the integration tests marked slow (make integration-slow runs those alone)
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
 #   make bench-day2  rolling restart of PostgreSQL on the real node: our overhead per pod
 #   make compat    every supported ansible-core line (tools/compat/versions.txt): docs, unit tests,
@@ -158,9 +159,15 @@ sanity: venv
 unit: venv collection-link
 	pytest -q tests/unit --junitxml=$(JUNIT_DIR)/unit.xml $(PYTEST_ARGS)
 
+# Integration tests marked slow (several minutes each, such as the day-2 Elasticsearch test on three
+# real nodes) run in `make reliability`, not in `make test`; `make integration-slow` runs them alone.
 .PHONY: integration
 integration: venv collection-link
-	$(WITH_ENV) pytest -q tests/integration --junitxml=$(JUNIT_DIR)/integration.xml $(PYTEST_ARGS)
+	$(WITH_ENV) pytest -q tests/integration -m "not slow" --junitxml=$(JUNIT_DIR)/integration.xml $(PYTEST_ARGS)
+
+.PHONY: integration-slow
+integration-slow: venv collection-link
+	$(WITH_ENV) pytest -q tests/integration -m slow --junitxml=$(JUNIT_DIR)/integration-slow.xml $(PYTEST_ARGS)
 
 # The reliability suite (tests/reliability, figures in benchmarks/results/reliability.json).
 # Bad input and load use the local environment; tests/reliability/private stops and starts
@@ -183,6 +190,7 @@ reliability-private: venv collection-link localenv-install
 reliability: localenv-up
 	status=0; \
 	  RELIABILITY_RANDOM=1 $(MAKE) reliability-shared || status=$$?; \
+	  $(MAKE) integration-slow || status=$$?; \
 	  $(MAKE) reliability-private || status=$$?; \
 	  exit $$status
 

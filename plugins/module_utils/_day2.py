@@ -19,7 +19,9 @@ from __future__ import annotations
 __metaclass__ = type
 
 import datetime
+import json
 import time
+from typing import Any
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_plan as plan
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _exec, _health
@@ -41,7 +43,7 @@ APPS = "apps/v1"
 # How often a gate asks the datastore again while it waits.
 GATE_INTERVAL = 0.5
 # The postgres client in the container logs in on the local socket as the superuser the container names.
-_PSQL = 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${POSTGRES_USER:-${PGUSER:-postgres}}" -d postgres -c "$1"'
+_PSQL = 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${PGUSER:-${POSTGRES_USER:-postgres}}" -d postgres -c "$1"'
 
 
 class Gate(DatastoreError):
@@ -72,6 +74,31 @@ class Engine:
 
     def drop_slot(self, primary: str, slot: str) -> bool:
         return True
+
+    # Rolling update: around each pod, and what an interrupted run left behind.
+    def leftovers(self, pods: list[Obj], params: Params) -> list[str]:
+        """What an interrupted rolling update left in the datastore (shown in the plan; undone by ``resume``)."""
+        return []
+
+    def resume(self, pods: list[Obj], params: Params) -> None:
+        """Undo what ``leftovers`` reported."""
+
+    def before_replace(self, pod: str, pods: list[Obj], params: Params) -> None:
+        """Called right before ``pod`` is deleted."""
+
+    def after_replace(self, pod: str, pods: list[Obj], params: Params) -> None:
+        """Called once ``pod``'s successor is Ready, before the gate."""
+
+    # Scale-down: checked before anything is written, then around the lowering of ``replicas``.
+    def scale_down_plan(self, sts_name: str, pods: list[Obj], target: int) -> Obj:
+        """What the datastore must do (raises ``InvalidInput`` when unsafe); ``{}`` when nothing."""
+        return {}
+
+    def before_scale_down(self, info: Obj, pods: list[Obj], params: Params) -> None:
+        """Move the data off the leaving pods; returns once they can go."""
+
+    def after_scale_down(self, info: Obj, pods: list[Obj], params: Params) -> None:
+        """Clean up once the leaving pods are gone."""
 
 
 class Postgres(Engine):
@@ -138,7 +165,144 @@ class Postgres(Engine):
         return out.splitlines()[-1].strip() == "0"
 
 
-ENGINES = {"postgres": Postgres, "none": Engine}
+class Elasticsearch(Engine):
+    """The HTTP API of a ready pod, asked through ``pods/exec`` (curl in the pod; ``_health.es_command``).
+
+    The "primary" is the elected master: it is replaced last, so the cluster elects a new master once.
+    """
+
+    name = "elasticsearch"
+
+    def _ask_pod(self, pods: list[Obj], avoid: tuple[str, ...] = (), below: int | None = None) -> str:
+        for pod in pods:
+            name = plan.pod_name(pod)
+            if name in avoid or (below is not None and plan.ordinal(name) >= below):
+                continue
+            if plan.is_ready(pod) and not plan.is_terminating(pod):
+                return name
+        raise ExecError("%s: no ready Elasticsearch pod to ask" % self.namespace)
+
+    def call(self, pod: str, method: str, path: str, body: Obj | None = None) -> Any:
+        result = _exec.run(self.client, self.namespace, pod, _health.es_command(method, path, body),
+                           container=self.container, timeout=self.timeout)
+        if result.rc != 0:
+            raise ExecError("pod %s/%s: %s %s failed (%d): %s" % (
+                self.namespace, pod, method, path.split("?")[0], result.rc,
+                (result.stderr_text.strip() or result.stdout_text.strip())[:300]), pod=pod)
+        text = result.stdout_text.strip()
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            raise ExecError("pod %s/%s: %s %s: not JSON: %s" % (self.namespace, pod, method, path.split("?")[0],
+                                                                text[:200]), pod=pod)
+
+    def find_primary(self, pods: list[Obj]) -> str | None:
+        names = {plan.pod_name(p) for p in pods}
+        try:
+            answer = self.call(self._ask_pod(pods), "GET", "/_cat/master?format=json&h=node")
+        except (ExecError, KubeApiError, ValueError):
+            return None
+        node = (answer or [{}])[0].get("node")
+        return node if node in names else None
+
+    def gate(self, pods: list[Obj], primary: str | None, params: Params) -> tuple[list[str], Obj | None]:
+        try:
+            pod = self._ask_pod(pods)
+            health = self.call(pod, "GET", "/_cluster/health")
+            nodes = self.call(pod, "GET", "/_cat/nodes?format=json&h=name,node.role,master")
+        except (ExecError, KubeApiError, ValueError) as exc:
+            return [str(getattr(exc, "msg", None) or exc)], None
+        expected = [plan.pod_name(p) for p in pods]
+        problems = plan.es_gate(health, [n.get("name") for n in nodes or []], expected, params["allow_yellow"])
+        master = [n.get("name") for n in nodes or [] if n.get("master") == "*"]
+        return problems, {"healthy": not problems, "problems": problems, "status": (health or {}).get("status"),
+                          "nodes": sorted(str(n.get("name")) for n in nodes or []),
+                          "master": master[0] if master else None, "source_pod": pod,
+                          "cluster": {k: (health or {}).get(k) for k in (
+                              "number_of_nodes", "active_shards", "relocating_shards", "initializing_shards",
+                              "unassigned_shards")}}
+
+    def _settings(self, pod: str) -> Obj:
+        return self.call(pod, "GET", "/_cluster/settings?flat_settings=true") or {}
+
+    def _put_settings(self, pod: str, values: Obj) -> None:
+        self.call(pod, "PUT", "/_cluster/settings", {"persistent": values})
+
+    def leftovers(self, pods: list[Obj], params: Params) -> list[str]:
+        try:
+            current = plan.es_allocation_setting(self._settings(self._ask_pod(pods)), plan.ALLOCATION_ENABLE)
+        except (ExecError, KubeApiError, ValueError):
+            return []
+        if current == "primaries":
+            return ["%s is primaries (an interrupted run): reset" % plan.ALLOCATION_ENABLE]
+        return []
+
+    def resume(self, pods: list[Obj], params: Params) -> None:
+        self._put_settings(self._ask_pod(pods), {plan.ALLOCATION_ENABLE: None})
+
+    def before_replace(self, pod: str, pods: list[Obj], params: Params) -> None:
+        if params["disable_allocation"]:
+            # Replicas of the stopped node are not rebuilt elsewhere meanwhile; its copies come back with it.
+            self._put_settings(self._ask_pod(pods, avoid=(pod,)), {plan.ALLOCATION_ENABLE: "primaries"})
+
+    def after_replace(self, pod: str, pods: list[Obj], params: Params) -> None:
+        if params["disable_allocation"]:
+            self._put_settings(self._ask_pod(pods), {plan.ALLOCATION_ENABLE: None})
+
+    def scale_down_plan(self, sts_name: str, pods: list[Obj], target: int) -> Obj:
+        if target == 0:
+            return plan.es_scale_down_check(sts_name, 0, [], {}, None)
+        pod = self._ask_pod(pods, below=target)
+        nodes = self.call(pod, "GET", "/_cat/nodes?format=json&h=name,node.role,master") or []
+        settings = self.call(pod, "GET", "/_settings/index.number_of_replicas,index.auto_expand_replicas,"
+                                         "index.write.wait_for_active_shards?flat_settings=true&expand_wildcards=all")
+        health = self.call(pod, "GET", "/_cluster/health")
+        info = plan.es_scale_down_check(sts_name, target, nodes, settings or {}, health)
+        cluster = self._settings(pod)
+        voting = self.call(pod, "GET", "/_cluster/state/metadata?filter_path=metadata.cluster_coordination."
+                                       "voting_config_exclusions") or {}
+        excluded = (((voting.get("metadata") or {}).get("cluster_coordination") or {})
+                    .get("voting_config_exclusions") or [])
+        current = plan.es_allocation_setting(cluster, plan.EXCLUDE_NAME)
+        voting_before = sorted(str(v.get("node_name")) for v in excluded)
+        info.update(pod=pod, exclude_before=current, voting_before=voting_before,
+                    ours=plan.es_own_names(current, sts_name, target),
+                    voting_ours=plan.es_own_names(",".join(voting_before), sts_name, target))
+        return info
+
+    def before_scale_down(self, info: Obj, pods: list[Obj], params: Params) -> None:
+        pod = info["pod"]
+        if info["leaving"]:
+            value = plan.es_exclusion(info["exclude_before"], info["leaving"], [])
+            self._put_settings(pod, {plan.EXCLUDE_NAME: value})
+        votes = [n for n in info["voting"] if n not in info["voting_before"]]
+        if votes:
+            self.call(pod, "POST", "/_cluster/voting_config_exclusions?node_names=%s" % ",".join(votes))
+        deadline = time.monotonic() + params["wait_timeout"]
+        while info["leaving"]:
+            shards = self.call(pod, "GET", "/_cat/shards?format=json&h=index,shard,prirep,state,node") or []
+            health = self.call(pod, "GET", "/_cluster/health")
+            problems = plan.es_drain_problems(shards, health, info["leaving"])
+            if not problems:
+                break
+            if time.monotonic() >= deadline:
+                raise WaitTimeout("%s: the leaving nodes are not drained after %ss: %s. The exclusions stay; run "
+                                  "again to go on" % (info["ref"], params["wait_timeout"], "; ".join(problems)),
+                                  problems=problems)
+            time.sleep(GATE_INTERVAL * 4)
+
+    def after_scale_down(self, info: Obj, pods: list[Obj], params: Params) -> None:
+        pod = info["pod"]
+        current = plan.es_allocation_setting(self._settings(pod), plan.EXCLUDE_NAME)
+        value = plan.es_exclusion(current, [], plan.es_own_names(current, info["sts"], info["to"]))
+        if value != current:
+            self._put_settings(pod, {plan.EXCLUDE_NAME: value})
+        if info["voting"] or info["voting_ours"]:
+            # Once the nodes have left (their pods are gone); this clears every voting exclusion.
+            self.call(pod, "DELETE", "/_cluster/voting_config_exclusions")
+
+
+ENGINES = {"postgres": Postgres, "elasticsearch": Elasticsearch, "none": Engine}
 
 
 def engine_for(task: Task, client: KubeClient) -> Engine:
@@ -275,11 +439,13 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
     stale_status = status.get("observedGeneration", 0) < sts["metadata"]["generation"]
     target = None if stale_status else status.get("updateRevision")
     steps = plan.plan_update(pods, target, bool(patch), primary)
+    left = engine.leftovers(pods, params)
     result: Result = {
-        "changed": bool(patch or steps["order"] or plan.strategy_restore(sts)),
+        "changed": bool(patch or steps["order"] or plan.strategy_restore(sts) or left),
         "plan": {"pods": steps["order"], "stuck": steps["stuck"], "primary": primary,
-                 "gates": plan.gate_description(engine.name, params["max_lag_bytes"]),
-                 "template": after},
+                 "gates": plan.gate_description(engine.name, params["max_lag_bytes"], params["allow_yellow"],
+                                                params["disable_allocation"]),
+                 "template": after, "resume": left},
         "pods": [], "stuck_deleted": [],
     }
     if task.diff:
@@ -291,6 +457,8 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
     if task.check_mode or not result["changed"]:
         return result
 
+    if left:
+        engine.resume(pods, params)
     if steps["order"] and not steps["stuck"]:
         # Nothing is written while the datastore is not healthy to begin with.
         wait_gate(engine, client, sts, params, primary, "before the first pod")
@@ -315,7 +483,9 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
         pod = client.get("v1", "Pod", pod_name, ns)
         if pod is not None and plan.revision(pod) == update_revision and plan.is_ready(pod):
             continue
+        engine.before_replace(pod_name, read_pods(client, sts), params)
         seconds = replace_pod(client, ns, pod_name, pod, update_revision, params["pod_timeout"])
+        engine.after_replace(pod_name, read_pods(client, sts), params)
         entry: Obj = {"pod": pod_name, "ready_seconds": round(seconds, 3)}
         if pod_name in stuck:
             result["stuck_deleted"].append(pod_name)
@@ -362,6 +532,10 @@ def run_scale_down(task: Task, client: KubeClient) -> Result:
     elif engine.name == "postgres" and primary is None:
         raise DatastoreError("%s: no PostgreSQL member answers as the primary; nothing was changed" % _ref(params))
     steps = plan.plan_scale_down(name, current, target, primary, engine.name)
+    # The datastore's own checks and moves (Elasticsearch: exclusions); raises before any write when unsafe.
+    info = engine.scale_down_plan(name, pods, target)
+    if info:
+        info.update(sts=name, to=target, ref=_ref(params))
     # Left over by an earlier, interrupted run: pods above the target still there, slots, claims.
     gone = ["%s-%d" % (name, n) for n in range(target, target + 64)]
     leftovers = [p for p in (plan.pod_name(p) for p in pods) if plan.ordinal(p) >= target and p not in steps["remove"]]
@@ -372,17 +546,26 @@ def run_scale_down(task: Task, client: KubeClient) -> Result:
         wanted = plan.claim_names(sts, gone)
         claims_there = [c["metadata"]["name"] for c in client.list("v1", "PersistentVolumeClaim", ns).get("items") or []
                         if c["metadata"]["name"] in wanted]
+    cleanup = bool(info.get("ours") or info.get("voting_ours"))
     result: Result = {
-        "changed": bool(removing or slots or claims_there or current != target),
+        "changed": bool(removing or slots or claims_there or current != target or cleanup),
         "plan": {"from": current, "to": target, "remove": removing, "primary": primary, "slots": slots,
                  "claims": claims_there if params["delete_pvcs"] else []},
         "removed": [], "slots_dropped": [], "claims_deleted": [],
     }
+    if info:
+        result["plan"]["elasticsearch"] = {
+            "exclude": info["leaving"], "voting_exclusions": info["voting"],
+            "remaining_master_eligible": info["remaining_masters"], "remaining_data_nodes": info["remaining_data_nodes"],
+            "clear_exclusions": sorted(set(info["leaving"]) | set(info["ours"]) | set(info["voting_ours"]),
+                                       key=plan.ordinal, reverse=True)}
     if task.diff:
         result["diff"] = {"before": {"replicas": current}, "after": {"replicas": target}}
     if task.check_mode or not result["changed"]:
         return result
 
+    if info and current != target:
+        engine.before_scale_down(info, pods, params)
     if current != target:
         client.patch(APPS, "StatefulSet", name, ns, {"spec": {"replicas": target}})
     for pod in removing:
@@ -402,6 +585,8 @@ def run_scale_down(task: Task, client: KubeClient) -> Result:
                                       % (_ref(params), slot, primary, params["wait_timeout"]))
                 time.sleep(GATE_INTERVAL)
             result["slots_dropped"].append(slot)
+    if info:
+        engine.after_scale_down(info, pods, params)
     for claim in claims_there:
         client.delete("v1", "PersistentVolumeClaim", claim, ns)
         result["claims_deleted"].append(claim)

@@ -31,7 +31,7 @@ CONFIG_HASH = PREFIX + "config-hash"
 RESTARTED_AT = PREFIX + "restartedAt"
 # The update strategy the StatefulSet had before a rolling update took it over (JSON); restored at the end.
 SAVED_STRATEGY = PREFIX + "rollout-saved-strategy"
-ENGINES = ("postgres", "none")
+ENGINES = ("postgres", "elasticsearch", "none")
 
 
 # -- pods ----------------------------------------------------------------------------
@@ -222,7 +222,16 @@ def strategy_restore(sts: Obj) -> Obj | None:
 
 
 # -- gates ----------------------------------------------------------------------------
-def gate_description(engine: str, max_lag_bytes: int) -> list[str]:
+def gate_description(engine: str, max_lag_bytes: int, allow_yellow: bool = False,
+                     disable_allocation: bool = False) -> list[str]:
+    if engine == "elasticsearch":
+        gates = ["pod Ready on the new revision",
+                 "every pod of the StatefulSet joined the cluster (_cat/nodes)",
+                 "cluster health green" + (", or yellow with no shard relocating or initializing"
+                                           if allow_yellow else "")]
+        if disable_allocation:
+            gates.insert(0, "before each pod: cluster.routing.allocation.enable=primaries; reset once it is Ready")
+        return gates
     if engine == "postgres":
         return ["pod Ready on the new revision",
                 "one primary; every replica streaming from it (pg_stat_replication)",
@@ -285,3 +294,155 @@ def claim_names(sts: Obj, pods: Iterable[str]) -> list[str]:
     """The PVCs ``volumeClaimTemplates`` made for ``pods``: ``<template>-<pod>``."""
     templates = [t["metadata"]["name"] for t in (sts.get("spec") or {}).get("volumeClaimTemplates") or []]
     return ["%s-%s" % (t, pod) for pod in pods for t in templates]
+
+
+# -- Elasticsearch ------------------------------------------------------------------------
+# Letters of ``_cat/nodes`` ``node.role``: m master-eligible; d, s, h, w, c, f the data roles.
+_ES_DATA_ROLES = set("dshwcf")
+EXCLUDE_NAME = "cluster.routing.allocation.exclude._name"
+ALLOCATION_ENABLE = "cluster.routing.allocation.enable"
+
+
+def es_master_eligible(node: Obj) -> bool:
+    return "m" in str(node.get("node.role") or "")
+
+
+def es_data_node(node: Obj) -> bool:
+    return bool(set(str(node.get("node.role") or "")) & _ES_DATA_ROLES)
+
+
+def es_gate(health: Obj | None, node_names: Iterable[str], expected: Iterable[str], allow_yellow: bool) -> list[str]:
+    """Why the Elasticsearch gate does not pass yet (empty: it passes).
+
+    ``health``: ``_cluster/health``; ``node_names``: the nodes in the cluster (``_cat/nodes``);
+    ``expected``: the StatefulSet's pods (node names are pod names). Green passes; yellow only with
+    ``allow_yellow`` and nothing relocating or initializing; red never.
+    """
+    if not health:
+        return ["the cluster did not answer"]
+    problems: list[str] = []
+    joined = set(node_names)
+    problems.extend("%s: has not joined the cluster" % pod for pod in sorted(expected, key=ordinal)
+                    if pod not in joined)
+    status = health.get("status")
+    moving = ["%s %s" % (health[key], key) for key in ("relocating_shards", "initializing_shards") if health.get(key)]
+    if status == "yellow" and allow_yellow:
+        if moving:
+            problems.append("cluster status yellow with %s" % ", ".join(moving))
+    elif status != "green":
+        detail = ["%s unassigned_shards" % health["unassigned_shards"]] if health.get("unassigned_shards") else []
+        extra = detail + moving
+        problems.append("cluster status %s%s" % (status, " (%s)" % ", ".join(extra) if extra else ""))
+    return problems
+
+
+def es_allocation_setting(cluster_settings: Obj, key: str) -> str | None:
+    """A setting of ``_cluster/settings?flat_settings=true`` (transient over persistent, as Elasticsearch applies them)."""
+    for scope in ("transient", "persistent"):
+        value = (cluster_settings.get(scope) or {}).get(key)
+        if value is not None:
+            return str(value)
+    return None
+
+
+def _names(value: str | None) -> list[str]:
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
+
+
+def es_exclusion(current: str | None, add: Iterable[str], drop: Iterable[str]) -> str | None:
+    """The ``exclude._name`` value with ``add`` in and ``drop`` out, others' names kept; ``None``: unset."""
+    dropped = set(drop)
+    names = [n for n in _names(current) if n not in dropped]
+    names.extend(n for n in add if n not in names)
+    return ",".join(names) or None
+
+
+def es_own_names(value: str | None, sts_name: str, target: int) -> list[str]:
+    """The names in a comma-separated list that are pods of ``sts_name`` at ordinal ``target`` or above."""
+    own = re.compile(r"^%s-(\d+)$" % re.escape(sts_name))
+    found = []
+    for name in _names(value):
+        match = own.match(name)
+        if match and int(match.group(1)) >= target:
+            found.append(name)
+    return found
+
+
+def _index_copies(settings: Obj) -> tuple[int, str | None]:
+    """``(replicas, wait_for_active_shards)`` of one index's flat settings; auto-expanding replicas by their floor."""
+    auto = str(settings.get("index.auto_expand_replicas") or "false")
+    if auto != "false" and "-" in auto:
+        low = auto.split("-", 1)[0]
+        replicas = int(low) if low.isdigit() else 0
+    else:
+        replicas = int(settings.get("index.number_of_replicas") or 0)
+    wait = settings.get("index.write.wait_for_active_shards")
+    return replicas, (str(wait) if wait is not None else None)
+
+
+def es_scale_down_check(sts_name: str, target: int, nodes: list[Obj], index_settings: Obj,
+                        health: Obj | None) -> Obj:
+    """What an Elasticsearch scale-down to ``target`` pods moves; raises ``InvalidInput`` (``replicas``) if unsafe.
+
+    ``nodes``: ``_cat/nodes`` (name, node.role); ``index_settings``: ``_settings`` of every index, flat.
+    Refused: no master-eligible node would remain (``target`` 0 among them); an index whose copies
+    (``number_of_replicas`` + 1, or ``index.write.wait_for_active_shards``) need more data nodes than remain;
+    a red cluster (a primary unassigned: its data may be on a leaving node).
+    """
+    def leaving(name: str) -> bool:
+        return bool(es_own_names(name, sts_name, target))
+
+    remaining = [n for n in nodes if not leaving(str(n.get("name")))]
+    going = sorted((str(n.get("name")) for n in nodes if leaving(str(n.get("name")))), key=ordinal, reverse=True)
+    masters = [n for n in remaining if es_master_eligible(n)]
+    if target == 0 or not masters:
+        raise InvalidInput("replicas", "%d would leave no master-eligible Elasticsearch node (the cluster and its "
+                           "data would be gone); remove the cluster with the elasticsearch role's state=absent"
+                           % target)
+    if health and health.get("status") == "red":
+        raise InvalidInput("replicas", "the cluster is red (%s unassigned shards): a primary has no copy, which may "
+                           "be on a leaving node; make it green first" % health.get("unassigned_shards"))
+    data_left = len([n for n in remaining if es_data_node(n)])
+    problems: list[str] = []
+    for index in sorted(index_settings):
+        replicas, wait = _index_copies((index_settings[index] or {}).get("settings") or {})
+        need = replicas + 1
+        if wait == "all":
+            wait_need = replicas + 1
+        elif wait is not None and wait.isdigit():
+            wait_need = int(wait)
+        else:
+            wait_need = 1
+        if need > data_left:
+            problems.append("index %s has number_of_replicas %d: its %d copies of each shard need %d data nodes"
+                            % (index, replicas, need, need))
+        elif wait_need > data_left:
+            problems.append("index %s has index.write.wait_for_active_shards %s: writes wait for %d active copies"
+                            % (index, wait, wait_need))
+    if problems:
+        raise InvalidInput("replicas", "%d would leave %d data node(s): %s; lower those indices' replicas first"
+                           % (target, data_left, "; ".join(problems)))
+    voting = [str(n.get("name")) for n in nodes if leaving(str(n.get("name"))) and es_master_eligible(n)]
+    return {"leaving": going, "voting": voting,
+            "remaining_masters": len(masters), "remaining_data_nodes": data_left}
+
+
+def es_drain_problems(shards: list[Obj], health: Obj | None, leaving: Iterable[str]) -> list[str]:
+    """Why the leaving nodes are not drained yet: a shard still on one, or a shard not assigned/started."""
+    gone = set(leaving)
+    problems: list[str] = []
+    held: dict[str, int] = {}
+    for shard in shards:
+        node = str(shard.get("node") or "")
+        if node in gone:
+            held[node] = held.get(node, 0) + 1
+    problems.extend("%s: still holds %d shard copies" % (node, held[node]) for node in sorted(held, key=ordinal))
+    not_started = [s for s in shards if s.get("state") != "STARTED"]
+    if not_started:
+        problems.append("%d shard copies not started (%s)" % (
+            len(not_started), ", ".join(sorted({str(s.get("state")) for s in not_started}))))
+    if not health:
+        problems.append("the cluster did not answer")
+    elif health.get("unassigned_shards"):
+        problems.append("%s unassigned shards" % health["unassigned_shards"])
+    return problems

@@ -51,8 +51,9 @@ SELECT json_build_object(
              EXTRACT(epoch FROM replay_lag) AS replay_lag_seconds
       FROM pg_stat_replication) r), '[]'::json))
 """
-# The image's own client on the local socket, as the database superuser the container was made with.
-POSTGRES_COMMAND = ["sh", "-c", 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${POSTGRES_USER:-postgres}" '
+# The image's own client on the local socket, as the database superuser the container was made with
+# (PGUSER, which the postgres role sets; else the image's POSTGRES_USER; else postgres).
+POSTGRES_COMMAND = ["sh", "-c", 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${PGUSER:-${POSTGRES_USER:-postgres}}" '
                                 '-d postgres -c "$1"', "health", POSTGRES_SQL]
 
 
@@ -228,8 +229,22 @@ es() {
   printf '%s %s HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
     "$method" "$path" "${#body}" "$body" >&3
   IFS=' ' read -r _ status _ <&3
-  while IFS= read -r line <&3 && [ -n "${line%$'\r'}" ]; do :; done
-  cat <&3
+  local chunked=
+  while IFS= read -r line <&3 && [ -n "${line%$'\r'}" ]; do
+    case "${line,,}" in transfer-encoding:*chunked*) chunked=1 ;; esac
+  done
+  if [ -n "$chunked" ]; then
+    # Elasticsearch answers even HTTP/1.0 in chunks: <hex size>CRLF<data>CRLF ... 0CRLF
+    local size
+    while IFS= read -r line <&3; do
+      size=$((16#${line%%[;$'\r']*}))
+      [ "$size" -gt 0 ] || break
+      head -c "$size" <&3
+      IFS= read -r line <&3
+    done
+  else
+    cat <&3
+  fi
   exec 3<&-
   case "$status" in 2*) ;; *) echo "HTTP $status from $path" >&2; return 22 ;; esac
 }
@@ -238,6 +253,12 @@ ES_HEALTH_COMMAND = ["bash", "-c", _ES_BASH + r"""
 es GET /_cluster/health && printf '\n' &&
 es GET '/_cat/shards?format=json&h=index,shard,prirep,state,unassigned.reason&s=index,shard'
 """, "health"]
+
+
+def es_command(method: str, path: str, body: Obj | None = None) -> list[str]:
+    """One request to the node's HTTP API from inside its pod; the JSON ``body`` goes as an argument."""
+    return ["bash", "-c", _ES_BASH + 'es "$1" "$2" "$3"\n', "es", method, path,
+            json.dumps(body) if body is not None else ""]
 
 
 def es_explain_command(index: str, shard: int | str, primary: bool) -> list[str]:

@@ -56,9 +56,14 @@ options:
         C(postgres)). The primary is the first member, by ordinal, not in recovery; it is replaced last. The
         gate asks the primary alone; it is not in recovery, and its C(pg_stat_replication) lists every other
         member (matched by pod address) as C(streaming) with a replay lag of at most O(max_lag_bytes).
+      - V(elasticsearch) asks the node's HTTP API inside a ready pod (C(curl), else bash's C(/dev/tcp); the
+        container's C(ELASTIC_PASSWORD), if any, goes to curl on its standard input). The "primary" is the elected
+        master, replaced last. The gate - every pod of the StatefulSet joined the cluster (C(_cat/nodes), node names
+        are pod names) and cluster health C(green) (see O(allow_yellow)) - must pass before the first pod and after
+        each. See O(disable_allocation).
       - V(none) gates on pod readiness alone.
     type: str
-    choices: [postgres, none]
+    choices: [postgres, elasticsearch, none]
     default: postgres
   container:
     description: Container whose O(image) and O(resources) change and in which the health commands run. Defaults to the first container.
@@ -100,8 +105,27 @@ options:
     description: Replace pods that are not ready on an old revision first, instead of failing.
     type: bool
     default: false
+  disable_allocation:
+    description:
+      - With O(engine=elasticsearch), right before each pod is deleted the persistent cluster setting
+        C(cluster.routing.allocation.enable) is set to V(primaries), and reset (to its default, V(all)) once the
+        replaced pod is Ready again, before the gate - the Elasticsearch rolling-restart procedure. Meanwhile the
+        stopped node's replicas are not rebuilt on the other nodes; its own copies are recovered when it is back.
+      - A V(primaries) left by an interrupted run is reset at the start of the next run (RV(plan.resume)).
+      - V(false) leaves allocation alone; the cluster then starts copying the stopped node's shards elsewhere once
+        C(index.unassigned.node_left.delayed_timeout) (1 minute by default) has passed.
+    type: bool
+    default: true
+  allow_yellow:
+    description:
+      - With O(engine=elasticsearch), the gate also passes on a C(yellow) cluster with no shard relocating or
+        initializing (a replica that cannot be placed, such as an index with more replicas than nodes). A C(green)
+        cluster is asked for otherwise. With V(true) the next pod may be stopped while one of its shards has no
+        other copy, so searches on that shard fail meanwhile.
+    type: bool
+    default: false
 notes:
-  - Cassandra (all nodes C(UN)) and Elasticsearch (cluster green) gates follow the same engine interface.
+  - A Cassandra gate (all nodes C(UN)) follows the same engine interface.
 """
 
 EXAMPLES = r"""
@@ -111,6 +135,13 @@ EXAMPLES = r"""
     namespace: db
     image: docker.io/library/postgres:17.6
     max_lag_bytes: 1048576
+
+- name: Restart Elasticsearch one node at a time, each back and the cluster green before the next
+  datastore.kubernetes.rolling_update:
+    name: elasticsearch
+    namespace: search
+    engine: elasticsearch
+    restart: true
 
 - name: Roll the pods when the configuration ConfigMap changed (no change, no restart)
   datastore.kubernetes.rolling_update:
@@ -138,6 +169,10 @@ plan:
     primary: {description: The primary (V(null) without one)., type: str}
     gates: {description: What must hold before the next pod., type: list, elements: str}
     template: {description: The pod template fields that change., type: dict}
+    resume:
+      description: 'What an interrupted run left in the datastore, undone first (Elasticsearch: allocation left at V(primaries)).'
+      type: list
+      elements: str
 pods:
   description: The pods replaced, in order.
   returned: always
@@ -157,16 +192,21 @@ update_revision:
   returned: when pods were replaced
   type: str
 health:
-  description: What the primary said when the last gate passed.
+  description: What the datastore said when the last gate passed.
   returned: when pods were replaced and O(engine) is not V(none)
   type: dict
   contains:
-    primary: {description: The primary pod., type: str}
+    primary: {description: The primary pod (V(postgres))., type: str}
+    status: {description: 'Cluster health (V(elasticsearch)): V(green), V(yellow), V(red).', type: str}
+    nodes: {description: Nodes in the cluster (V(elasticsearch))., type: list, elements: str}
+    master: {description: The elected master (V(elasticsearch))., type: str}
+    source_pod: {description: The pod asked (V(elasticsearch))., type: str}
+    cluster: {description: 'Shard counts of C(_cluster/health) (V(elasticsearch)).', type: dict}
     healthy: {description: Whether the gate passed., type: bool}
     problems: {description: Why not (empty when it passed)., type: list, elements: str}
-    timeline: {description: The primary's timeline., type: int}
+    timeline: {description: The primary's timeline (V(postgres))., type: int}
     replication:
-      description: The primary's C(pg_stat_replication) rows.
+      description: The primary's C(pg_stat_replication) rows (V(postgres)).
       type: list
       elements: dict
       contains:
@@ -196,6 +236,8 @@ def argument_spec():
         gate_timeout={"type": "int", "default": 300},
         pod_timeout={"type": "int", "default": 600},
         delete_stuck_pods={"type": "bool", "default": False},
+        disable_allocation={"type": "bool", "default": True},
+        allow_yellow={"type": "bool", "default": False},
     )
 
 

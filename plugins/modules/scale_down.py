@@ -17,8 +17,16 @@ description:
   - With O(engine=postgres) the PostgreSQL primary is never removed; O(replicas=0), or a target that would remove
     the pod the datastore names as its primary, is refused before anything is written, with the reason. The
     removed replicas' replication slots are dropped on the primary (a slot left behind keeps WAL forever).
-  - An interrupted run leaves pods, slots or claims above the target; the next run with the same O(replicas)
-    finds them and finishes.
+  - With O(engine=elasticsearch), before C(replicas) is lowered the leaving nodes are excluded from shard
+    allocation (C(cluster.routing.allocation.exclude._name), names of other nodes already there are kept), the
+    master-eligible ones among them get voting-configuration exclusions, and the module waits until they hold no
+    shard and every shard is assigned and started. Once their pods are gone it takes their names out of the
+    allocation exclusion again and clears the voting-configuration exclusions. Refused before anything is written,
+    with the reason - no master-eligible node would remain (O(replicas=0) among them); an index's
+    C(number_of_replicas) + 1 (the floor of C(auto_expand_replicas)) or its C(index.write.wait_for_active_shards)
+    is more than the data nodes that remain; the cluster is C(red).
+  - An interrupted run leaves pods, slots, claims or Elasticsearch exclusions above the target; the next run with
+    the same O(replicas) finds them and finishes.
   - Check mode returns the plan (RV(plan)) and writes nothing. Commands in pods go through the API server's
     C(pods/exec).
 author:
@@ -51,19 +59,21 @@ options:
       - The datastore in the pods. V(postgres) finds the primary by asking the ready pods in ordinal order (the first not in recovery),
         refuses to remove it, and drops the removed replicas' replication slots (named as the postgres role's
         start-up script names them, the pod name with other characters than C([a-z0-9_]) as C(_)).
+      - V(elasticsearch) asks the HTTP API of a pod that stays (through C(pods/exec)) and moves the data off the
+        leaving nodes first; node names are pod names.
       - V(none) only lowers C(replicas) and handles the claims.
     type: str
-    choices: [postgres, none]
+    choices: [postgres, elasticsearch, none]
     default: postgres
   container:
-    description: Container in which the PostgreSQL commands run. Defaults to the pod's default container.
+    description: Container in which the datastore's commands run. Defaults to the pod's default container.
     type: str
   delete_pvcs:
     description: Delete the removed pods' PersistentVolumeClaims (their data). V(false) keeps them for a later scale-up.
     type: bool
     default: false
   wait_timeout:
-    description: Seconds to wait for each pod to be gone and each slot to be released.
+    description: Seconds to wait for each pod to be gone, each slot to be released, and the leaving Elasticsearch nodes to be drained.
     type: int
     default: 300
 """
@@ -75,6 +85,13 @@ EXAMPLES = r"""
     namespace: db
     replicas: 2
     delete_pvcs: true
+
+- name: Go from three Elasticsearch nodes to two, the shards of elasticsearch-2 moved off it first
+  datastore.kubernetes.scale_down:
+    name: elasticsearch
+    namespace: search
+    engine: elasticsearch
+    replicas: 2
 """
 
 RETURN = r"""
@@ -89,6 +106,15 @@ plan:
     primary: {description: The PostgreSQL primary., type: str}
     slots: {description: Replication slots of removed pods still on the primary., type: list, elements: str}
     claims: {description: Claims to delete (with O(delete_pvcs))., type: list, elements: str}
+    elasticsearch:
+      description: The Elasticsearch part (O(engine=elasticsearch)).
+      type: dict
+      contains:
+        exclude: {description: Nodes excluded from shard allocation and drained., type: list, elements: str}
+        voting_exclusions: {description: Master-eligible leaving nodes given a voting-configuration exclusion., type: list, elements: str}
+        remaining_master_eligible: {description: Master-eligible nodes that stay., type: int}
+        remaining_data_nodes: {description: Data nodes that stay., type: int}
+        clear_exclusions: {description: Names taken out of the exclusions at the end (also those an interrupted run left)., type: list, elements: str}
 removed:
   description: Pods that are gone.
   returned: always
