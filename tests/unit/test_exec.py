@@ -55,7 +55,9 @@ def test_client_frames_are_masked_and_round_trip(size):
     frame = _exec.encode_frame(payload, mask_key=b"\x01\x02\x03\x04")
     assert frame[1] & 0x80, "client frames must be masked"
     if size:
-        assert payload not in frame
+        # the bytes on the wire are the payload masked (a random payload may reappear by chance elsewhere in
+        # the frame, so only the payload's own place is compared)
+        assert frame[len(frame) - size:] != payload
     assert client_frames(frame) == [(_exec.OP_BINARY, payload)]
 
 
