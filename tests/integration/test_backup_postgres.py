@@ -210,6 +210,8 @@ def test_point_in_time_restore_from_s3(localenv, namespace):
           % (ROWS, size, backup_seconds, restore_seconds))
 
 
+# The second target: slow (a base backup, a dump, a CronJob and a restore); `make reliability` runs it.
+@pytest.mark.slow
 def test_backup_to_a_volume_and_restore(localenv, namespace):
     require_real_node(localenv)
     hidden = _secrets(localenv, namespace)
