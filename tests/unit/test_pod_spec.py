@@ -179,3 +179,20 @@ def test_pre_stop_needs_the_main_container():
 ])
 def test_bad_pod_option_names_the_field(field, over):
     fails(field, **over)
+
+
+# -- the filter roles use for their own manifests ------------------------------------
+def test_filter_gives_the_same_context_as_the_module():
+    from ansible.errors import AnsibleFilterError
+
+    from ansible_collections.datastore.kubernetes.plugins.filter.pod_security_context import FilterModule
+
+    filt = FilterModule().filters()["pod_security_context"]
+    options = {"run_as_user": 0, "fs_group": 65534}
+    assert filt(options) == pod_spec.security_context(options)["pod"]
+    assert filt(options, "container") == pod_spec.security_context(options)["container"]
+    assert filt(options)["runAsGroup"] == 65534 and filt(options)["runAsNonRoot"] is False
+    for bad, words in (((options, "init"), "part"), (("999",), "mapping"), (({"run_as_user": "x"},), "run_as_user")):
+        with pytest.raises(AnsibleFilterError) as info:
+            filt(*bad)
+        assert words in str(info.value)
