@@ -12,6 +12,7 @@ import os
 import uuid
 
 import pytest
+from testlib import created_namespace
 from testlib.realnode import until
 
 POSTGRES_IMAGE = "localhost/datastore-kubernetes/postgres:17"
@@ -42,15 +43,8 @@ def real_node(localenv):
 
 @pytest.fixture(scope="module")
 def day2_namespace(real_node, kube):
-    from kubernetes import client
-
-    api = client.CoreV1Api(kube)
-    name = "day2-" + uuid.uuid4().hex[:8]
-    api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with created_namespace(kube, "day2-" + uuid.uuid4().hex[:8]) as name:
         yield name
-    finally:
-        api.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,11 @@ def rv(obj):
     return obj["metadata"]["resourceVersion"]
 
 
+def assert_nothing_written(kube, namespace):
+    assert client.AppsV1Api(kube).list_namespaced_stateful_set(namespace).items == []
+    assert client.CoreV1Api(kube).list_namespaced_service(namespace).items == []
+
+
 def assert_ok(result):
     assert not result.get("failed"), result.get("msg")
     return result
@@ -284,16 +289,14 @@ def test_bad_input_fails_and_writes_nothing(run_module, kube, namespace, over, f
     result = run_module("statefulset", p)
     assert result.get("failed")
     assert field in result["msg"]
-    assert client.AppsV1Api(kube).list_namespaced_stateful_set(namespace).items == []
-    assert client.CoreV1Api(kube).list_namespaced_service(namespace).items == []
+    assert_nothing_written(kube, namespace)
 
 
 def test_server_side_validation_fails_before_any_write(run_module, kube, namespace):
     # A probe without a handler passes the module's checks; the API server's dry run refuses it.
     result = run_module("statefulset", params(namespace, unique("probe"), readiness_probe={"periodSeconds": 5}))
     assert result.get("failed") and "readinessProbe" in result["msg"]
-    assert client.AppsV1Api(kube).list_namespaced_stateful_set(namespace).items == []
-    assert client.CoreV1Api(kube).list_namespaced_service(namespace).items == []
+    assert_nothing_written(kube, namespace)
 
 
 def test_wait_times_out_with_per_pod_message(run_module, kubectl, namespace):
@@ -375,5 +378,4 @@ def test_bad_pod_option_fails_and_writes_nothing(run_module, kube, namespace, ov
     result = run_module("statefulset", params(namespace, "bad", **over))
     assert result.get("failed")
     assert field in result["msg"]
-    assert client.AppsV1Api(kube).list_namespaced_stateful_set(namespace).items == []
-    assert client.CoreV1Api(kube).list_namespaced_service(namespace).items == []
+    assert_nothing_written(kube, namespace)

@@ -89,7 +89,7 @@ def _running_with_log(core, name, ns):
             return None
         return "started " + name in core.read_namespaced_pod_log(name, ns)
 
-    until("pod %s/%s to run and log" % (ns, name), check, timeout=120, interval=0.5)
+    until("pod %s/%s to run and log" % (ns, name), check, timeout=120, interval=0.5, retry_on=())
 
 
 def test_up_after_a_crash_brings_back_a_working_node(node_env, kube):
@@ -109,7 +109,7 @@ def test_up_after_a_crash_brings_back_a_working_node(node_env, kube):
         os.kill(pid, signal.SIGKILL)
         until("%s (pid %d) to die" % (part, pid),
               lambda: not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z",
-              timeout=10, interval=0.1)
+              timeout=10, interval=0.1, retry_on=())
     left = host_leftovers(node_env["LOCALENV_STATE"], node_env["LOCALENV_REAL_NODE_BRIDGE"])
     assert any(item.startswith("process") for item in left), "the containers did not outlive the node: %s" % left
 
