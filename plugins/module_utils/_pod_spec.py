@@ -92,8 +92,8 @@ def validate_pod_options(params: Params) -> None:
     if grace is not None and grace < 0:
         raise InvalidInput("termination_grace_period", "must be 0 or more, got %s" % grace)
     if params.get("anti_affinity") not in (None,) + ANTI_AFFINITY:
-        raise InvalidInput("anti_affinity", "must be one of %s, got %r" % (", ".join(ANTI_AFFINITY),
-                                                                          params.get("anti_affinity")))
+        raise InvalidInput("anti_affinity", "must be one of %s, got %r"
+                           % (", ".join(ANTI_AFFINITY), params.get("anti_affinity")))
     key = params.get("anti_affinity_topology_key")
     if key is not None and not _label_key(key):
         raise InvalidInput("anti_affinity_topology_key", "%r is not a label key (for example %s)"
@@ -124,7 +124,7 @@ def validate_pod_options(params: Params) -> None:
 def _label_key(key: object) -> bool:
     if not isinstance(key, str) or not key:
         return False
-    prefix, _, name = key.rpartition("/")
+    prefix, _slash, name = key.rpartition("/")
     if prefix and not is_dns_subdomain(prefix):
         return False
     return 0 < len(name) <= 63 and name[0].isalnum() and name[-1].isalnum() and \
@@ -145,8 +145,8 @@ def _check_toleration(field: str, item: object) -> None:
     if not item.get("key") and operator != "Exists":
         raise InvalidInput(field + ".key", "is required unless operator is Exists")
     if item.get("effect") not in (None, "") + TOLERATION_EFFECTS:
-        raise InvalidInput(field + ".effect", "must be one of %s, got %r" % (", ".join(TOLERATION_EFFECTS),
-                                                                          item.get("effect")))
+        raise InvalidInput(field + ".effect", "must be one of %s, got %r"
+                           % (", ".join(TOLERATION_EFFECTS), item.get("effect")))
 
 
 def _anti_affinity(mode: str, selector: dict[str, str], topology_key: str) -> Obj:
@@ -212,18 +212,18 @@ def check_conflicts(origin: dict[str, str], pod: Obj, defined_pod: Obj) -> None:
     """Fail when ``definition`` sets a pod field to something other than an option sets it to."""
     for path, option in sorted(origin.items()):
         if path.startswith("containers["):
-            name, _, sub = path[len("containers["):].partition("].")
+            name, _sep, sub = path[len("containers["):].partition("].")
             mine = [c for c in pod.get("containers") or [] if c.get("name") == name]
             theirs = [c for c in defined_pod.get("containers") or []
                       if isinstance(c, dict) and c.get("name") == name]
             if not mine or not theirs:
                 continue
             found, value = _get(theirs[0], sub)
-            _, want = _get(mine[0], sub)
+            want = _get(mine[0], sub)[1]
             where = "spec.template.spec.containers[name=%s].%s" % (name, sub)
         else:
             found, value = _get(defined_pod, path)
-            _, want = _get(pod, path)
+            want = _get(pod, path)[1]
             where = "spec.template.spec." + path
         if found and value != want:
             raise InvalidInput(option, "conflicts with definition %s (%r here, %r there); set it in one place"

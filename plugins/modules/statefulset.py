@@ -344,7 +344,7 @@ def argument_spec():
         pre_stop={"type": "dict", "options": {"command": strings, "sleep": {"type": "int"}},
                   "mutually_exclusive": [["command", "sleep"]], "required_one_of": [["command", "sleep"]]},
         anti_affinity={"type": "str", "choices": ["none", "preferred", "required"]},
-        anti_affinity_topology_key={"type": "str", "default": "kubernetes.io/hostname"},
+        anti_affinity_topology_key={"type": "str", "default": "kubernetes.io/hostname", "no_log": False},
         security_context={"type": "dict", "options": {
             "run_as_user": {"type": "int"}, "run_as_group": {"type": "int"}, "fs_group": {"type": "int"},
             "read_only_root_filesystem": {"type": "bool", "default": True}}},

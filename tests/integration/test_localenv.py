@@ -116,9 +116,9 @@ def test_ordered_statefulset_pod0_ready_before_pod1_and_pvcs_bound(dyn, kube, na
     assert ready0 <= pods["db-1"].metadata.creation_timestamp, "db-1 was created before db-0 was Ready"
     pvcs = core.list_namespaced_persistent_volume_claim(namespace).items
     assert sorted(p.metadata.name for p in pvcs) == ["data-db-0", "data-db-1", "data-db-2"]
-    until("every claim bound", lambda: all(p.status.phase == "Bound"
-                      for p in core.list_namespaced_persistent_volume_claim(namespace).items), timeout=30,
-          interval=0.2, retry_on=())
+    until("every claim bound",
+          lambda: all(p.status.phase == "Bound" for p in core.list_namespaced_persistent_volume_claim(namespace).items),
+          timeout=30, interval=0.2, retry_on=())
 
 
 def test_job_completes(dyn, kube, namespace):

@@ -17,7 +17,6 @@ from testlib.reliability import JSON_CALLBACK, ansible_playbook
 from testlib.vault import count_leases, pg_login
 
 
-
 @pytest.fixture
 def mount(vault):
     name = unique("role-db")

@@ -92,8 +92,8 @@ def test_anti_affinity_selects_the_definition_selector():
 def test_security_context_reaches_init_containers_and_sidecars_without_their_own():
     own = {"runAsUser": 5}
     pod = pod_of(build(security_context={"read_only_root_filesystem": False},
-                       init_containers=[{"name": "init", "image": "i:1"}, {"name": "own", "image": "i:1",
-                                                                            "securityContext": own}],
+                       init_containers=[{"name": "init", "image": "i:1"},
+                                        {"name": "own", "image": "i:1", "securityContext": own}],
                        sidecars=[{"name": "agent", "image": "a:1"}]))
     assert pod["securityContext"] == {"runAsNonRoot": True, "fsGroupChangePolicy": "OnRootMismatch",
                                       "seccompProfile": {"type": "RuntimeDefault"}}
@@ -170,8 +170,8 @@ def test_pre_stop_needs_the_main_container():
     ("tolerations[0].operator", {"tolerations": [{"key": "a", "operator": "In"}]}),
     ("tolerations[0].key", {"tolerations": [{"value": "a"}]}),
     ("tolerations[0].effect", {"tolerations": [{"key": "a", "effect": "Never"}]}),
-    ("tolerations[1].value", {"tolerations": [{"operator": "Exists"}, {"key": "a", "operator": "Exists",
-                                                                        "value": "b"}]}),
+    ("tolerations[1].value", {"tolerations": [{"operator": "Exists"},
+                                              {"key": "a", "operator": "Exists", "value": "b"}]}),
     ("tolerations[0].seconds", {"tolerations": [{"key": "a", "seconds": 1}]}),
     ("security_context.run_as_user", {"security_context": {"run_as_user": -1}}),
     ("security_context.fs_group", {"security_context": {"fs_group": "root"}}),
