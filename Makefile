@@ -1,12 +1,13 @@
 # datastore.kubernetes — development entry points.
 #
 #   make demo      install what is needed, start the local environment, run playbooks/site.yml
-#   make test      lint, type check, sanity, unit, integration, the oldest and newest ansible-core
-#                  (compat-edge) and molecule against the local environment
+#   make test      lint, type check, docs, sanity, unit (make static, beside the rest), integration,
+#                  the oldest and newest ansible-core (compat-edge), reliability, molecule, lifecycle
 #   make typecheck mypy on plugins/module_utils and plugins/plugin_utils (tests/mypy.ini)
 #   make docs      HTML documentation of the modules and roles (antsibull-docs), in the cache directory
 #   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
+#   make bench-day2  rolling restart of PostgreSQL on the real node: our overhead per pod
 #   make compat    every supported ansible-core line (tools/compat/versions.txt): docs, unit tests,
 #                  every module in the worker and as a module process, site.yml; sanity on the edges
 #   make compat-bench  worker vs module process overhead on the oldest and newest line
@@ -203,21 +204,30 @@ ROLE_SCENARIOS := $(filter-out _shared default kind,$(notdir $(wildcard molecule
 molecule-roles: venv collection-link
 	$(WITH_ENV) for s in $(ROLE_SCENARIOS); do molecule test -s $$s || exit 1; done
 
-# The whole suite: the local environment is started for it and stopped after it,
-# whatever the outcome.
-.PHONY: test
-test: venv collection-link localenv-install
-	@rm -rf $(JUNIT_DIR)
-	@echo "ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python $$($(PY) -c 'import platform; print(platform.python_version())'), Kubernetes $$(. $(LOCALENV_VERSIONS) && echo $$K8S_VERSION)"
+# The checks that need no cluster, one after the other.
+.PHONY: static
+static: venv collection-link
 	$(MAKE) lint
 	$(MAKE) typecheck
 	$(MAKE) docs
 	$(MAKE) sanity
 	$(MAKE) unit
+
+# The whole suite. The checks that need no cluster (`static`) run beside the environment's start and
+# the cluster suites, which mostly wait on pods and servers; their output is kept in the cache and
+# shown when they end. The local environment is started for the suite and stopped after it, whatever
+# the outcome.
+STATIC_LOG := $(JUNIT_DIR)/static.log
+
+.PHONY: test
+test: venv collection-link localenv-install
+	@rm -rf $(JUNIT_DIR) && mkdir -p $(JUNIT_DIR)
+	@echo "ansible-core $$($(PY) -c 'import ansible; print(ansible.__version__)'), Python $$($(PY) -c 'import platform; print(platform.python_version())'), Kubernetes $$(. $(LOCALENV_VERSIONS) && echo $$K8S_VERSION)"
 	$(LOCALENV) down
-	PYTHON=$(PY) $(LOCALENV) up
 	export RELIABILITY_RESULTS=$(JUNIT_DIR)/reliability.json; status=0; \
-	  $(MAKE) integration || status=$$?; \
+	  $(MAKE) static >$(STATIC_LOG) 2>&1 & static_pid=$$!; \
+	  PYTHON=$(PY) $(LOCALENV) up || status=$$?; \
+	  if [ $$status -eq 0 ]; then $(MAKE) integration || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) compat-edge || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-shared RELIABILITY_MARKS="not slow" || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) reliability-private RELIABILITY_MARKS="not slow" || status=$$?; fi; \
@@ -225,6 +235,10 @@ test: venv collection-link localenv-install
 	  if [ $$status -eq 0 ]; then $(MAKE) molecule-roles || status=$$?; fi; \
 	  if [ $$status -eq 0 ]; then $(MAKE) lifecycle || status=$$?; fi; \
 	  $(LOCALENV) down; \
+	  static_status=0; wait $$static_pid || static_status=$$?; \
+	  echo "---- lint, typecheck, docs, sanity, unit (make static): exit $$static_status ----"; \
+	  cat $(STATIC_LOG); \
+	  if [ $$status -eq 0 ]; then status=$$static_status; fi; \
 	  $(PY) tools/test_summary.py $(JUNIT_DIR) || true; \
 	  exit $$status
 
@@ -282,6 +296,12 @@ compat: localenv-up collection-link
 .PHONY: bench
 bench: localenv-up collection-link
 	$(WITH_ENV) $(PY) benchmarks/run.py
+
+# Health-gated rolling restart of PostgreSQL against its own restart time, on the real node of the
+# running environment (it does not start one); results in benchmarks/results/day2.json and day2.md.
+.PHONY: bench-day2
+bench-day2: venv collection-link
+	$(WITH_ENV) $(PY) benchmarks/day2.py
 
 # Worker against module process on the oldest and the newest ansible-core line (or LINES=2.16,2.19);
 # results in benchmarks/results/compat.json and compat.md.

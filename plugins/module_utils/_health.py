@@ -61,7 +61,10 @@ def parse_postgres(text: str | None) -> Obj:
     lines = [line for line in (text or "").splitlines() if line.strip()]
     if not lines:
         raise ValueError("psql printed nothing")
-    data = json.loads(lines[-1])
+    # json_agg puts each replica's row on a line of its own: with two replicas or more the object
+    # spans lines. Read from the line that starts it.
+    starts = [n for n, line in enumerate(lines) if line.startswith("{")]
+    data = json.loads("\n".join(lines[starts[-1] if starts else -1:]))
     if not isinstance(data, dict) or "in_recovery" not in data:
         raise ValueError("psql printed no health row")
     return data

@@ -238,3 +238,11 @@ def test_collect_reports_a_non_zero_exit_with_its_output(monkeypatch):
     report = health.collect(None, "elasticsearch", "db", [pod("es-0", "10.88.0.21")])
     assert report["healthy"] is False
     assert report["problems"] == ["es-0: bash exited with 7: curl: (7) Failed to connect to localhost port 9200"]
+
+
+def test_parse_postgres_reads_a_primary_with_two_replicas_over_several_lines():
+    """Recorded on the postgres role's pods: json_agg puts each replica's row on a line of its own."""
+    text = fixture("pg-primary-two-replicas.txt")
+    assert len(text.strip().splitlines()) == 2
+    data = health.parse_postgres(text)
+    assert [r["application_name"] for r in data["replication"]] == ["postgres-1", "postgres-2"]

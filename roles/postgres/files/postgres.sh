@@ -6,8 +6,8 @@
 #                                  volume is empty or its slot was lost, a base backup of the primary
 #   postgres.sh start              (main container) the primary or a hot standby, in the foreground
 #   postgres.sh ready              (probes) whether the server accepts connections on its socket
-#   postgres.sh stop               (preStop hook) a fast shutdown: clients disconnected, a checkpoint
-#                                  written, instead of the smart one SIGTERM asks for
+#   postgres.sh stop [timeout] [delay]  (preStop hook) after delay seconds, a fast shutdown: clients
+#                                  disconnected, a checkpoint written, instead of the smart one SIGTERM asks for
 #
 # Ordinal 0 is the primary, every other ordinal a streaming replica of it. The image provides only
 # the PostgreSQL programs (on PATH or in /usr/lib/postgresql/<major>/bin) and a POSIX shell; the
@@ -240,6 +240,8 @@ case "${1:-}" in
     exec pg_isready --host="$RUN_DIR" --port="${POSTGRES_PORT:-5432}" --timeout=5 --quiet
     ;;
   stop)
+    # An optional delay first: the pod's endpoint is being removed from the Services meanwhile.
+    if [ "${3:-0}" -gt 0 ]; then sleep "$3"; fi
     exec pg_ctl stop --pgdata="$PGDATA" --mode=fast --wait --timeout="${2:-90}"
     ;;
   *)

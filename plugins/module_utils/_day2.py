@@ -1,0 +1,408 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the datastore.kubernetes collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Day-2 operations on a datastore's StatefulSet: the work of ``rolling_update`` and ``scale_down``.
+
+The plans come from ``_day2_plan`` (pure); this file reads the cluster, asks the datastore
+through ``pods/exec`` (``_exec``, ``_health``) and writes. Each datastore is an ``Engine``: how
+to find its primary, the gate a replaced pod must pass, and what a scale-down must clean up.
+PostgreSQL is implemented; Cassandra (all nodes ``UN``; decommission) and Elasticsearch (green;
+allocation exclusions) plug in the same way. ``none`` gates on pod readiness alone.
+
+Every step can be interrupted: the state on the cluster (pod revisions, the saved update
+strategy, the StatefulSet's replicas, the slots on the primary) says what is left, and the
+next run finishes it.
+"""
+
+from __future__ import annotations
+
+__metaclass__ = type
+
+import datetime
+import time
+
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_plan as plan
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _exec, _health
+from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
+    DatastoreError,
+    ExecError,
+    InvalidInput,
+    KubeApiError,
+    NotFound,
+    WaitTimeout,
+)
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
+from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_label
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
+from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
+from ansible_collections.datastore.kubernetes.plugins.module_utils._wait import selector_string, watch_until
+
+APPS = "apps/v1"
+# How often a gate asks the datastore again while it waits.
+GATE_INTERVAL = 0.5
+# The postgres client in the container logs in on the local socket as the superuser the container names.
+_PSQL = 'exec psql -X -A -t -q -v ON_ERROR_STOP=1 -U "${POSTGRES_USER:-${PGUSER:-postgres}}" -d postgres -c "$1"'
+
+
+class Gate(DatastoreError):
+    """A gate did not pass in time; the rollout stops where it is and a later run goes on from there."""
+
+
+# -- engines ---------------------------------------------------------------------------------
+class Engine:
+    """A datastore without a health gate: pods ready is all that is asked."""
+
+    name = "none"
+
+    def __init__(self, client: KubeClient, namespace: str, container: str | None, timeout: float) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.container = container
+        self.timeout = timeout
+
+    def find_primary(self, pods: list[Obj]) -> str | None:
+        return None
+
+    def gate(self, pods: list[Obj], primary: str | None, params: Params) -> tuple[list[str], Obj | None]:
+        """``(problems, report)``: why the datastore is not ready to lose its next pod (empty: it is)."""
+        return [], None
+
+    def leftover_slots(self, primary: str, names: list[str]) -> list[str]:
+        return []
+
+    def drop_slot(self, primary: str, slot: str) -> bool:
+        return True
+
+
+class Postgres(Engine):
+    """The primary is the member not in recovery; the gate is asked of it alone (one command per check)."""
+
+    name = "postgres"
+
+    def _state(self, pod: str) -> Obj:
+        result = _exec.run(self.client, self.namespace, pod, _health.POSTGRES_COMMAND, container=self.container,
+                           timeout=self.timeout)
+        if result.rc != 0:
+            raise ExecError("pod %s/%s: psql exited with %d: %s" % (
+                self.namespace, pod, result.rc, result.stderr_text.strip()[:300]), pod=pod)
+        return _health.parse_postgres(result.stdout_text)
+
+    def find_primary(self, pods: list[Obj]) -> str | None:
+        for pod in pods:
+            if not plan.is_ready(pod):
+                continue
+            try:
+                if not self._state(plan.pod_name(pod)).get("in_recovery"):
+                    return plan.pod_name(pod)
+            except (ExecError, KubeApiError, ValueError):
+                continue
+        return None
+
+    def gate(self, pods: list[Obj], primary: str | None, params: Params) -> tuple[list[str], Obj | None]:
+        primary = primary or self.find_primary(pods)
+        if primary is None:
+            return ["no member answers as the primary"], None
+        try:
+            data: Obj | None = self._state(primary)
+        except (ExecError, KubeApiError, ValueError) as exc:
+            return ["%s: %s" % (primary, getattr(exc, "msg", None) or exc)], None
+        ips = {plan.pod_name(p): (p.get("status") or {}).get("podIP") for p in pods if plan.pod_name(p) != primary}
+        problems = plan.postgres_primary_gate(data, primary, ips, params["max_lag_bytes"])
+        by_ip = {ip: pod for pod, ip in ips.items() if ip}
+        replication = [{"pod": by_ip.get(row.get("client_addr")), "state": row.get("state"),
+                        "lag_bytes": row.get("lag_bytes")} for row in (data or {}).get("replication") or []]
+        return problems, {"primary": primary, "healthy": not problems, "problems": problems,
+                          "timeline": (data or {}).get("wal_timeline"), "replication": replication}
+
+    def _sql(self, pod: str, sql: str) -> str:
+        result = _exec.run(self.client, self.namespace, pod, ["sh", "-c", _PSQL, "day2", sql],
+                           container=self.container, timeout=self.timeout)
+        if result.rc != 0:
+            raise ExecError("pod %s/%s: psql exited with %d: %s" % (
+                self.namespace, pod, result.rc, result.stderr_text.strip()[:300]), pod=pod)
+        return result.stdout_text.strip()
+
+    def leftover_slots(self, primary: str, names: list[str]) -> list[str]:
+        if not names:
+            return []
+        quoted = ",".join("'%s'" % n for n in names)  # slot names are [a-z0-9_] (plan.slot_name)
+        out = self._sql(primary, "SELECT slot_name FROM pg_replication_slots WHERE slot_name IN (%s) "
+                                 "ORDER BY 1" % quoted)
+        return [line for line in out.splitlines() if line]
+
+    def drop_slot(self, primary: str, slot: str) -> bool:
+        """Drop ``slot`` unless a walsender still holds it; ``True`` when it is gone."""
+        out = self._sql(primary, "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots "
+                                 "WHERE slot_name = '%s' AND NOT active; "
+                                 "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s'" % (slot, slot))
+        return out.splitlines()[-1].strip() == "0"
+
+
+ENGINES = {"postgres": Postgres, "none": Engine}
+
+
+def engine_for(task: Task, client: KubeClient) -> Engine:
+    params = task.params
+    return ENGINES[params["engine"]](client, params["namespace"], params.get("container"),
+                                     float(params.get("request_timeout") or 30.0))
+
+
+# -- reading -----------------------------------------------------------------------------------
+def read_statefulset(client: KubeClient, namespace: str, name: str) -> Obj:
+    sts = client.get(APPS, "StatefulSet", name, namespace)
+    if sts is None:
+        raise NotFound("StatefulSet %s/%s does not exist" % (namespace, name))
+    return sts
+
+
+def read_pods(client: KubeClient, sts: Obj) -> list[Obj]:
+    selector = selector_string(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels"))
+    items = client.list("v1", "Pod", sts["metadata"]["namespace"], label_selector=selector).get("items") or []
+    return plan.members(sts, items)
+
+
+def observed(client: KubeClient, sts: Obj, timeout: float) -> Obj:
+    """The StatefulSet once its controller has seen its latest spec (its status names the update revision)."""
+    meta = sts["metadata"]
+
+    def seen(obj: Obj | None) -> bool:
+        if obj is None:
+            return False
+        return bool((obj.get("status") or {}).get("observedGeneration", 0) >= obj["metadata"]["generation"])
+
+    found = watch_until(client, APPS, "StatefulSet", meta["namespace"], meta["name"], seen, timeout)
+    return found or sts
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ref(params: Params) -> str:
+    return "StatefulSet %s/%s" % (params["namespace"], params["name"])
+
+
+def wait_gate(engine: Engine, client: KubeClient, sts: Obj, params: Params, primary: str | None,
+              after: str) -> tuple[Obj | None, float]:
+    """Ask the datastore until its gate passes; ``(report, seconds waited)``. Raises ``Gate`` on timeout."""
+    start = time.monotonic()
+    deadline = start + params["gate_timeout"]
+    while True:
+        pods = read_pods(client, sts)
+        not_ready = [plan.pod_name(p) for p in pods if not plan.is_ready(p) or plan.is_terminating(p)]
+        report = None
+        problems = ["%s: not ready" % n for n in not_ready]
+        if not problems:
+            problems, report = engine.gate(pods, primary, params)
+        if not problems:
+            return report, time.monotonic() - start
+        if time.monotonic() >= deadline:
+            raise Gate("%s: the %s gate did not pass within %ss %s: %s. Nothing more was replaced; run again to "
+                       "go on from here" % (_ref(params), engine.name, params["gate_timeout"], after,
+                                            "; ".join(problems)), problems=problems)
+        time.sleep(GATE_INTERVAL)
+
+
+# -- rolling update ---------------------------------------------------------------------------
+def validate_update(params: Params) -> None:
+    check_dns_label("name", params.get("name"))
+    check_dns_label("namespace", params.get("namespace"))
+    if params.get("container") is not None:
+        check_dns_label("container", params["container"])
+    if params.get("image") is not None and not str(params["image"]).strip():
+        raise InvalidInput("image", "must not be empty")
+    plan.validate_resources(params.get("resources"))
+    for idx, name in enumerate(params.get("config_maps") or []):
+        check_dns_label("config_maps[%d]" % idx, name)
+    for field in ("max_lag_bytes",):
+        if params[field] < 0:
+            raise InvalidInput(field, "must be 0 or more")
+    for field in ("gate_timeout", "pod_timeout"):
+        if params[field] <= 0:
+            raise InvalidInput(field, "must be more than 0 seconds")
+
+
+def _wanted_annotations(client: KubeClient, params: Params) -> dict[str, str]:
+    annotations = dict(params.get("template_annotations") or {})
+    if params.get("config_maps"):
+        found = []
+        for name in params["config_maps"]:
+            cm = client.get("v1", "ConfigMap", name, params["namespace"])
+            if cm is None:
+                raise InvalidInput("config_maps", "ConfigMap %s/%s does not exist" % (params["namespace"], name))
+            found.append(cm)
+        annotations[plan.CONFIG_HASH] = plan.config_hash(found)
+    if params.get("restart"):
+        annotations[plan.RESTARTED_AT] = _now()
+    return annotations
+
+
+def replace_pod(client: KubeClient, namespace: str, name: str, pod: Obj | None, update_revision: str,
+                timeout: float) -> float:
+    """Delete ``pod`` (if it is there) and wait for its successor, Ready on ``update_revision``; seconds taken."""
+    start = time.monotonic()
+    old_uid = pod["metadata"]["uid"] if pod is not None else None
+    # A pod already on the update revision (not ready yet) is waited for, not replaced.
+    keep = pod is not None and plan.revision(pod) == update_revision
+    if pod is not None and not keep:
+        client.delete("v1", "Pod", name, namespace, preconditions={"uid": old_uid})
+
+    def successor_ready(obj: Obj | None) -> bool:
+        if obj is None or plan.revision(obj) != update_revision or plan.is_terminating(obj):
+            return False
+        return plan.is_ready(obj) and (keep or obj["metadata"]["uid"] != old_uid)
+
+    try:
+        watch_until(client, "v1", "Pod", namespace, name, successor_ready, timeout)
+    except WaitTimeout as exc:
+        raise WaitTimeout("pod %s/%s is not Ready on revision %s after %ss; run again to go on from here"
+                          % (namespace, name, update_revision, timeout), last=exc.details.get("last"))
+    return time.monotonic() - start
+
+
+def run_rolling_update(task: Task, client: KubeClient) -> Result:
+    params = task.params
+    validate_update(params)
+    ns, name = params["namespace"], params["name"]
+    sts = read_statefulset(client, ns, name)
+    container = plan.pick_container(sts, params.get("container"))
+    patch, before, after = plan.template_patch(sts, container, params.get("image"), params.get("resources"),
+                                               _wanted_annotations(client, params))
+    engine = engine_for(task, client)
+    pods = read_pods(client, sts)
+    primary = engine.find_primary(pods)
+    status = sts.get("status") or {}
+    stale_status = status.get("observedGeneration", 0) < sts["metadata"]["generation"]
+    target = None if stale_status else status.get("updateRevision")
+    steps = plan.plan_update(pods, target, bool(patch), primary)
+    result: Result = {
+        "changed": bool(patch or steps["order"] or plan.strategy_restore(sts)),
+        "plan": {"pods": steps["order"], "stuck": steps["stuck"], "primary": primary,
+                 "gates": plan.gate_description(engine.name, params["max_lag_bytes"]),
+                 "template": after},
+        "pods": [], "stuck_deleted": [],
+    }
+    if task.diff:
+        result["diff"] = {"before": before, "after": after}
+    if steps["stuck"] and not params["delete_stuck_pods"]:
+        raise InvalidInput("delete_stuck_pods", "%s: %s not ready on an old revision; the StatefulSet controller "
+                           "waits on it forever. Fix the cause, or set delete_stuck_pods=true to replace it first"
+                           % (_ref(params), ", ".join(steps["stuck"])), stuck=steps["stuck"])
+    if task.check_mode or not result["changed"]:
+        return result
+
+    if steps["order"] and not steps["stuck"]:
+        # Nothing is written while the datastore is not healthy to begin with.
+        wait_gate(engine, client, sts, params, primary, "before the first pod")
+    takeover = plan.strategy_takeover(sts) if steps["order"] else None
+    body: Obj = {}
+    if patch:
+        body = {"spec": {"template": patch}}
+    if takeover:
+        body.setdefault("spec", {}).update(takeover["spec"])
+        body["metadata"] = takeover["metadata"]
+    if body:
+        sts = client.patch(APPS, "StatefulSet", name, ns, body)
+    sts = observed(client, sts, params["pod_timeout"])
+    update_revision = (sts.get("status") or {}).get("updateRevision")
+    if not update_revision:
+        raise KubeApiError("%s: the controller reports no update revision" % _ref(params))
+
+    # The order is read again from the pods as they are now: an earlier run may have replaced some.
+    steps = plan.plan_update(read_pods(client, sts), update_revision, False, primary)
+    stuck = set(steps["stuck"])
+    for pod_name in steps["order"]:
+        pod = client.get("v1", "Pod", pod_name, ns)
+        if pod is not None and plan.revision(pod) == update_revision and plan.is_ready(pod):
+            continue
+        seconds = replace_pod(client, ns, pod_name, pod, update_revision, params["pod_timeout"])
+        entry: Obj = {"pod": pod_name, "ready_seconds": round(seconds, 3)}
+        if pod_name in stuck:
+            result["stuck_deleted"].append(pod_name)
+            stuck.discard(pod_name)
+        if not stuck:
+            report, gate_seconds = wait_gate(engine, client, sts, params, primary, "after %s" % pod_name)
+            result["health"] = report
+            entry["gate_seconds"] = round(gate_seconds, 3)
+        result["pods"].append(entry)
+
+    restore = plan.strategy_restore(client.get(APPS, "StatefulSet", name, ns) or sts)
+    if restore:
+        client.patch(APPS, "StatefulSet", name, ns, restore)
+    result["update_revision"] = update_revision
+    return result
+
+
+# -- scale-down ---------------------------------------------------------------------------------
+def validate_scale_down(params: Params) -> None:
+    check_dns_label("name", params.get("name"))
+    check_dns_label("namespace", params.get("namespace"))
+    if params.get("container") is not None:
+        check_dns_label("container", params["container"])
+    if params["replicas"] < 0:
+        raise InvalidInput("replicas", "must be 0 or more")
+    if params["wait_timeout"] <= 0:
+        raise InvalidInput("wait_timeout", "must be more than 0 seconds")
+
+
+def run_scale_down(task: Task, client: KubeClient) -> Result:
+    params = task.params
+    validate_scale_down(params)
+    ns, name, target = params["namespace"], params["name"], params["replicas"]
+    sts = read_statefulset(client, ns, name)
+    current = int((sts.get("spec") or {}).get("replicas", 1))
+    if target > current:
+        raise InvalidInput("replicas", "%d is more than the %d the %s has; this module only scales down"
+                           % (target, current, _ref(params)))
+    engine = engine_for(task, client)
+    pods = read_pods(client, sts)
+    primary = engine.find_primary(pods)
+    if engine.name == "postgres" and target == 0:
+        primary = primary or "%s-0" % name
+    elif engine.name == "postgres" and primary is None:
+        raise DatastoreError("%s: no PostgreSQL member answers as the primary; nothing was changed" % _ref(params))
+    steps = plan.plan_scale_down(name, current, target, primary, engine.name)
+    # Left over by an earlier, interrupted run: pods above the target still there, slots, claims.
+    gone = ["%s-%d" % (name, n) for n in range(target, target + 64)]
+    leftovers = [p for p in (plan.pod_name(p) for p in pods) if plan.ordinal(p) >= target and p not in steps["remove"]]
+    removing = sorted(set(steps["remove"]) | set(leftovers), key=plan.ordinal, reverse=True)
+    slots = engine.leftover_slots(primary, [plan.slot_name(p) for p in gone]) if primary else []
+    claims_there = []
+    if params["delete_pvcs"]:
+        wanted = plan.claim_names(sts, gone)
+        claims_there = [c["metadata"]["name"] for c in client.list("v1", "PersistentVolumeClaim", ns).get("items") or []
+                        if c["metadata"]["name"] in wanted]
+    result: Result = {
+        "changed": bool(removing or slots or claims_there or current != target),
+        "plan": {"from": current, "to": target, "remove": removing, "primary": primary, "slots": slots,
+                 "claims": claims_there if params["delete_pvcs"] else []},
+        "removed": [], "slots_dropped": [], "claims_deleted": [],
+    }
+    if task.diff:
+        result["diff"] = {"before": {"replicas": current}, "after": {"replicas": target}}
+    if task.check_mode or not result["changed"]:
+        return result
+
+    if current != target:
+        client.patch(APPS, "StatefulSet", name, ns, {"spec": {"replicas": target}})
+    for pod in removing:
+        try:
+            watch_until(client, "v1", "Pod", ns, pod, lambda o: o is None, params["wait_timeout"])
+        except WaitTimeout:
+            raise WaitTimeout("%s: pod %s is still there after %ss; run again to finish"
+                              % (_ref(params), pod, params["wait_timeout"]))
+        result["removed"].append(pod)
+    if primary:
+        deadline = time.monotonic() + params["wait_timeout"]
+        for slot in slots:
+            # The walsender of a removed replica ends with its connection; until then the slot is active.
+            while not engine.drop_slot(primary, slot):
+                if time.monotonic() >= deadline:
+                    raise WaitTimeout("%s: replication slot %s on %s is still active after %ss; run again to finish"
+                                      % (_ref(params), slot, primary, params["wait_timeout"]))
+                time.sleep(GATE_INTERVAL)
+            result["slots_dropped"].append(slot)
+    for claim in claims_there:
+        client.delete("v1", "PersistentVolumeClaim", claim, ns)
+        result["claims_deleted"].append(claim)
+    return result

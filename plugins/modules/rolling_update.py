@@ -1,0 +1,209 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the datastore.kubernetes collection
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: rolling_update
+short_description: Restart or upgrade a datastore's StatefulSet one pod at a time, gated on the datastore's health
+version_added: 0.1.0
+description:
+  - Replaces the pods of a StatefulSet one at a time, highest ordinal first and the primary last, and before
+    it moves on waits until the datastore itself says the replaced pod is back (O(engine)).
+  - What changes is the pod template, in one write - O(image), O(resources), O(template_annotations), a hash of
+    O(config_maps) (a ConfigMap content change rolls the pods), a restart mark (O(restart)) - or nothing, when
+    an earlier run was interrupted and pods are still on an old revision; the module goes on from there.
+  - For the run the StatefulSet's update strategy is C(OnDelete), so that only the pods this module deletes
+    are replaced; the strategy it had is saved in the annotation C(datastore.kubernetes/rollout-saved-strategy)
+    and given back at the end. (A lowered C(partition) would let the controller replace the next pod as soon
+    as one is ready, before the datastore's gate.)
+  - A pod not ready on an old revision is stuck (the controller waits on it forever with C(OrderedReady)); with
+    O(delete_stuck_pods) it is replaced first, else the module fails before it writes anything.
+  - Before the first pod the datastore must pass the gate, so nothing is written while it is unhealthy.
+  - Check mode returns the plan (RV(plan)) and writes nothing.
+  - This is a module, not a role, because the gate is a loop over the datastore's answers between Kubernetes
+    writes, and an interrupted run must be resumable from the cluster's state; commands in pods go through
+    the API server's C(pods/exec), the credentials of the run need C(get) and C(create) on C(pods/exec).
+author:
+  - Datastore Kubernetes maintainers (@datastore-kubernetes)
+extends_documentation_fragment:
+  - datastore.kubernetes.kube
+  - datastore.kubernetes.kube.IN_PROCESS
+attributes:
+  check_mode:
+    description: Reads the StatefulSet, its pods and the datastore's health and returns the plan; writes nothing.
+    support: full
+  diff_mode:
+    description: Returns the pod template fields that change (image, resources, annotations).
+    support: full
+options:
+  name:
+    description: Name of the StatefulSet.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the StatefulSet.
+    type: str
+    default: default
+  engine:
+    description:
+      - The datastore in the pods, which decides the gate and which pod is the primary.
+      - V(postgres) runs C(psql) on the pods' local socket (as the container's C(POSTGRES_USER), else
+        C(postgres)). The primary is the first member, by ordinal, not in recovery; it is replaced last. The
+        gate asks the primary alone; it is not in recovery, and its C(pg_stat_replication) lists every other
+        member (matched by pod address) as C(streaming) with a replay lag of at most O(max_lag_bytes).
+      - V(none) gates on pod readiness alone.
+    type: str
+    choices: [postgres, none]
+    default: postgres
+  container:
+    description: Container whose O(image) and O(resources) change and in which the health commands run. Defaults to the first container.
+    type: str
+  image:
+    description: New image of O(container).
+    type: str
+  resources:
+    description: New C(resources) (C(requests), C(limits)) of O(container).
+    type: dict
+  template_annotations:
+    description: Annotations set on the pod template (a new value rolls the pods).
+    type: dict
+    default: {}
+  config_maps:
+    description:
+      - ConfigMaps (in O(namespace)) whose content the pods read; a hash of their data is set on the pod template
+        as C(datastore.kubernetes/config-hash), so a content change rolls the pods and no change does not.
+    type: list
+    elements: str
+    default: []
+  restart:
+    description: Replace every pod even when nothing else changes (sets C(datastore.kubernetes/restartedAt)). Never idempotent.
+    type: bool
+    default: false
+  max_lag_bytes:
+    description: The largest replay lag, in bytes of WAL, a PostgreSQL replica may have for the gate to pass.
+    type: int
+    default: 16777216
+  gate_timeout:
+    description: Seconds the gate may take after each pod (and before the first) before the run stops, leaving the rest for the next run.
+    type: int
+    default: 300
+  pod_timeout:
+    description: Seconds a replaced pod may take to be Ready on the new revision.
+    type: int
+    default: 600
+  delete_stuck_pods:
+    description: Replace pods that are not ready on an old revision first, instead of failing.
+    type: bool
+    default: false
+notes:
+  - Cassandra (all nodes C(UN)) and Elasticsearch (cluster green) gates follow the same engine interface.
+"""
+
+EXAMPLES = r"""
+- name: Upgrade PostgreSQL one pod at a time, replicas first, each streaming again before the next
+  datastore.kubernetes.rolling_update:
+    name: postgres
+    namespace: db
+    image: docker.io/library/postgres:17.6
+    max_lag_bytes: 1048576
+
+- name: Roll the pods when the configuration ConfigMap changed (no change, no restart)
+  datastore.kubernetes.rolling_update:
+    name: postgres
+    namespace: db
+    config_maps: [postgres-config]
+
+- name: Show the plan of a restart
+  datastore.kubernetes.rolling_update:
+    name: postgres
+    namespace: db
+    restart: true
+  check_mode: true
+  register: rollout_plan
+"""
+
+RETURN = r"""
+plan:
+  description: What the run does (or, in check mode, would do).
+  returned: always
+  type: dict
+  contains:
+    pods: {description: 'Pods to replace, in order: stuck ones first, then highest ordinal first, the primary last.', type: list, elements: str}
+    stuck: {description: Pods not ready on an old revision., type: list, elements: str}
+    primary: {description: The primary (V(null) without one)., type: str}
+    gates: {description: What must hold before the next pod., type: list, elements: str}
+    template: {description: The pod template fields that change., type: dict}
+pods:
+  description: The pods replaced, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    pod: {description: Pod name., type: str}
+    ready_seconds: {description: From the delete to the successor Ready on the new revision., type: float}
+    gate_seconds: {description: From Ready until the gate passed., type: float}
+stuck_deleted:
+  description: Stuck pods that were replaced.
+  returned: always
+  type: list
+  elements: str
+update_revision:
+  description: The StatefulSet's revision every pod now runs.
+  returned: when pods were replaced
+  type: str
+health:
+  description: What the primary said when the last gate passed.
+  returned: when pods were replaced and O(engine) is not V(none)
+  type: dict
+  contains:
+    primary: {description: The primary pod., type: str}
+    healthy: {description: Whether the gate passed., type: bool}
+    problems: {description: Why not (empty when it passed)., type: list, elements: str}
+    timeline: {description: The primary's timeline., type: int}
+    replication:
+      description: The primary's C(pg_stat_replication) rows.
+      type: list
+      elements: dict
+      contains:
+        pod: {description: The replica pod (by address)., type: str}
+        state: {description: 'V(streaming), V(catchup)...', type: str}
+        lag_bytes: {description: Bytes of WAL not replayed yet., type: int}
+"""
+
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2
+from ansible_collections.datastore.kubernetes.plugins.module_utils._argspec import kube_argspec
+from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import check_kubernetes_library, connect
+from ansible_collections.datastore.kubernetes.plugins.module_utils._module import new_module, run_module
+
+
+def argument_spec():
+    return kube_argspec(
+        name={"type": "str", "required": True},
+        namespace={"type": "str", "default": "default"},
+        engine={"type": "str", "default": "postgres", "choices": list(_day2.ENGINES)},
+        container={"type": "str"},
+        image={"type": "str"},
+        resources={"type": "dict"},
+        template_annotations={"type": "dict", "default": {}},
+        config_maps={"type": "list", "elements": "str", "default": []},
+        restart={"type": "bool", "default": False},
+        max_lag_bytes={"type": "int", "default": 16777216},
+        gate_timeout={"type": "int", "default": 300},
+        pod_timeout={"type": "int", "default": 600},
+        delete_stuck_pods={"type": "bool", "default": False},
+    )
+
+
+def main():
+    module = new_module(argument_spec(), supports_check_mode=True)
+    check_kubernetes_library(module)
+    run_module(module, _day2.run_rolling_update, connect)
+
+
+if __name__ == "__main__":
+    main()
