@@ -13,7 +13,7 @@ import sys
 import uuid
 
 import pytest
-from testlib import collections_root
+from testlib import collections_root, created_namespace
 
 # DATASTORE_K8S_STATE as the Makefile sets it, else the state directory of the environment whose env.sh
 # was sourced (it exports LOCALENV_STATE), so that a sourced env.sh is the environment the tests use.
@@ -119,15 +119,8 @@ def kube(localenv):
 @pytest.fixture
 def namespace(kube):
     """A fresh namespace per test, deleted afterwards."""
-    from kubernetes import client
-
-    name = "t-" + uuid.uuid4().hex[:10]
-    core = client.CoreV1Api(kube)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with created_namespace(kube, "t-" + uuid.uuid4().hex[:10]) as name:
         yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="session")

@@ -101,4 +101,82 @@ options:
   pod_annotations:
     description: Annotations of the pod template; changing them rolls the pods.
     type: dict
+  termination_grace_period:
+    description:
+      - Seconds a pod has to stop after it is told to (C(terminationGracePeriodSeconds)), the O(pre_stop) hook
+        included. The cluster's default (30) when unset.
+    type: int
+  pre_stop:
+    description:
+      - The main container's C(preStop) hook, run before the container is sent SIGTERM. Set one of
+        O(pre_stop.command) and O(pre_stop.sleep).
+    type: dict
+    suboptions:
+      command:
+        description: A program and its arguments run in the container (an C(exec) action; no shell unless named).
+        type: list
+        elements: str
+      sleep:
+        description:
+          - Seconds to wait (a C(sleep) action, which needs no program in the image), so clients and Service
+            endpoints let go of the pod first. Must be shorter than O(termination_grace_period).
+        type: int
+  anti_affinity:
+    description:
+      - Keeps the StatefulSet's own pods apart, one per topology domain (O(anti_affinity_topology_key)).
+      - V(preferred) asks the scheduler to spread them when it can; V(required) leaves a pod Pending rather than
+        put it next to another; V(none) (or unset) adds no rule.
+    type: str
+    choices: [none, preferred, required]
+  anti_affinity_topology_key:
+    description: The node label whose values are the domains O(anti_affinity) spreads over.
+    type: str
+    default: kubernetes.io/hostname
+  security_context:
+    description:
+      - Runs the pod with the collection's restricted security context, defined in one place for every
+        datastore. The pod runs as a non-root user with seccomp C(RuntimeDefault) and C(fsGroupChangePolicy)
+        V(OnRootMismatch); every container and init container that has no C(securityContext) of its own runs
+        without privilege escalation, with all capabilities dropped and a read-only root file system.
+      - Unset adds no security context (the pod runs as the image says).
+      - Meets the Kubernetes C(restricted) Pod Security Standard.
+    type: dict
+    suboptions:
+      run_as_user:
+        description:
+          - UID of the pod's processes. Unset keeps the image's user (which must then be non-root) or the one the
+            platform assigns.
+          - V(0) runs as root, for reading root-owned files on the node; C(runAsNonRoot) is then dropped, every
+            capability still is.
+        type: int
+      run_as_group:
+        description: Primary GID of the pod's processes. Defaults to O(security_context.fs_group) when O(security_context.run_as_user) is set.
+        type: int
+      fs_group:
+        description: Group that owns the pod's volumes (C(fsGroup)), also a supplementary group of its processes.
+        type: int
+      read_only_root_filesystem:
+        description: Whether the containers' root file systems are read-only; write to volumes instead.
+        type: bool
+        default: true
+  node_selector:
+    description: Node labels a node must have to run the pods (C(nodeSelector)). Values must be strings.
+    type: dict
+  tolerations:
+    description: Taints the pods tolerate, as Kubernetes C(Toleration) mappings.
+    type: list
+    elements: dict
+  enable_service_links:
+    description:
+      - Whether the pods get environment variables for every Service of the namespace (C(enableServiceLinks)).
+        The cluster's default (V(true)) when unset.
+    type: bool
+  automount_service_account_token:
+    description:
+      - Whether the service account token is mounted into the pods. The cluster's default when unset; set
+        V(false) for a datastore that never calls the Kubernetes API.
+    type: bool
+notes:
+  - O(definition) may set the fields the pod-level options set (from O(termination_grace_period) on) only to the
+    same values; a different value fails before anything is written, naming the option and the field.
 """

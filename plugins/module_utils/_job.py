@@ -27,6 +27,7 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
     WaitTimeout,
 )
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
+from ansible_collections.datastore.kubernetes.plugins.module_utils._pod_spec import container_opening
 from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Result, Task
 from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 
@@ -77,13 +78,9 @@ def build_job(params: Params) -> Obj:
     for field in ("name", "image"):
         if not params.get(field):
             raise InvalidInput(field, "is required unless definition is given")
-    container = {"name": CONTAINER_NAME, "image": params["image"]}
+    container = container_opening(CONTAINER_NAME, params)
     pod_spec = {"restartPolicy": params.get("restart_policy") or "Never", "containers": [container]}
-    if params.get("command"):
-        container["command"] = list(params["command"])
     _script(params, container, pod_spec)
-    if params.get("args"):
-        container["args"] = list(params["args"])
     if params.get("env"):
         container["env"] = _env_list(params["env"])
     env_from = [{"secretRef": {"name": n}} for n in params.get("env_from_secrets") or []]

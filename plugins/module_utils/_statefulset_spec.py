@@ -17,6 +17,14 @@ from typing import Any
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import InvalidInput
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_domain, check_dns_label, is_dns_subdomain
+from ansible_collections.datastore.kubernetes.plugins.module_utils._pod_spec import (
+    check_conflicts,
+    container_opening,
+    pod_options,
+    secure_containers,
+    security_context,
+    validate_pod_options,
+)
 from ansible_collections.datastore.kubernetes.plugins.module_utils._types import Obj, Params
 
 SELECTOR_LABEL = "datastore.kubernetes/statefulset"
@@ -163,6 +171,7 @@ def validate(params: Params) -> None:
             if not isinstance(item, dict) or not item.get("name") or not item.get("image"):
                 raise InvalidInput("%s[%d]" % (field, idx), "each container needs a name and an image")
     _env_list(params.get("env"))
+    validate_pod_options(params)
     definition = params.get("definition")
     if definition is not None:
         if not isinstance(definition, dict):
@@ -227,13 +236,7 @@ def service_name(params: Params) -> str:
 
 
 def _main_container(params: Params) -> dict[str, Any]:
-    container = {"name": params["name"], "image": params["image"]}
-    if params.get("image_pull_policy"):
-        container["imagePullPolicy"] = params["image_pull_policy"]
-    if params.get("command"):
-        container["command"] = list(params["command"])
-    if params.get("args"):
-        container["args"] = list(params["args"])
+    container = container_opening(params["name"], params)
     ports = [{"name": p["name"], "containerPort": p["container_port"], "protocol": p.get("protocol") or "TCP"}
              for p in params.get("ports") or []]
     if ports:
@@ -304,7 +307,17 @@ def build_statefulset(params: Params) -> Obj:
     if params.get("annotations"):
         generated["metadata"]["annotations"] = dict(params["annotations"])
     definition.setdefault("spec", {}).pop("selector", None)
+    defined_pod = ((definition["spec"].get("template") or {}).get("spec") or {})
+    options, origin = pod_options(params, name, selector.get("matchLabels") or {})
+    if "containers" in options and not params.get("image") and not any(
+            isinstance(c, dict) and c.get("name") == name for c in defined_pod.get("containers") or []):
+        raise InvalidInput("pre_stop", "applies to the main container %r; set image, or name a container %r in "
+                                       "definition" % (name, name))
+    check_conflicts(origin, options, defined_pod)
+    spec["template"]["spec"] = deep_merge(pod_spec, options)
     sts = deep_merge(generated, definition)
+    if params.get("security_context") is not None:
+        secure_containers(sts["spec"]["template"]["spec"], security_context(params["security_context"])["container"])
     if params.get("replicas") is not None:
         sts["spec"]["replicas"] = params["replicas"]
     sts["spec"]["selector"] = selector

@@ -310,7 +310,8 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import 
 
 
 def argument_spec():
-    # The pod template options (image to sidecars) are documented in doc_fragments/pod.py.
+    # The pod template options (image to sidecars, and the pod-level ones from termination_grace_period on)
+    # are documented in doc_fragments/pod.py.
     strings, mapping, mappings = {"type": "list", "elements": "str"}, {"type": "dict"}, {"type": "list", "elements": "dict"}
     return kube_argspec(
         name={"type": "str", "required": True},
@@ -339,6 +340,16 @@ def argument_spec():
         readiness_probe=mapping, liveness_probe=mapping, startup_probe=mapping, resources=mapping,
         init_containers=mappings, sidecars=mappings,
         labels=mapping, annotations=mapping, pod_annotations=mapping,
+        termination_grace_period={"type": "int"},
+        pre_stop={"type": "dict", "options": {"command": strings, "sleep": {"type": "int"}},
+                  "mutually_exclusive": [["command", "sleep"]], "required_one_of": [["command", "sleep"]]},
+        anti_affinity={"type": "str", "choices": ["none", "preferred", "required"]},
+        anti_affinity_topology_key={"type": "str", "default": "kubernetes.io/hostname", "no_log": False},
+        security_context={"type": "dict", "options": {
+            "run_as_user": {"type": "int"}, "run_as_group": {"type": "int"}, "fs_group": {"type": "int"},
+            "read_only_root_filesystem": {"type": "bool", "default": True}}},
+        node_selector=mapping, tolerations=mappings,
+        enable_service_links={"type": "bool"}, automount_service_account_token={"type": "bool"},
         service={"type": "dict", "options": {
             "name": {"type": "str"}, "publish_not_ready_addresses": {"type": "bool", "default": False},
             "labels": {"type": "dict"}, "annotations": {"type": "dict"}}},

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import uuid
 
 import pytest
+from testlib import created_namespace
+from testlib.realnode import until
 
 POSTGRES_IMAGE = "localhost/datastore-kubernetes/postgres:17-2"
 REAL = {"nodeSelector": {"type": "real"},
@@ -41,16 +42,9 @@ def real_node(localenv):
 
 
 @pytest.fixture(scope="module")
-def day2_namespace(real_node, localenv):
-    from kubernetes import client, config
-
-    api = client.CoreV1Api(config.new_client_from_config(config_file=localenv["KUBECONFIG"]))
-    name = "day2-" + uuid.uuid4().hex[:8]
-    api.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+def day2_namespace(real_node, kube):
+    with created_namespace(kube, "day2-" + uuid.uuid4().hex[:8]) as name:
         yield name
-    finally:
-        api.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="module")
@@ -61,23 +55,11 @@ def exec_client(localenv):
     return _kube.kube_client({"kubeconfig": localenv["KUBECONFIG"], "request_timeout": 60})
 
 
-def wait_for(what, check, timeout=300):
-    deadline = time.monotonic() + timeout
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError("%s: not within %ss" % (what, timeout))
-        time.sleep(2)
-
-
 @pytest.fixture(scope="module")
-def postgres_pair(localenv, day2_namespace, exec_client, kubectl):
-    from kubernetes import client, config
+def postgres_pair(day2_namespace, exec_client, kubectl, kube):
+    from kubernetes import client
 
-    api = config.new_client_from_config(config_file=localenv["KUBECONFIG"])
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
     ns = day2_namespace
     core.create_namespaced_secret(ns, {"metadata": {"name": "pg"}, "stringData": {"password": PASSWORD}})
     core.create_namespaced_config_map(ns, {"metadata": {"name": "pg-init"},
@@ -108,7 +90,7 @@ def postgres_pair(localenv, day2_namespace, exec_client, kubectl):
         return (sts.status.ready_replicas or 0) == 2
 
     try:
-        wait_for("both PostgreSQL pods ready", ready, timeout=180)
+        until("both PostgreSQL pods ready", ready, timeout=180, retry_on=())
     except AssertionError:
         for pod in ("pg-0", "pg-1"):
             print(kubectl("-n", ns, "logs", pod, "--tail=30", check=False).stdout)
@@ -201,7 +183,7 @@ def test_info_reports_primary_and_streaming_replica(postgres_pair, run_module, k
         got = run_exec(exec_client, ns, "pg-1", ["psql", "-XAtq", "-U", "postgres", "-c", "SELECT v FROM marker"])
         return got.rc == 0 and got.stdout_text.strip() == "42"
 
-    wait_for("the replica replays the marker", replica_has_marker, timeout=60)
+    until("the replica replays the marker", replica_has_marker, timeout=60, retry_on=())
 
     def report():
         result = run_module("info", {"name": "pg", "namespace": ns, "health": "postgres", "container": "postgres"})
@@ -210,7 +192,7 @@ def test_info_reports_primary_and_streaming_replica(postgres_pair, run_module, k
         replication = {r["pod"]: r for r in health["replication"]}
         return result if "pg-1" in replication and replication["pg-1"]["state"] == "streaming" else None
 
-    result = wait_for("pg-1 streaming in the report", report, timeout=60)
+    result = until("pg-1 streaming in the report", report, timeout=60, retry_on=())
     health = result["health"]
     assert health["datastore"] == "postgres" and health["healthy"] is True, health["problems"]
     assert health["primary"] == "pg-0"
@@ -243,15 +225,14 @@ def test_info_reports_two_primaries_after_a_replica_is_promoted(postgres_pair, r
     assert by_pod["pg-0"]["timeline"] == 1
 
 
-def test_exec_with_a_service_account_token(postgres_pair, localenv):
+def test_exec_with_a_service_account_token(postgres_pair, localenv, kube):
     """Bearer token and CA file instead of the kubeconfig's client certificate; RBAC as documented."""
-    from kubernetes import client, config
+    from kubernetes import client
 
     from ansible_collections.datastore.kubernetes.plugins.module_utils import _kube
     from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import KubeApiError
 
-    api = config.new_client_from_config(config_file=localenv["KUBECONFIG"])
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    core, rbac = client.CoreV1Api(kube), client.RbacAuthorizationV1Api(kube)
     ns = postgres_pair
     for account in ("execer", "reader"):
         core.create_namespaced_service_account(ns, {"metadata": {"name": account}})

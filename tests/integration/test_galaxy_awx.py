@@ -24,10 +24,10 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import textwrap
 import uuid
 
 import pytest
+from testlib.playbooks import include_role, postgres_extra_vars, vault_database_connection, write_playbook
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -101,43 +101,17 @@ def test_installed_copy_runs_a_playbook(installed, localenv, namespace, kube, tm
     assert doc["datastore.kubernetes.configmap"]["doc"]["filename"].startswith(str(installed))
 
     mount = "galaxy-" + uuid.uuid4().hex[:8]
-    playbook = tmp_path / "smoke.yml"
-    playbook.write_text(textwrap.dedent("""\
-        - name: Smoke test of the installed collection
-          hosts: localhost
-          connection: local
-          gather_facts: false
-          tasks:
-            - name: A ConfigMap
-              datastore.kubernetes.configmap:
-                name: galaxy-smoke
-                namespace: "{{ ns }}"
-                from_literal: {installed: "yes"}
-            - name: The engine's mount through a role of the collection
-              ansible.builtin.include_role:
-                name: datastore.kubernetes.vault_database
-              vars:
-                vault_database_mount_point: "{{ mount }}"
-                vault_database_db_host: "{{ pg_host }}"
-                vault_database_db_port: "{{ pg_port | int }}"
-                vault_database_db_name: "{{ pg_db }}"
-                vault_database_db_username: "{{ pg_user }}"
-                vault_database_db_password: "{{ pg_password }}"
-                vault_database_db_sslmode: disable
-                vault_database_roles: [{name: smoke}]
-            - name: Remove it again
-              ansible.builtin.include_role:
-                name: datastore.kubernetes.vault_database
-              vars:
-                vault_database_state: absent
-                vault_database_mount_point: "{{ mount }}"
-                vault_database_roles: [{name: smoke}]
-                vault_database_disable_mount: true
-        """))
-    extra = {"ns": namespace, "mount": mount, "pg_host": localenv["PGHOST"], "pg_port": localenv["PGPORT"],
-             "pg_db": localenv["PGDATABASE"], "pg_user": localenv["PGUSER"], "pg_password": localenv["PGPASSWORD"]}
+    playbook = write_playbook(tmp_path / "smoke.yml", "Smoke test of the installed collection", [
+        {"name": "A ConfigMap", "datastore.kubernetes.configmap": {
+            "name": "galaxy-smoke", "namespace": "{{ ns }}", "from_literal": {"installed": "yes"}}},
+        include_role("The engine's mount through a role of the collection", "vault_database",
+                     **vault_database_connection(["smoke"])),
+        include_role("Remove it again", "vault_database", vault_database_state="absent",
+                     vault_database_mount_point="{{ mount }}", vault_database_roles=[{"name": "smoke"}],
+                     vault_database_disable_mount=True)])
+    extra = dict(postgres_extra_vars(localenv), ns=namespace, mount=mount)
     _run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-e",
-          "ansible_python_interpreter=" + sys.executable, "-e", json.dumps(extra), str(playbook)],
+          "ansible_python_interpreter=" + sys.executable, "-e", json.dumps(extra), playbook],
          env=env, cwd=str(tmp_path))
 
     cm = client.CoreV1Api(kube).read_namespaced_config_map("galaxy-smoke", namespace)

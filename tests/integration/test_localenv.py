@@ -9,24 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 
 import pytest
 from testlib.charts import write_chart
 from testlib.localenv import node_script
+from testlib.realnode import until
 
 pytestmark = pytest.mark.localenv
-
-
-def _wait(predicate, timeout=60, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met within %ss" % timeout)
 
 
 def _sts(name, ns, replicas=3, annotations=None):
@@ -121,13 +111,14 @@ def test_ordered_statefulset_pod0_ready_before_pod1_and_pvcs_bound(dyn, kube, na
                                         for c in (p.status.conditions or []))]
         return pods if len(ready) == 3 else None
 
-    pods = {p.metadata.name: p for p in _wait(all_ready, timeout=60)}
+    pods = {p.metadata.name: p for p in until("every pod ready", all_ready, timeout=60, interval=0.2, retry_on=())}
     ready0 = next(c.last_transition_time for c in pods["db-0"].status.conditions if c.type == "Ready")
     assert ready0 <= pods["db-1"].metadata.creation_timestamp, "db-1 was created before db-0 was Ready"
     pvcs = core.list_namespaced_persistent_volume_claim(namespace).items
     assert sorted(p.metadata.name for p in pvcs) == ["data-db-0", "data-db-1", "data-db-2"]
-    _wait(lambda: all(p.status.phase == "Bound"
-                      for p in core.list_namespaced_persistent_volume_claim(namespace).items), timeout=30)
+    until("every claim bound",
+          lambda: all(p.status.phase == "Bound" for p in core.list_namespaced_persistent_volume_claim(namespace).items),
+          timeout=30, interval=0.2, retry_on=())
 
 
 def test_job_completes(dyn, kube, namespace):
@@ -140,7 +131,7 @@ def test_job_completes(dyn, kube, namespace):
         job = batch.read_namespaced_job("load", namespace)
         return job if (job.status.succeeded or 0) >= 1 else None
 
-    job = _wait(succeeded, timeout=60)
+    job = until("the Job to succeed", succeeded, timeout=60, interval=0.2, retry_on=())
     assert any(c.type == "Complete" and c.status == "True" for c in job.status.conditions)
     core = client.CoreV1Api(kube)
     pod = core.list_namespaced_pod(namespace, label_selector="job-name=load").items[0]
@@ -158,7 +149,7 @@ def test_job_marked_to_fail_fails_with_the_chosen_exit_code(dyn, kube, namespace
         job = batch.read_namespaced_job("broken", namespace)
         return job if any(c.type == "Failed" and c.status == "True" for c in (job.status.conditions or [])) else None
 
-    job = _wait(failed, timeout=60)
+    job = until("the Job to fail", failed, timeout=60, interval=0.2, retry_on=())
     assert job.status.failed == 1
     pod = client.CoreV1Api(kube).list_namespaced_pod(namespace, label_selector="job-name=broken").items[0]
     assert pod.status.phase == "Failed"
@@ -182,7 +173,7 @@ def test_daemonset_gets_one_pod_per_node(dyn, kube, namespace):
         pods = core.list_namespaced_pod(namespace, label_selector="app=agent").items
         return pods if len(pods) == len(nodes) and all(p.status.phase == "Running" for p in pods) else None
 
-    pods = _wait(one_per_node, timeout=60)
+    pods = until("one pod on every node", one_per_node, timeout=60, interval=0.2, retry_on=())
     assert sorted(p.spec.node_name for p in pods) == sorted(n.metadata.name for n in nodes)
 
 
@@ -201,7 +192,7 @@ def test_pod_a_record_and_srv_record_resolve_through_coredns(dyn, kube, namespac
             return pod.status.pod_ip
         return None
 
-    pod_ip = _wait(ready_ip, timeout=60)
+    pod_ip = until("the pod's IP", ready_ip, timeout=60, interval=0.2, retry_on=())
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers = [localenv["DNS_SERVER"]]
     resolver.port = int(localenv["DNS_PORT"])
@@ -214,13 +205,13 @@ def test_pod_a_record_and_srv_record_resolve_through_coredns(dyn, kube, namespac
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return None
 
-    assert _wait(lambda: answers(fqdn, "A"), timeout=30) == [pod_ip]
+    assert until("the A record", lambda: answers(fqdn, "A"), timeout=30, interval=0.2, retry_on=()) == [pod_ip]
 
     def both_srv():
         found = answers("_client._tcp.dns.%s.svc.cluster.local" % namespace, "SRV")
         return found if found and len(found) == 2 else None
 
-    srv = _wait(both_srv, timeout=30)
+    srv = until("both SRV records", both_srv, timeout=30, interval=0.2, retry_on=())
     targets = sorted(r.split()[-1] for r in srv)
     assert targets == ["dns-0.dns.%s.svc.cluster.local." % namespace, fqdn + "."]
     assert all(r.split()[2] == "9042" for r in srv)
@@ -389,7 +380,7 @@ def _running(core, name, ns, timeout=90):
             raise AssertionError("pod %s/%s cannot start: %s" % (ns, name, waiting[0]))
         return pod if pod.status.phase == "Running" else None
 
-    return _wait(check, timeout=timeout, interval=0.5)
+    return until("pod %s/%s to run" % (ns, name), check, timeout=timeout, interval=0.5, retry_on=())
 
 
 def _exec(kubectl, ns, pod, script):
@@ -417,7 +408,7 @@ def test_real_node_is_ready_runs_containerd_and_takes_only_what_tolerates_it(rea
         found = core.read_namespaced_pod("intolerant", namespace)
         return any(c.type == "PodScheduled" and c.reason == "Unschedulable" for c in (found.status.conditions or []))
 
-    _wait(unschedulable, timeout=30)
+    until("the pod to be unschedulable", unschedulable, timeout=30, interval=0.2, retry_on=())
     assert core.read_namespaced_pod("intolerant", namespace).spec.node_name is None
 
 
@@ -429,7 +420,8 @@ def test_real_pod_runs_a_process_whose_output_is_in_its_log_and_exec_works(real_
     pod = _running(core, "hello", namespace)
     assert pod.spec.node_name == real_node
     assert pod.status.pod_ip.startswith(localenv["LOCALENV_REAL_NODE_IP"].rsplit(".", 1)[0] + ".")
-    _wait(lambda: "hello from hello\n" in core.read_namespaced_pod_log("hello", namespace), timeout=30)
+    until("the pod's log", lambda: "hello from hello\n" in core.read_namespaced_pod_log("hello", namespace),
+          timeout=30, interval=0.2, retry_on=())
     code, out, err = _exec(kubectl, namespace, "hello", "echo $((6 * 7)) > /tmp/answer; cat /tmp/answer; "
                                                         "cat /proc/1/cmdline | tr '\\0' ' '")
     assert code == 0, err
@@ -463,7 +455,7 @@ def test_cluster_ip_service_answers_from_a_pod_and_from_the_host(real_node, kube
     def ready():
         return core.read_namespaced_pod("web", namespace).status.container_statuses[0].ready
 
-    _wait(ready, timeout=60)
+    until("the pods to be ready", ready, timeout=60, interval=0.2, retry_on=())
     cluster_ip = core.read_namespaced_service("web", namespace).spec.cluster_ip
     assert cluster_ip.startswith("10.96.")
 
@@ -473,7 +465,8 @@ def test_cluster_ip_service_answers_from_a_pod_and_from_the_host(real_node, kube
                                 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 %s 80" % address)
         return out if code == 0 and out.startswith("HTTP/1.") else None
 
-    assert _wait(lambda: from_pod(cluster_ip), timeout=30).splitlines()[-1] == "served by web"
+    answer = until("an answer in the pod", lambda: from_pod(cluster_ip), timeout=30, interval=0.2, retry_on=())
+    assert answer.splitlines()[-1] == "served by web"
     # By its short name too: the pod's resolver appends <namespace>.svc.cluster.local.
     assert from_pod("web").splitlines()[-1] == "served by web"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -485,7 +478,8 @@ def test_cluster_ip_service_answers_from_a_pod_and_from_the_host(real_node, kube
         except OSError:
             return None
 
-    assert _wait(from_host, timeout=30).strip() == "served by web"
+    answer = until("an answer from the host", from_host, timeout=30, interval=0.2, retry_on=())
+    assert answer.strip() == "served by web"
 
 
 def test_dns_a_and_srv_records_resolve_inside_a_pod(real_node, kube, kubectl, localenv, dyn, namespace):
@@ -510,14 +504,15 @@ def test_dns_a_and_srv_records_resolve_inside_a_pod(real_node, kube, kubectl, lo
         code, out, _err = _exec(kubectl, namespace, "peer-0", "nslookup -type=a peer-1.%s" % domain)
         return out if code == 0 and ips["peer-1"] in out else None
 
-    _wait(a_record, timeout=30)
+    until("the pod's A record", a_record, timeout=30, interval=0.2, retry_on=())
 
     def srv_records():
         code, out, _err = _exec(kubectl, namespace, "peer-0", "nslookup -type=srv _client._tcp.%s" % domain)
         targets = sorted(line.split()[-1].rstrip(".") for line in out.splitlines() if "9042" in line)
         return targets if code == 0 and len(targets) == 2 else None
 
-    assert _wait(srv_records, timeout=30) == ["peer-0." + domain, "peer-1." + domain]
+    srv = until("the SRV records", srv_records, timeout=30, interval=0.2, retry_on=())
+    assert srv == ["peer-0." + domain, "peer-1." + domain]
     # Nothing outside cluster.local resolves: CoreDNS forwards no query off the host.
     code, out, _err = _exec(kubectl, namespace, "peer-0", "nslookup -type=a deb.debian.org.")
     assert code != 0 or "Address" not in out.split("Name:", 1)[-1], "a name outside the cluster resolved: %s" % out
@@ -566,7 +561,7 @@ def test_an_image_named_after_an_outside_registry_comes_from_the_local_one(real_
         return found if found.status.phase == "Succeeded" else None
 
     try:
-        _wait(finished, timeout=60, interval=0.5)
+        until("the pod to finish", finished, timeout=60, interval=0.5, retry_on=())
         assert core.read_namespaced_pod_log("mirrored", namespace) == "pulled from mirrored\n"
     finally:
         subprocess.run([localenv["CRICTL"], "--runtime-endpoint", localenv["CONTAINER_RUNTIME_ENDPOINT"], "rmi",
@@ -620,7 +615,7 @@ def test_claim_on_the_real_node_grows(real_node, kube, kubectl, localenv, dyn, n
         claim = core.read_namespaced_persistent_volume_claim("grow", namespace)
         return claim if (claim.status.capacity or {}).get("storage") == "3Gi" else None
 
-    claim = _wait(grown, timeout=30)
+    claim = until("the claim to grow", grown, timeout=30, interval=0.2, retry_on=())
     assert core.read_persistent_volume(claim.spec.volume_name).spec.capacity["storage"] == "3Gi"
     assert not [c for c in claim.status.conditions or [] if c.type in ("Resizing", "FileSystemResizePending")]
     code, _out, err = _exec(kubectl, namespace, "grower", "echo more > /data/after-growing")

@@ -58,6 +58,11 @@ def rv(obj):
     return obj["metadata"]["resourceVersion"]
 
 
+def assert_nothing_written(kube, namespace):
+    assert client.AppsV1Api(kube).list_namespaced_stateful_set(namespace).items == []
+    assert client.CoreV1Api(kube).list_namespaced_service(namespace).items == []
+
+
 def assert_ok(result):
     assert not result.get("failed"), result.get("msg")
     return result
@@ -284,16 +289,14 @@ def test_bad_input_fails_and_writes_nothing(run_module, kube, namespace, over, f
     result = run_module("statefulset", p)
     assert result.get("failed")
     assert field in result["msg"]
-    assert client.AppsV1Api(kube).list_namespaced_stateful_set(namespace).items == []
-    assert client.CoreV1Api(kube).list_namespaced_service(namespace).items == []
+    assert_nothing_written(kube, namespace)
 
 
 def test_server_side_validation_fails_before_any_write(run_module, kube, namespace):
     # A probe without a handler passes the module's checks; the API server's dry run refuses it.
     result = run_module("statefulset", params(namespace, unique("probe"), readiness_probe={"periodSeconds": 5}))
     assert result.get("failed") and "readinessProbe" in result["msg"]
-    assert client.AppsV1Api(kube).list_namespaced_stateful_set(namespace).items == []
-    assert client.CoreV1Api(kube).list_namespaced_service(namespace).items == []
+    assert_nothing_written(kube, namespace)
 
 
 def test_wait_times_out_with_per_pod_message(run_module, kubectl, namespace):
@@ -308,3 +311,71 @@ def test_wait_times_out_with_per_pod_message(run_module, kubectl, namespace):
     assert "StatefulSet %s/%s: not ready after 3s (ready 0/1" % (namespace, name) in result["msg"]
     assert "pod %s-0: " % name in result["msg"] and "Unhealthy: Readiness probe failed" in result["msg"]
     assert result["not_ready"] and result["not_ready"][0].startswith("pod %s-0" % name)
+
+
+POD_OPTIONS = {
+    "termination_grace_period": 45,
+    "pre_stop": {"command": ["sh", "-c", "sleep 1"]},
+    "anti_affinity": "required",
+    "anti_affinity_topology_key": "topology.kubernetes.io/zone",
+    "security_context": {"run_as_user": 999, "fs_group": 999},
+    "node_selector": {"type": "kwok"},
+    "tolerations": [{"key": "datastore.kubernetes/maintenance", "operator": "Exists", "effect": "NoSchedule"}],
+    "enable_service_links": False,
+    "automount_service_account_token": False,
+}
+
+
+def test_pod_options_reach_the_pods(run_module, kube, namespace):
+    name = unique("pods")
+    p = params(namespace, name, init_containers=[{"name": "init", "image": IMAGE}], **POD_OPTIONS)
+    assert_ok(run_module("statefulset", p))
+    sts = read(kube, "StatefulSet", namespace, name)
+    pod_spec = sts["spec"]["template"]["spec"]
+    assert pod_spec["terminationGracePeriodSeconds"] == 45
+    assert pod_spec["enableServiceLinks"] is False and pod_spec["automountServiceAccountToken"] is False
+    assert pod_spec["nodeSelector"] == {"type": "kwok"}
+    assert pod_spec["tolerations"] == POD_OPTIONS["tolerations"]
+    assert pod_spec["securityContext"] == {"runAsUser": 999, "runAsGroup": 999, "fsGroup": 999, "runAsNonRoot": True,
+                                           "fsGroupChangePolicy": "OnRootMismatch",
+                                           "seccompProfile": {"type": "RuntimeDefault"}}
+    restricted = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+                  "readOnlyRootFilesystem": True}
+    assert [c["securityContext"] for c in pod_spec["containers"] + pod_spec["initContainers"]] == [restricted] * 2
+    assert pod_spec["containers"][0]["lifecycle"] == {"preStop": {"exec": {"command": ["sh", "-c", "sleep 1"]}}}
+    # The scheduler honoured the anti-affinity and the node selector: one pod per zone, kwok nodes only.
+    nodes = {n.metadata.name: n.metadata.labels for n in client.CoreV1Api(kube).list_node().items}
+    placed = [read(kube, "Pod", namespace, "%s-%d" % (name, i))["spec"]["nodeName"] for i in range(2)]
+    assert [nodes[n]["type"] for n in placed] == ["kwok", "kwok"]
+    assert len({nodes[n]["topology.kubernetes.io/zone"] for n in placed}) == 2
+
+    # Again: nothing to do, nothing written.
+    result = assert_ok(run_module("statefulset", p))
+    assert not result["changed"] and rv(read(kube, "StatefulSet", namespace, name)) == rv(sts)
+
+    # A new grace period in check mode: reported with its diff, not stored.
+    result = assert_ok(run_module("statefulset", dict(p, termination_grace_period=90), check=True, diff=True))
+    assert result["changed"] and "terminationGracePeriodSeconds" in str(result["diff"])
+    assert rv(read(kube, "StatefulSet", namespace, name)) == rv(sts)
+
+    # The same field in definition with another value: an error naming both, nothing written.
+    conflict = dict(p, definition={"spec": {"template": {"spec": {"terminationGracePeriodSeconds": 10}}}})
+    result = run_module("statefulset", conflict)
+    assert result.get("failed")
+    assert "termination_grace_period" in result["msg"]
+    assert "definition spec.template.spec.terminationGracePeriodSeconds" in result["msg"]
+    assert rv(read(kube, "StatefulSet", namespace, name)) == rv(sts)
+
+
+@pytest.mark.parametrize("over,field", [
+    ({"pre_stop": {"sleep": 60}, "termination_grace_period": 30}, "pre_stop.sleep"),
+    ({"tolerations": [{"key": "a", "operator": "In"}]}, "tolerations[0].operator"),
+    ({"security_context": {"run_as_user": -5}}, "security_context.run_as_user"),
+    ({"node_selector": {"type": 1}}, "node_selector.type"),
+    ({"anti_affinity": "required", "anti_affinity_topology_key": "no spaces"}, "anti_affinity_topology_key"),
+])
+def test_bad_pod_option_fails_and_writes_nothing(run_module, kube, namespace, over, field):
+    result = run_module("statefulset", params(namespace, "bad", **over))
+    assert result.get("failed")
+    assert field in result["msg"]
+    assert_nothing_written(kube, namespace)

@@ -12,28 +12,9 @@ import sys
 
 import pytest
 from testlib import unique
+from testlib.playbooks import include_role, postgres_extra_vars, vault_database_connection, write_playbook
 from testlib.reliability import JSON_CALLBACK, ansible_playbook
 from testlib.vault import count_leases, pg_login
-
-PLAY = """---
-- name: vault_database
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: The role
-      ansible.builtin.include_role:
-        name: datastore.kubernetes.vault_database
-      vars:
-        vault_database_mount_point: "{{ mount }}"
-        vault_database_db_host: "{{ pg_host }}"
-        vault_database_db_port: "{{ pg_port | int }}"
-        vault_database_db_name: "{{ pg_db }}"
-        vault_database_db_username: "{{ pg_user }}"
-        vault_database_db_password: "{{ pg_password }}"
-        vault_database_db_sslmode: disable
-        vault_database_roles: [{name: app}]
-"""
 
 
 @pytest.fixture
@@ -45,12 +26,11 @@ def mount(vault):
 
 
 def role(localenv, tmp_path, mount, check=False, **extra):
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(PLAY)
-    variables = {"ansible_python_interpreter": sys.executable, "mount": mount, "pg_host": localenv["PGHOST"], "pg_port": localenv["PGPORT"],
-                 "pg_db": localenv["PGDATABASE"], "pg_user": localenv["PGUSER"], "pg_password": localenv["PGPASSWORD"]}
+    playbook = write_playbook(tmp_path / "play.yml", "vault_database", [
+        include_role("The role", "vault_database", **vault_database_connection(["app"]))])
+    variables = dict(postgres_extra_vars(localenv), ansible_python_interpreter=sys.executable, mount=mount)
     variables.update(extra)
-    args = ["-i", "localhost,", "-e", json.dumps(variables), str(playbook)] + (["--check"] if check else [])
+    args = ["-i", "localhost,", "-e", json.dumps(variables), playbook] + (["--check"] if check else [])
     proc = ansible_playbook(localenv, args, extra_env=JSON_CALLBACK, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = json.loads(proc.stdout)

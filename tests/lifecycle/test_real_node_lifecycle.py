@@ -14,25 +14,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
+from testlib.realnode import until
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOCALENV = os.path.join(REPO, "tools", "localenv", "localenv.sh")
 LOCK = "/run/datastore-kubernetes-real-node"
 OUR_CHAINS = ("KUBE-", "CNI-", "DSK8S-")
-
-
-def _wait(predicate, timeout=60, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met within %ss" % timeout)
 
 
 def host_leftovers(state, bridge, kwok_cidr="10.244.0.0/16"):
@@ -99,7 +89,7 @@ def _running_with_log(core, name, ns):
             return None
         return "started " + name in core.read_namespaced_pod_log(name, ns)
 
-    _wait(check, timeout=120)
+    until("pod %s/%s to run and log" % (ns, name), check, timeout=120, interval=0.5, retry_on=())
 
 
 def test_up_after_a_crash_brings_back_a_working_node(node_env, kube):
@@ -117,8 +107,9 @@ def test_up_after_a_crash_brings_back_a_working_node(node_env, kube):
         with open(os.path.join(pids, part)) as handle:
             pid = int(handle.read())
         os.kill(pid, signal.SIGKILL)
-        _wait(lambda: not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z",
-              timeout=10, interval=0.1)
+        until("%s (pid %d) to die" % (part, pid),
+              lambda: not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z",
+              timeout=10, interval=0.1, retry_on=())
     left = host_leftovers(node_env["LOCALENV_STATE"], node_env["LOCALENV_REAL_NODE_BRIDGE"])
     assert any(item.startswith("process") for item in left), "the containers did not outlive the node: %s" % left
 

@@ -8,11 +8,12 @@
 - ``testlib.charts``: small Helm charts written for a test
 
 Here too: ``collections_root()`` (the collection on an importable path), ``unique()`` names,
-``option_defaults()`` of an argument spec.
+``created_namespace()`` for the length of a block, ``option_defaults()`` of an argument spec.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -41,6 +42,19 @@ def collections_root():
 def unique(prefix):
     """A name no other test run uses: ``<prefix>-<8 hex digits>``."""
     return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+@contextlib.contextmanager
+def created_namespace(kube, name):
+    """The namespace ``name``, created for the block and deleted after it (``kube``: an upstream ApiClient)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
 
 
 def option_defaults(argument_spec):

@@ -82,14 +82,17 @@ def exec_in(localenv, namespace, pod, container, *command, check=True, timeout=3
     return kubectl(localenv, "exec", "-n", namespace, pod, "-c", container, "--", *command, check=check, timeout=timeout)
 
 
-def until(what, probe, timeout=300, interval=2):
-    """Wait (not a timing assertion) until ``probe()`` returns something true; fail with ``what``."""
+def until(what, probe, timeout=300, interval=2, retry_on=(AssertionError,)):
+    """Wait (not a timing assertion) until ``probe()`` returns something true; fail with ``what``.
+
+    A probe that raises one of ``retry_on`` is tried again; ``retry_on=()`` lets its failure end the wait.
+    """
     deadline = time.monotonic() + timeout
     last = None
     while True:
         try:
             last = probe()
-        except AssertionError as exc:
+        except retry_on as exc:
             last = exc
         else:
             if last:

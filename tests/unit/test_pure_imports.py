@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-PURE = ("_argspec", "_task", "_errors", "_names", "_masking", "_statefulset_spec", "_statefulset_report",
+PURE = ("_argspec", "_task", "_errors", "_names", "_masking", "_pod_spec", "_statefulset_spec", "_statefulset_report",
         "_vault_lease", "_batch", "_rollout", "_day2_plan")
 HEAVY = ("urllib3", "hvac", "requests", "kubernetes")
 
