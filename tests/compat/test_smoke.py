@@ -22,8 +22,8 @@ from testlib.localenv import write_inline_kubeconfig
 
 VENV_BIN = os.path.join(os.environ["COMPAT_VENV"], "bin") if os.environ.get("COMPAT_VENV") else \
     os.path.dirname(sys.executable)
-MODULES = ("configmap", "helm_release", "info", "job", "resource", "statefulset", "vault_db_engine",
-           "vault_db_secret")
+MODULES = ("configmap", "helm_release", "info", "job", "resource", "rolling_update", "scale_down", "statefulset",
+           "vault_db_engine", "vault_db_secret")
 IN_WORKER = "runs in the worker process"
 AS_MODULE = "runs as a module"
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -155,6 +155,10 @@ def test_every_module_runs(localenv, namespace, kube, inline_kubeconfig, tmp_pat
             assert core.read_namespaced_config_map("smoke-" + item, namespace).data == {"item": item}
         assert apps.read_namespaced_stateful_set("smoke", namespace).status.ready_replicas == 1
         assert core.read_namespaced_service("smoke", namespace).spec.cluster_ip == "None"
+        smoke = apps.read_namespaced_stateful_set("smoke", namespace)
+        assert smoke.spec.template.metadata.annotations["smoke/path"] == path
+        assert smoke.status.updated_replicas == 1
+        assert apps.read_namespaced_stateful_set("smoke-scale", namespace).spec.replicas == 1
         assert batch.read_namespaced_job("smoke", namespace).status.succeeded == 1
         secret = core.read_namespaced_secret("smoke-credentials", namespace)
         assert base64.b64decode(secret.data["username"]) and base64.b64decode(secret.data["password"])
