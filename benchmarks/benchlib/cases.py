@@ -17,6 +17,8 @@ from benchlib.harness import (
     REPO,
     BenchError,
     ReadyWatcher,
+    Side,
+    collections_root,
     log,
     run_playbook,
     timed,
@@ -419,6 +421,10 @@ def case_job(b):
 SITE = REPO / "playbooks" / "site.yml"
 ALT_SITE = ALT_PB / "site.yml"
 SITE_MARK = re.compile(r"^# mirrors playbooks/site.yml sha256:([0-9a-f]{12})", re.M)
+# What the alternative may take from this collection: the filter that hands out the pods' security
+# context (the roles' templates it renders use it too). Never a module, a role or an action.
+ALT_SITE_ALLOWED = {"pod_security_context"}
+ALT_SITE_USES = re.compile(r"datastore\.kubernetes\.(\w+)")
 
 
 def site_readiness():
@@ -437,6 +443,16 @@ def site_readiness():
     if not mark or mark.group(1) != digest:
         return ("benchmarks/alternatives/site.yml mirrors another version of playbooks/site.yml (sha256 %s, now %s); "
                 "update it and its '# mirrors' line" % (mark.group(1) if mark else "unknown", digest))
+    return alt_site_foreign_use([ALT_SITE] + sorted((ALT_PB / "templates").glob("*.j2")))
+
+
+def alt_site_foreign_use(paths):
+    """``None`` when the files name nothing of this collection but ALT_SITE_ALLOWED, else what they name."""
+    for path in paths:
+        used = set(ALT_SITE_USES.findall(Path(path).read_text())) - ALT_SITE_ALLOWED
+        if used:
+            return ("%s uses datastore.kubernetes.%s: the alternative may use only the collection's %s filter"
+                    % (os.path.relpath(path, REPO), sorted(used)[0], ", ".join(sorted(ALT_SITE_ALLOWED))))
     return None
 
 
@@ -458,6 +474,8 @@ def case_site(b):
         log("site: skipped: %s" % why)
         return
     inventory = REPO / "playbooks" / "inventory" / "dev"
+    # The alternative finds this collection too, for its pod_security_context filter only (checked above).
+    alt_side = Side(b.theirs.name, b.theirs.bin_dir, collections_root(), scan_sys_path=True)
     client = _vault()
     # kubernetes.core.helm does not run with helm 4 (see the helm case): both sides use helm 3 here.
     helm = os.environ.get("HELM3") or os.environ.get("HELM") or "helm"
@@ -469,7 +487,8 @@ def case_site(b):
             timings = []
             try:
                 for phase in ("converge", "noop"):
-                    run = run_playbook(b.side(c), c.playbook, extra, b.workdir, inventory=inventory)
+                    side = alt_side if c.name == "alt-site" else b.side(c)
+                    run = run_playbook(side, c.playbook, extra, b.workdir, inventory=inventory)
                     timings.append(run.tasks[-1]["end"] - run.tasks[0]["start"])
                     if phase == "noop" and c.side == "ours":
                         _require_unchanged(run, [t["name"] for t in run.tasks], c.label)
