@@ -30,6 +30,8 @@ import sys
 import time
 import uuid
 
+import pytest
+
 from testlib import REPO, collections_root
 from testlib.realnode import kubectl, require_real_node, until
 
@@ -97,6 +99,9 @@ def _summary_reads_the_stack(localenv, namespace, user, password, lease):
     assert password not in out + proc.stderr
 
 
+# Slow (a stack brought up, rotated, waited out and torn down twice): `make reliability` runs it; `make test`
+# runs rotation and teardown without a grace period in molecule's default scenario.
+@pytest.mark.slow
 def test_rotation_with_grace_then_teardown(localenv, vault):
     require_real_node(localenv)
     suffix = uuid.uuid4().hex[:8]
