@@ -33,7 +33,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from testlib import collections_root  # noqa: E402  pylint: disable=wrong-import-position
-from testlib.realnode import IMAGES, kubectl, placement, run_role, streaming, until  # noqa: E402  pylint: disable=wrong-import-position
+from testlib.realnode import day2_postgres_variables, kubectl, run_role, streaming, until  # noqa: E402  pylint: disable=wrong-import-position
 
 sys.path.insert(0, collections_root())
 PODS = ["postgres-2", "postgres-1", "postgres-0"]
@@ -56,17 +56,7 @@ def deploy(env, ns):
     kubectl(env, "create", "namespace", ns)
     kubectl(env, "create", "secret", "generic", "postgres-superuser", "-n", ns, "--from-literal=username=postgres",
             "--from-literal=password=" + uuid.uuid4().hex)
-    probe = {"exec": {"command": ["sh", "/etc/postgresql/postgres.sh", "ready"]}, "periodSeconds": 2,
-             "timeoutSeconds": 5, "failureThreshold": 3}
-    variables = dict(placement("postgres"), postgres_namespace=ns, postgres_image=IMAGES["postgres"],
-                     postgres_replicas=3, postgres_credentials_secret="postgres-superuser",
-                     postgres_storage_class=env.get("LOCALENV_REAL_STORAGE_CLASS"), postgres_storage_size="256Mi",
-                     postgres_resources={"requests": {"cpu": "100m", "memory": "256Mi"},
-                                         "limits": {"cpu": "1", "memory": "256Mi"}},
-                     postgres_parameters={"shared_buffers": "32MB", "wal_retrieve_retry_interval": "1s"},
-                     postgres_readiness_probe=probe,
-                     postgres_startup_probe=dict(probe, periodSeconds=1, failureThreshold=600),
-                     postgres_termination_grace_period_seconds=40)
+    variables = day2_postgres_variables(env, ns)
     run_role(env, "postgres", variables)
     until("two replicas streaming", lambda: len(streaming(env, ns)) == 2)
 

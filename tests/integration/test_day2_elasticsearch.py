@@ -25,6 +25,7 @@ import urllib.request
 import uuid
 
 import pytest
+from testlib import created_namespace
 from testlib.realnode import IMAGES, kubectl, placement, require_real_node, run_role, until
 
 pytestmark = pytest.mark.slow
@@ -57,16 +58,9 @@ def api(localenv, ns, pod="elasticsearch-0"):
 
 @pytest.fixture(scope="module")
 def es_ns(localenv, kube):
-    from kubernetes import client
-
     require_real_node(localenv)
-    name = "day2-es-" + uuid.uuid4().hex[:8]
-    core = client.CoreV1Api(kube)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with created_namespace(kube, "day2-es-" + uuid.uuid4().hex[:8]) as name:
         yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,8 @@ import time
 import uuid
 
 import pytest
-from testlib.realnode import IMAGES, kubectl, placement, psql, require_real_node, run_role, streaming, until
+from testlib import created_namespace
+from testlib.realnode import day2_postgres_variables, kubectl, psql, require_real_node, run_role, streaming, until
 
 NAME = "postgres"
 PODS = ["postgres-0", "postgres-1", "postgres-2"]
@@ -45,16 +46,9 @@ def _module_env(localenv):
 
 @pytest.fixture(scope="module")
 def day2_ns(localenv, kube):
-    from kubernetes import client
-
     require_real_node(localenv)
-    name = "day2-pg-" + uuid.uuid4().hex[:8]
-    core = client.CoreV1Api(kube)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    try:
+    with created_namespace(kube, "day2-pg-" + uuid.uuid4().hex[:8]) as name:
         yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +58,7 @@ def cluster(localenv, day2_ns):
     password = uuid.uuid4().hex
     kubectl(localenv, "create", "secret", "generic", "postgres-superuser", "-n", ns,
             "--from-literal=username=postgres", "--from-literal=password=" + password)
-    fast_probe = {"exec": {"command": ["sh", "/etc/postgresql/postgres.sh", "ready"]}, "periodSeconds": 2,
-                  "timeoutSeconds": 5, "failureThreshold": 3}
-    variables = dict(placement("postgres"), postgres_namespace=ns, postgres_image=IMAGES["postgres"],
-                     postgres_replicas=3, postgres_credentials_secret="postgres-superuser",
-                     postgres_storage_class=localenv.get("LOCALENV_REAL_STORAGE_CLASS"), postgres_storage_size="256Mi",
-                     postgres_resources={"requests": {"cpu": "100m", "memory": "256Mi"},
-                                         "limits": {"cpu": "1", "memory": "256Mi"}},
-                     postgres_parameters={"shared_buffers": "32MB", "wal_retrieve_retry_interval": "1s"},
-                     postgres_wait_timeout=600,
-                     postgres_readiness_probe=fast_probe, postgres_startup_probe=dict(fast_probe, periodSeconds=1,
-                                                                                      failureThreshold=600),
-                     postgres_termination_grace_period_seconds=40)
+    variables = day2_postgres_variables(localenv, ns, postgres_wait_timeout=600)
     run_role(localenv, "postgres", variables)
     until("two replicas streaming", lambda: len(streaming(localenv, ns)) == 2)
     psql(localenv, ns, "postgres-0", "CREATE TABLE kept (id int PRIMARY KEY, v text); "

@@ -109,6 +109,24 @@ def psql(localenv, namespace, pod, sql, container="postgres", database="app", ch
     return proc.stdout.strip() if check else proc
 
 
+def day2_postgres_variables(localenv, namespace, **overrides):
+    """The postgres role's variables for three small members with fast probes, as the day-2 tests and benchmark run them
+    (the superuser from the Secret ``postgres-superuser``)."""
+    probe = {"exec": {"command": ["sh", "/etc/postgresql/postgres.sh", "ready"]}, "periodSeconds": 2,
+             "timeoutSeconds": 5, "failureThreshold": 3}
+    variables = dict(placement("postgres"), postgres_namespace=namespace, postgres_image=IMAGES["postgres"],
+                     postgres_replicas=3, postgres_credentials_secret="postgres-superuser",
+                     postgres_storage_class=localenv.get("LOCALENV_REAL_STORAGE_CLASS"), postgres_storage_size="256Mi",
+                     postgres_resources={"requests": {"cpu": "100m", "memory": "256Mi"},
+                                         "limits": {"cpu": "1", "memory": "256Mi"}},
+                     postgres_parameters={"shared_buffers": "32MB", "wal_retrieve_retry_interval": "1s"},
+                     postgres_readiness_probe=probe,
+                     postgres_startup_probe=dict(probe, periodSeconds=1, failureThreshold=600),
+                     postgres_termination_grace_period_seconds=40)
+    variables.update(overrides)
+    return variables
+
+
 def streaming(localenv, namespace, primary="postgres-0"):
     rows = psql(localenv, namespace, primary, "SELECT application_name, state FROM pg_stat_replication ORDER BY 1")
     return [line for line in rows.splitlines() if line.endswith("|streaming")]
