@@ -106,6 +106,11 @@ demo: localenv-up collection-link
 .PHONY: lint
 lint: venv collection-link
 	ansible-lint --profile production --offline
+	shellcheck --severity=warning $(SHELL_SCRIPTS)
+
+# Every tracked shell script (by its first line; templates are not shell until rendered): the roles'
+# start-up and backup scripts run in the pods' POSIX shells, the local environment's in bash.
+SHELL_SCRIPTS = $(filter-out %.j2,$(shell git ls-files -z | xargs -0 awk 'FNR == 1 && /^\#!.*[\/ ](ba)?sh$$/ {print FILENAME} {nextfile}'))
 
 # The type hints of module_utils and plugin_utils, checked against Python 3.8, the oldest the modules
 # run on (tests/mypy.ini). mypy resolves the collection's imports through the link, and keeps its cache

@@ -18,6 +18,8 @@
 # POSTGRES_SECRETS_DIR (/etc/postgresql-secrets), POSTGRES_RUN_DIR (/var/run/postgresql).
 # Secrets are read from files, never from the command line: <secrets>/superuser/username and
 # password, <secrets>/replication/password, and for TLS <secrets>/tls/tls.crt and tls.key.
+# HOSTNAME is the pod's name: the container runtime sets it, the shell need not.
+# shellcheck disable=SC3028
 set -eu
 
 CONF_DIR=${POSTGRES_CONF_DIR:-/etc/postgresql}
