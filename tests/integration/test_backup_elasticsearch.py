@@ -17,7 +17,9 @@ documents. The backup role (``backup_engine: elasticsearch``):
   a rename restores beside it.
 - The store's keys never appear in the output.
 
-The snapshot's and the restore's durations are printed (``-s``) for roles/backup/README.md.
+Slow (two cluster starts and nine playbooks: about three minutes here): ``make reliability`` and
+``make integration-slow`` run it, ``make test`` does not. The snapshot's, the copy's and the restore's
+durations are printed (``-s``) for roles/backup/README.md; ``BACKUP_TEST_DOCS`` sets the size.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from test_backup_postgres import _apply, _playbook, _store  # pylint: disable=wrong-import-order
+from test_backup_postgres import _apply, _job_seconds, _playbook, _store  # pylint: disable=wrong-import-order
 from testlib.realnode import IMAGES, kubectl, placement, require_real_node, run_role, until
+
+pytestmark = pytest.mark.slow
 
 DOCS = {"orders": int(os.environ.get("BACKUP_TEST_DOCS", "3000")), "customers": 500, "scratch": 200}
 SMALL = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "384Mi"}}
@@ -154,8 +158,10 @@ def test_snapshot_ship_and_restore_chosen_indices(localenv, namespace):
     assert "changed=0" in outputs[-1], outputs[-1][-2000:]
 
     # A snapshot now, shipped to the store.
+    size = sum(int(row["store.size"]) for row in http(base, "GET", "/_cat/indices?format=json&bytes=b&h=index,store.size"))
     outputs.append(_playbook(localenv, "backup.yml", backup))
     taken = _last_result(outputs[-1])
+    ship_seconds = _job_seconds(localenv, namespace, "elasticsearch-backup-ship")
     assert taken["state"] == "SUCCESS" and set(DOCS) <= set(taken["indices"]), taken
     assert taken["shipped"]["kind"] == "ship" and taken["shipped"]["files"] > 0, taken
     snapshots = http(base, "GET", "/_snapshot/datastore-backup/_all")["snapshots"]
@@ -181,6 +187,7 @@ def test_snapshot_ship_and_restore_chosen_indices(localenv, namespace):
     started = time.monotonic()
     outputs.append(_playbook(localenv, "restore.yml", restore))
     restore_seconds = time.monotonic() - started
+    fetch_seconds = _job_seconds(localenv, namespace, "elasticsearch-backup-fetch")
     assert _last_result(outputs[-1])["snapshot"] == taken["snapshot"]
     until("the restored indices searchable", lambda: http(
         base, "GET", "/_cluster/health/orders,customers?wait_for_status=yellow&timeout=5s")["status"] in ("green", "yellow"))
@@ -210,9 +217,10 @@ def test_snapshot_ship_and_restore_chosen_indices(localenv, namespace):
     for output in outputs:
         for value in hidden:
             assert value not in output
-    print("\nsnapshot of %d documents in 3 indices (%s): %.1f s in Elasticsearch; restore of 2 indices from the store "
-          "into a fresh cluster (playbook, fetch Job included): %.0f s"
-          % (sum(DOCS.values()), taken.get("indices"), (taken.get("duration_in_millis") or 0) / 1000.0, restore_seconds))
+    print("\nsnapshot of %d documents in 3 indices (%.1f MB on disk): %.1f s in Elasticsearch, copy to the store (Job) "
+          "%d s; restore of 2 indices (%d documents) into a fresh cluster: fetch Job %d s, the whole restore playbook "
+          "%.0f s" % (sum(DOCS.values()), size / 1e6, (taken.get("duration_in_millis") or 0) / 1000.0, ship_seconds,
+                      DOCS["orders"] + DOCS["customers"], fetch_seconds, restore_seconds))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -66,7 +66,8 @@ fetch() {
     printf '{"kind": "fetch", "fetched": false}\n'
     return 0
   fi
-  rc lsf "$BACKUP_URL/index.latest" >/dev/null 2>&1 || die "the store holds no copy of the repository"
+  # (rclone lsf of a file that is not there prints nothing and succeeds)
+  [ -n "$(rc lsf "$BACKUP_URL/index.latest" 2>/dev/null || true)" ] || die "the store holds no copy of the repository"
   mkdir -p "$REPOSITORY_DIR"
   # index.latest last: Elasticsearch sees the repository only once the rest is there.
   rc copy --exclude /index.latest "$BACKUP_URL" "$REPOSITORY_DIR"

@@ -119,7 +119,9 @@ prune() {
   local now_epoch
   now_epoch=$(date -u +%s)
   for id in $(rc lsf --dirs-only "$BACKUP_URL/base" 2>/dev/null | tr -d / | sort -r); do
-    if json=$(rc cat "$BACKUP_URL/base/$id/backup.json" 2>/dev/null); then
+    # rclone cat prints nothing (and succeeds) for a file that is not there.
+    json=$(rc cat "$BACKUP_URL/base/$id/backup.json" 2>/dev/null) || json=""
+    if [ -n "$json" ]; then
       complete+=("$id")
       completed=$(json_field "$json" completed)
       age=$((now_epoch - $(date -u -d "${completed:-1970-01-01T00:00:00Z}" +%s)))
@@ -154,7 +156,9 @@ prune() {
   else
     log "the start of base backup $oldest is unknown: no WAL pruned"
   fi
-  log "retention (keep_last=${keep_last:-any}, max_age_days=${max_age:-any}): keeping ${kept[*]}; ${dry:+would prune}${dry:-pruning} ${pruned[*]:-no base backup}, ${#old_interrupted[@]} interrupted, ${#wal_files[@]} WAL files before ${start:-?}"
+  local verb=pruning
+  [ -z "$dry" ] || verb="would prune"
+  log "retention (keep_last=${keep_last:-any}, max_age_days=${max_age:-any}): keeping ${kept[*]}; $verb ${pruned[*]:-no base backup}, ${#old_interrupted[@]} interrupted, ${#wal_files[@]} WAL files before ${start:-?}"
   if [ -z "$dry" ]; then
     for id in "${pruned[@]}" "${old_interrupted[@]}"; do
       # The marker first: a backup half removed is never taken for a complete one.
