@@ -28,27 +28,16 @@ import json
 import os
 import time
 import urllib.error
-import urllib.request
 
 import pytest
 from test_backup_postgres import _apply, _job_seconds, _playbook, _store  # pylint: disable=wrong-import-order
+from test_day2_elasticsearch import http  # pylint: disable=wrong-import-order
 from testlib.realnode import IMAGES, kubectl, placement, require_real_node, run_role, until
 
 pytestmark = pytest.mark.slow
 
 DOCS = {"orders": int(os.environ.get("BACKUP_TEST_DOCS", "3000")), "customers": 500, "scratch": 200}
 SMALL = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "384Mi"}}
-
-
-def http(base, method, path, body=None, timeout=60):
-    data, headers = None, {"Content-Type": "application/json"}
-    if body is not None:
-        data = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
-        if isinstance(body, str):
-            headers["Content-Type"] = "application/x-ndjson"
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    with urllib.request.urlopen(request, timeout=timeout) as answer:  # nosec - the test's own cluster
-        return json.loads(answer.read().decode("utf-8") or "null")
 
 
 def status_of(base, path):

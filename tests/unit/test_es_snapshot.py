@@ -13,9 +13,10 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
 from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
 from ansible_collections.datastore.kubernetes.plugins.modules import elasticsearch_snapshot
 
+from test_day2_elasticsearch import FakeEs as RecordedEs  # pylint: disable=wrong-import-order
 from test_day2_run import cluster  # pylint: disable=wrong-import-order
 
-MISSING = object()
+MISSING = "(404)"
 REPO = {"backups": {"type": "fs", "settings": {"location": "db/web", "compress": "true"}}}
 POLICY_BODY = {"schedule": "0 30 1 * * ?", "name": "<snap-{now/m}>", "repository": "backups",
                "config": {"indices": ["*"], "include_global_state": False},
@@ -29,25 +30,14 @@ SNAPS = {"snapshots": [
     {"snapshot": "snap-0", "state": "SUCCESS", "indices": ["orders"], "start_time": "0", "end_time_in_millis": 5}]}
 
 
-class FakeEs:
-    """Answers requests from ``{(method, path prefix): answer}``; ``MISSING`` answers 404."""
+class FakeEs(RecordedEs):
+    """The day-2 tests' recorded answers; the answer ``MISSING`` is a 404."""
 
-    def __init__(self, answers):
-        self.answers = answers
-        self.requests = []
-
-    def __call__(self, client, namespace, pod, command, container=None, timeout=None):
-        method, path, body = command[-3], command[-2], command[-1]
-        self.requests.append((method, path, json.loads(body) if body else None))
-        for (want_method, prefix), answer in self.answers.items():
-            if method == want_method and path.startswith(prefix):
-                if answer is MISSING:
-                    return _exec.ExecResult(22, b"", b"HTTP 404 from " + path.encode(), "v5.channel.k8s.io")
-                return _exec.ExecResult(0, json.dumps(answer).encode(), b"", "v5.channel.k8s.io")
-        return _exec.ExecResult(0, b"{}", b"", "v5.channel.k8s.io")
-
-    def writes(self):
-        return [r for r in self.requests if r[0] != "GET"]
+    def __call__(self, *args, **kwargs):
+        result = super().__call__(*args, **kwargs)
+        if result.stdout == json.dumps(MISSING).encode():
+            return _exec.ExecResult(22, b"", b"HTTP 404 from the API", result.protocol)
+        return result
 
 
 def params(**given):
@@ -78,7 +68,7 @@ def test_a_missing_repository_is_registered_and_check_mode_writes_nothing(monkey
     assert result["diff"]["after"]["repository"] == REPO["backups"]
     assert fake.writes() == []
     result, fake = run(monkeypatch, {("GET", "/_snapshot/backups"): MISSING})
-    assert fake.writes() == [("PUT", "/_snapshot/backups?verify=true", REPO["backups"])]
+    assert fake.writes() == [("web-0", "PUT", "/_snapshot/backups?verify=true", REPO["backups"])]
 
 
 def test_the_same_repository_and_policy_are_not_written_again(monkeypatch):
@@ -93,7 +83,7 @@ def test_a_changed_schedule_is_put(monkeypatch):
                ("GET", "/_slm/policy"): {"nightly": {"policy": POLICY_BODY}}}
     result, fake = run(monkeypatch, answers, policy=policy(schedule="0 0 2 * * ?"))
     assert result["changed"] is True
-    assert fake.writes() == [("PUT", "/_slm/policy/nightly", dict(POLICY_BODY, schedule="0 0 2 * * ?"))]
+    assert fake.writes() == [("web-0", "PUT", "/_slm/policy/nightly", dict(POLICY_BODY, schedule="0 0 2 * * ?"))]
 
 
 def test_a_policy_without_slm_is_refused_before_anything_is_written(monkeypatch):
@@ -124,7 +114,7 @@ def test_a_snapshot_that_is_not_success_fails(monkeypatch):
     answers[("PUT", "/_snapshot/backups/s1")] = {"snapshot": {"snapshot": "s1", "state": "SUCCESS", "indices": ["b", "a"]}}
     result, fake = run(monkeypatch, answers, action="snapshot", snapshot="s1", indices=["a", "b"])
     assert result["snapshot"]["indices"] == ["a", "b"] and result["changed"] is True
-    assert fake.writes() == [("PUT", "/_snapshot/backups/s1?wait_for_completion=true",
+    assert fake.writes() == [("web-0", "PUT", "/_snapshot/backups/s1?wait_for_completion=true",
                               {"indices": "a,b", "include_global_state": False})]
 
 
@@ -135,7 +125,7 @@ def test_restore_picks_the_newest_success_and_only_the_chosen_indices(monkeypatc
     result, fake = run(monkeypatch, answers, action="restore", indices=["orders", "cust*"])
     assert result["restore"]["snapshot"] == "snap-1"
     assert result["restore"]["indices"] == {"customers": "customers", "orders": "orders"}
-    assert fake.writes() == [("POST", "/_snapshot/backups/snap-1/_restore?wait_for_completion=true",
+    assert fake.writes() == [("web-0", "POST", "/_snapshot/backups/snap-1/_restore?wait_for_completion=true",
                               {"indices": "customers,orders", "include_global_state": False})]
 
 
@@ -145,11 +135,11 @@ def test_restore_refuses_an_open_index_unless_asked(monkeypatch):
     with pytest.raises(InvalidInput, match="replace_open: the open indices orders would be overwritten"):
         run(monkeypatch, answers, action="restore", indices=["orders"])
     result, fake = run(monkeypatch, answers, action="restore", indices=["orders"], replace_open=True)
-    assert [w[1] for w in fake.writes()][0] == "/orders/_close"
+    assert [w[2] for w in fake.writes()][0] == "/orders/_close"
     result, fake = run(monkeypatch, answers, action="restore", indices=["orders"], rename_pattern="(.+)",
                        rename_replacement="restored-$1")
     assert result["restore"]["indices"] == {"orders": "restored-orders"}
-    assert fake.writes()[0][2]["rename_replacement"] == "restored-$1"
+    assert fake.writes()[0][3]["rename_replacement"] == "restored-$1"
 
 
 def test_restore_refuses_a_snapshot_that_failed_or_lacks_the_indices(monkeypatch):

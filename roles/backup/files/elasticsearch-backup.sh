@@ -24,16 +24,9 @@ SECRETS=${BACKUP_SECRETS:-/etc/datastore-backup}
 log() { printf 'elasticsearch-backup.sh: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-store_credentials() {
-  export RCLONE_CONFIG=/dev/null
-  if [ -s "$SECRETS/store/access_key_id" ]; then
-    RCLONE_S3_ACCESS_KEY_ID=$(cat "$SECRETS/store/access_key_id")
-    RCLONE_S3_SECRET_ACCESS_KEY=$(cat "$SECRETS/store/secret_access_key")
-    export RCLONE_S3_ACCESS_KEY_ID RCLONE_S3_SECRET_ACCESS_KEY
-  fi
-}
-
-rc() { rclone --s3-no-check-bucket --retries 3 "$@"; }
+# store_credentials and rc (rclone with retries), shared by the role's scripts.
+# shellcheck source=backup-store.sh
+. "$(dirname "${BASH_SOURCE[0]}")/backup-store.sh"
 
 # The generation index.latest names (8 bytes, big-endian), -1 when there is none.
 generation() {  # file
