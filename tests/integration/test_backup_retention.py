@@ -97,7 +97,7 @@ def test_retention_keeps_the_newest_and_the_wal_they_need(localenv, namespace):
     after = _keys(store, prefix)
     bases = _bases(after, prefix)
     assert len(bases) == 1 and not set(bases) & (set(ids) | {"20000101T000000Z"}), sorted(bases)
-    (kept,) = bases
+    kept = next(iter(bases))
     assert bases[kept] == {"base.tar.gz", "backup.json"}
     assert "Pruned base backups %s, %s, interrupted backups 20000101T000000Z" % (ids[1], ids[0]) in outputs[-1]
     start = re.search(r'"start_wal": "([0-9A-F]{24})"', _s3(store, "GET", "%s/base/%s/backup.json" % (prefix, kept)))
