@@ -4,6 +4,10 @@
 #   postgres-backup.sh base-backup   a base backup of the primary (pg_basebackup, WAL included)
 #   postgres-backup.sh dump          a logical dump (pg_dump, custom format) of BACKUP_DATABASE
 #   postgres-backup.sh list          the complete base backups and dumps, one JSON object a line
+#   postgres-backup.sh prune         the retention (BACKUP_KEEP_LAST, BACKUP_MAX_AGE_DAYS): older complete base
+#                                    backups, the WAL before the oldest kept one and interrupted backups older
+#                                    than it removed (BACKUP_PRUNE_DRY_RUN=1: only listed); base-backup runs it
+#                                    after a successful backup when a retention is set
 #   postgres-backup.sh restore       a base backup, recovered to BACKUP_TARGET_TIME (or to the end
 #                                    of the archived WAL), into the empty data directory PGDATA
 #
@@ -45,16 +49,9 @@ find_programs() {
   die "no PostgreSQL programs (pg_basebackup) on PATH or in /usr/lib/postgresql/*/bin"
 }
 
-store_credentials() {
-  export RCLONE_CONFIG=/dev/null
-  if [ -s "$SECRETS/store/access_key_id" ]; then
-    RCLONE_S3_ACCESS_KEY_ID=$(cat "$SECRETS/store/access_key_id")
-    RCLONE_S3_SECRET_ACCESS_KEY=$(cat "$SECRETS/store/secret_access_key")
-    export RCLONE_S3_ACCESS_KEY_ID RCLONE_S3_SECRET_ACCESS_KEY
-  fi
-}
-
-rc() { rclone --s3-no-check-bucket --retries 3 "$@"; }
+# store_credentials and rc (rclone with retries), shared by the role's scripts.
+# shellcheck source=backup-store.sh
+. "$(dirname "${BASH_SOURCE[0]}")/backup-store.sh"
 
 pgpass() {  # user password-file
   local escaped
@@ -80,10 +77,95 @@ base_backup() {
   pg_basebackup --pgdata=- --format=tar --wal-method=fetch --checkpoint=fast --compress=gzip:1 \
     --label="datastore-backup-$id" --no-password "${rate[@]}" | rc rcat "$BACKUP_URL/base/$id/base.tar.gz"
   size=$(rc lsf --format s "$BACKUP_URL/base/$id/base.tar.gz")
-  printf '{"kind": "base", "id": "%s", "host": "%s", "started": "%s", "completed": "%s", "bytes": %s}\n' \
-    "$id" "$PGHOST" "$started" "$(now)" "${size:-0}" | rc rcat "$BACKUP_URL/base/$id/backup.json"
+  printf '{"kind": "base", "id": "%s", "host": "%s", "started": "%s", "completed": "%s", "bytes": %s, "start_wal": "%s"}\n' \
+    "$id" "$PGHOST" "$started" "$(now)" "${size:-0}" "$(tar_start_wal "$id")" | rc rcat "$BACKUP_URL/base/$id/backup.json"
   log "base backup $id complete (${size:-0} bytes)"
   rc cat "$BACKUP_URL/base/$id/backup.json"
+  if [ -n "${BACKUP_KEEP_LAST:-}${BACKUP_MAX_AGE_DAYS:-}" ]; then prune; fi
+}
+
+# ------------------------------------------------------------------------------ retention
+
+# The WAL segment a stored base backup starts from, read from the backup_label at the head of its tar
+# (the first megabyte is enough; the rest is not fetched).
+tar_start_wal() {  # id
+  { rc cat --count 1048576 "$BACKUP_URL/base/$1/base.tar.gz" 2>/dev/null || true; } \
+    | { tar -xzOf - backup_label 2>/dev/null || true; } \
+    | sed -n 's/^START WAL LOCATION: .*(file \([0-9A-F]\{24\}\)).*/\1/p'
+}
+
+json_field() {  # json key
+  printf '%s' "$1" | sed -n "s/.*\"$2\": \"\([^\"]*\)\".*/\1/p"
+}
+
+json_list() { local IFS=,; printf '[%s]' "$(for item in "$@"; do printf '"%s",' "$item"; done | sed 's/,$//')"; }
+
+# A complete backup is kept when it is among the newest BACKUP_KEEP_LAST and not older than
+# BACKUP_MAX_AGE_DAYS (each only when set); the newest complete backup is always kept. Ids are UTC
+# times, so the kept ones are the newest few. Interrupted backups (no marker) older than the oldest
+# kept one are removed; newer ones may still be running and stay. WAL segments before the oldest kept
+# backup's start (same or older timeline) are removed; timeline history files stay.
+prune() {
+  local keep_last=${BACKUP_KEEP_LAST:-} max_age=${BACKUP_MAX_AGE_DAYS:-} dry=${BACKUP_PRUNE_DRY_RUN:-}
+  if [ -z "$keep_last$max_age" ]; then log "no retention set: nothing pruned"; return 0; fi
+  local id json completed age n=0 complete=() kept=() pruned=() interrupted=() start="" oldest="" file
+  local now_epoch
+  now_epoch=$(date -u +%s)
+  for id in $(rc lsf --dirs-only "$BACKUP_URL/base" 2>/dev/null | tr -d / | sort -r); do
+    # rclone cat prints nothing (and succeeds) for a file that is not there.
+    json=$(rc cat "$BACKUP_URL/base/$id/backup.json" 2>/dev/null) || json=""
+    if [ -n "$json" ]; then
+      complete+=("$id")
+      completed=$(json_field "$json" completed)
+      age=$((now_epoch - $(date -u -d "${completed:-1970-01-01T00:00:00Z}" +%s)))
+      if [ "$n" -eq 0 ] || { { [ -z "$keep_last" ] || [ "$n" -lt "$keep_last" ]; } && \
+           { [ -z "$max_age" ] || awk -v a="$age" -v m="$max_age" 'BEGIN { exit !(a <= m * 86400) }'; }; } && \
+           [ "${#pruned[@]}" -eq 0 ]; then
+        kept+=("$id"); oldest=$id
+        start=$(json_field "$json" start_wal)
+      else
+        pruned+=("$id")
+      fi
+      n=$((n + 1))
+    else
+      interrupted+=("$id")
+    fi
+  done
+  if [ "${#complete[@]}" -eq 0 ]; then log "no complete base backup: nothing pruned"; return 0; fi
+  [ -n "$start" ] || start=$(tar_start_wal "$oldest")
+  local old_interrupted=()
+  for id in "${interrupted[@]}"; do
+    if [[ "$id" < "$oldest" ]]; then old_interrupted+=("$id"); fi
+  done
+  local wal_files=()
+  if [ -n "$start" ]; then
+    for file in $(rc lsf --files-only "$BACKUP_URL/wal" 2>/dev/null); do
+      # <timeline 8><log 8><segment 8>[.partial | .<offset>.backup]; .history files are kept.
+      [[ "$file" =~ ^([0-9A-F]{8})([0-9A-F]{16})(\.partial|\.[0-9A-F]{8}\.backup)?$ ]] || continue
+      if [[ "${BASH_REMATCH[2]}" < "${start:8:16}" ]] && [[ ! "${BASH_REMATCH[1]}" > "${start:0:8}" ]]; then
+        wal_files+=("$file")
+      fi
+    done
+  else
+    log "the start of base backup $oldest is unknown: no WAL pruned"
+  fi
+  local verb=pruning
+  [ -z "$dry" ] || verb="would prune"
+  log "retention (keep_last=${keep_last:-any}, max_age_days=${max_age:-any}): keeping ${kept[*]}; $verb ${pruned[*]:-no base backup}, ${#old_interrupted[@]} interrupted, ${#wal_files[@]} WAL files before ${start:-?}"
+  if [ -z "$dry" ]; then
+    for id in "${pruned[@]}" "${old_interrupted[@]}"; do
+      # The marker first: a backup half removed is never taken for a complete one.
+      rc deletefile "$BACKUP_URL/base/$id/backup.json" 2>/dev/null || true
+      rc purge "$BACKUP_URL/base/$id"
+    done
+    if [ "${#wal_files[@]}" -gt 0 ]; then
+      printf '%s\n' "${wal_files[@]}" >"$TMP/prune-wal"
+      rc delete --files-from-raw "$TMP/prune-wal" "$BACKUP_URL/wal"
+    fi
+  fi
+  printf '{"kind": "prune", "dry_run": %s, "kept": %s, "pruned": %s, "interrupted": %s, "wal_before": "%s", "wal_files": %s}\n' \
+    "$([ -n "$dry" ] && echo true || echo false)" "$(json_list "${kept[@]}")" "$(json_list "${pruned[@]}")" \
+    "$(json_list "${old_interrupted[@]}")" "$start" "${#wal_files[@]}"
 }
 
 # ------------------------------------------------------------------------------ dump
@@ -193,6 +275,7 @@ case "${1:-}" in
   base-backup) base_backup ;;
   dump) dump ;;
   list) list ;;
+  prune) prune ;;
   restore) restore ;;
-  *) die "usage: postgres-backup.sh base-backup|dump|list|restore" ;;
+  *) die "usage: postgres-backup.sh base-backup|dump|list|prune|restore" ;;
 esac
