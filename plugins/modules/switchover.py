@@ -22,7 +22,7 @@ description:
     primary's Service selects it; the old primary stops (a fast shutdown, its shutdown checkpoint streamed to the
     standbys); once O(to) has received and replayed that checkpoint it is promoted (C(pg_promote())), on a new
     timeline. A replication slot is made on it for each other member; the old primary's container starts again as a
-    standby of O(to) (no rewind needed: its last record is the checkpoint O(to) replayed), each other replica is
+    standby of O(to) (no rewind needed, its last record being the checkpoint O(to) replayed), each other replica is
     restarted to follow O(to), and the inactive slots left on the old primary are dropped.
   - Each step looks at the cluster first (the record, the Service, the members that answer as primaries, who streams
     from whom), so a run stopped anywhere - between the promotion and the Service move included - is finished by the
