@@ -11,7 +11,8 @@
   ``pg_control_checkpoint()`` after a restartpoint), no stale slot is left; the Service reaches the new
   primary (``pg_is_in_recovery()`` false through it); a second run changes nothing;
 - the role run again keeps ``postgres-1`` as the primary (record, Service, servers) and replaces no pod;
-- (slow) a switchover back killed once the old primary has stopped is finished by the next run.
+- (slow) a switchover back killed once the old primary has stopped is finished by the next run;
+- (slow) ``rolling_update`` with ``switchover_to`` restarts the primary's pod as a replica, after a switchover.
 """
 
 from __future__ import annotations
@@ -233,5 +234,49 @@ def test_a_switchover_killed_after_the_stop_is_finished_by_the_next_run(localenv
           lambda: sorted(r.split("|")[0] for r in streaming(localenv, ns, primary=new)) == others)
     psql(localenv, ns, new, "CHECKPOINT")
     assert psql(localenv, ns, new, "SELECT timeline_id FROM pg_control_checkpoint()") == str(timeline + 1)
+    for pod in PODS:
+        assert psql(localenv, ns, pod, "SELECT count(*) FROM kept") == str(ROWS)
+
+
+@pytest.mark.slow
+def test_rolling_restart_switches_over_before_the_primary(localenv, cluster, run_module):
+    """rolling_update with switchover_to: the replicas first, then a switchover, then the old primary's pod as a
+    replica; the write downtime (printed) is the switchover's, not the primary's restart."""
+    ns = cluster["ns"]
+    old = recorded(localenv, ns)
+    new = "postgres-0" if old != "postgres-0" else "postgres-1"
+    params = {"name": NAME, "namespace": ns, "engine": "postgres", "container": "postgres", "restart": True,
+              "switchover_to": new, "max_lag_bytes": 1048576}
+    planned = run_module("rolling_update", params, check=True)
+    assert not planned.get("failed"), planned.get("msg")
+    assert planned["plan"]["primary"] == old and planned["plan"]["switchover"] == new
+    assert planned["plan"]["pods"][-1] == old
+    uids = {n: p["metadata"]["uid"] for n, p in pods(localenv, ns).items()}
+
+    client = Client(service_ip(localenv, ns, "postgres-primary"), service_ip(localenv, ns, "postgres-read"),
+                    cluster["password"])
+    client.start()
+    until("the client writing", lambda: sum(1 for w in client.writes if w[2]) >= 10)
+    result = run_module("rolling_update", params)
+    until("the client writing again", lambda: client.writes and client.writes[-1][2], timeout=120)
+    time.sleep(1)
+    client.stop.set()
+    client.join(30)
+    assert not result.get("failed"), result.get("msg")
+    figures = client.figures()
+    print("\nrolling restart with a switchover %s -> %s, client every 0.1 s: %s"
+          % (old, new, json.dumps(dict(figures, pods=result["pods"], switchover=result.get("switchover")))))
+    assert [p["pod"] for p in result["pods"]][-1] == old
+    assert [s["step"] for s in result["switchover"]][:3] == ["gate", "record", "service"]
+    # Every pod replaced; the new primary serves writers through the Service; all rows and writes there.
+    assert all(uid != uids[n] for n, uid in ((n, p["metadata"]["uid"]) for n, p in pods(localenv, ns).items()))
+    assert recorded(localenv, ns) == new and selected(localenv, ns) == new
+    assert through_service(localenv, ns, cluster["password"], "SELECT pg_is_in_recovery()") == (False,)
+    others = [p for p in PODS if p != new]
+    until("both others streaming from %s" % new,
+          lambda: sorted(r.split("|")[0] for r in streaming(localenv, ns, primary=new)) == others)
+    ok_ids = {wid for _when, wid, ok in client.writes if ok}
+    stored = set(int(x) for x in psql(localenv, ns, new, "SELECT id FROM writes").split())
+    assert ok_ids <= stored, "acknowledged writes lost: %s" % sorted(ok_ids - stored)[:10]
     for pod in PODS:
         assert psql(localenv, ns, pod, "SELECT count(*) FROM kept") == str(ROWS)

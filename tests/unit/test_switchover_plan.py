@@ -126,3 +126,19 @@ def test_the_record_is_created_once_and_then_only_read():
     client.objects["pg-primary"]["data"] = {"primary": "pg-2"}
     again = sw.run_switchover(Task(params=params, diff=True), client)
     assert again["changed"] is False and again["primary"] == "pg-2" and len(client.writes) == 1
+
+
+def test_rolling_update_switches_over_only_when_the_primary_is_to_be_replaced():
+    from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2
+
+    params = {"name": "pg", "namespace": "db", "switchover_to": "pg-1"}
+    members = ["pg-0", "pg-1", "pg-2"]
+    assert _day2._switchover_target(params, "postgres", "pg-0", members, ["pg-2", "pg-1", "pg-0"]) == "pg-1"
+    # The primary stays (not on the list), or already is the target: nothing to switch.
+    assert _day2._switchover_target(params, "postgres", "pg-0", members, ["pg-2"]) is None
+    assert _day2._switchover_target(params, "postgres", "pg-1", members, ["pg-2", "pg-0", "pg-1"]) is None
+    assert _day2._switchover_target({"name": "pg"}, "postgres", "pg-0", members, members) is None
+    with pytest.raises(InvalidInput, match="switchover_to: pg-5 is not a pod"):
+        _day2._switchover_target(dict(params, switchover_to="pg-5"), "postgres", "pg-0", members, members)
+    with pytest.raises(InvalidInput, match="engine postgres only"):
+        _day2._switchover_target(params, "elasticsearch", "pg-0", members, members)
