@@ -251,6 +251,7 @@ def test_rolling_restart_switches_over_before_the_primary(localenv, cluster, run
     assert not planned.get("failed"), planned.get("msg")
     assert planned["plan"]["primary"] == old and planned["plan"]["switchover"] == new
     assert planned["plan"]["pods"][-1] == old
+    psql(localenv, ns, old, "TRUNCATE writes")  # the client numbers its writes from 1
     uids = {n: p["metadata"]["uid"] for n, p in pods(localenv, ns).items()}
 
     client = Client(service_ip(localenv, ns, "postgres-primary"), service_ip(localenv, ns, "postgres-read"),
