@@ -23,43 +23,34 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
-from test_day2_postgres import Client, service_ip
-from testlib import collections_root, created_namespace
-from testlib.realnode import day2_postgres_variables, kubectl, psql, require_real_node, run_role, streaming, until
+import test_day2_postgres as day2
+from test_day2_postgres import Client, cluster, day2_ns, service_ip  # noqa: F401  pylint: disable=unused-import
+from testlib import collections_root
+from testlib.realnode import day2_postgres_variables, kubectl, psql, run_role, streaming, until
 
-NAME = "postgres"
-PODS = ["postgres-0", "postgres-1", "postgres-2"]
-ROWS = 2000
-
-
-@pytest.fixture(scope="module")
-def switch_ns(localenv, kube):
-    require_real_node(localenv)
-    with created_namespace(kube, "switch-pg-" + uuid.uuid4().hex[:8]) as name:
-        yield name
+# The day-2 test's fixture: three members, a table of ROWS rows, a Service over every member.
+NAME, PODS, ROWS = day2.NAME, day2.PODS, day2.ROWS
 
 
-@pytest.fixture(scope="module")
-def cluster(localenv, switch_ns):
-    ns = switch_ns
-    password = uuid.uuid4().hex
-    kubectl(localenv, "create", "secret", "generic", "postgres-superuser", "-n", ns,
-            "--from-literal=username=postgres", "--from-literal=password=" + password)
-    variables = day2_postgres_variables(localenv, ns, postgres_wait_timeout=600)
-    run_role(localenv, "postgres", variables)
-    until("two replicas streaming", lambda: len(streaming(localenv, ns)) == 2)
-    psql(localenv, ns, "postgres-0", "CREATE TABLE kept (id int PRIMARY KEY, v text); "
-                                     "INSERT INTO kept SELECT g, md5(g::text) FROM generate_series(1, %d) g; "
-                                     "CREATE TABLE writes (id bigint PRIMARY KEY)" % ROWS)
-    selector = json.loads(kubectl(localenv, "get", "statefulset", NAME, "-n", ns, "-o",
-                                  "jsonpath={.spec.selector.matchLabels}").stdout)
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "postgres-read", "namespace": ns},
-               "spec": {"selector": selector, "ports": [{"name": "postgres", "port": 5432, "targetPort": 5432}]}}
-    kubectl(localenv, "apply", "-f", "-", stdin=json.dumps(service))
-    return {"ns": ns, "password": password, "variables": variables}
+def role_variables(localenv, ns):
+    return day2_postgres_variables(localenv, ns, postgres_wait_timeout=600)
+
+
+def client_during(localenv, cluster, work):
+    """``work()``'s result and the Client that wrote through the primary's Service (and read) meanwhile."""
+    ns = cluster["ns"]
+    client = Client(service_ip(localenv, ns, "postgres-primary"), service_ip(localenv, ns, "postgres-read"),
+                    cluster["password"])
+    client.start()
+    until("the client writing", lambda: sum(1 for w in client.writes if w[2]) >= 10)
+    result = work()
+    until("the client writing again", lambda: client.writes and client.writes[-1][2], timeout=120)
+    time.sleep(1)
+    client.stop.set()
+    client.join(30)
+    return result, client
 
 
 def recorded(localenv, ns):
@@ -154,15 +145,7 @@ def test_switchover_to_a_replica_with_a_client_writing(localenv, cluster, run_mo
     assert refused.get("failed") and "to:" in refused["msg"]
     assert recorded(localenv, ns) == "postgres-0"
 
-    client = Client(service_ip(localenv, ns, "postgres-primary"), service_ip(localenv, ns, "postgres-read"),
-                    cluster["password"])
-    client.start()
-    until("the client writing", lambda: sum(1 for w in client.writes if w[2]) >= 10)
-    result = run_module("switchover", params)
-    until("the client writing again", lambda: client.writes and client.writes[-1][2], timeout=120)
-    time.sleep(1)
-    client.stop.set()
-    client.join(30)
+    result, client = client_during(localenv, cluster, lambda: run_module("switchover", params))
     assert not result.get("failed"), result.get("msg")
     assert result["timeline"] == 2
     figures = client.figures()
@@ -184,7 +167,7 @@ def test_a_role_run_after_the_switchover_keeps_the_new_primary(localenv, cluster
     ns = cluster["ns"]
     sts = json.loads(kubectl(localenv, "get", "statefulset", NAME, "-n", ns, "-o", "json").stdout)
     uids = {n: p["metadata"]["uid"] for n, p in pods(localenv, ns).items()}
-    run_role(localenv, "postgres", cluster["variables"])
+    run_role(localenv, "postgres", role_variables(localenv, ns))
     assert recorded(localenv, ns) == "postgres-1"
     assert selected(localenv, ns) == "postgres-1"
     assert through_service(localenv, ns, cluster["password"], "SELECT pg_is_in_recovery()") == (False,)
@@ -254,15 +237,7 @@ def test_rolling_restart_switches_over_before_the_primary(localenv, cluster, run
     psql(localenv, ns, old, "TRUNCATE writes")  # the client numbers its writes from 1
     uids = {n: p["metadata"]["uid"] for n, p in pods(localenv, ns).items()}
 
-    client = Client(service_ip(localenv, ns, "postgres-primary"), service_ip(localenv, ns, "postgres-read"),
-                    cluster["password"])
-    client.start()
-    until("the client writing", lambda: sum(1 for w in client.writes if w[2]) >= 10)
-    result = run_module("rolling_update", params)
-    until("the client writing again", lambda: client.writes and client.writes[-1][2], timeout=120)
-    time.sleep(1)
-    client.stop.set()
-    client.join(30)
+    result, client = client_during(localenv, cluster, lambda: run_module("rolling_update", params))
     assert not result.get("failed"), result.get("msg")
     figures = client.figures()
     print("\nrolling restart with a switchover %s -> %s, client every 0.1 s: %s"
