@@ -415,4 +415,3 @@ def run_switchover(task: Task, client: KubeClient) -> Result:
     final = cluster.state(to) or {}
     result["timeline"] = final.get("wal_timeline")
     return result
-

@@ -122,7 +122,10 @@ plan:
     service: {description: The pod the primary's Service selected before the run., type: str}
     primaries: {description: Members that answered as primaries., type: list, elements: str}
     following: {description: Members already streaming from O(to)., type: list, elements: str}
-    steps: {description: 'The steps still to do, in order (gate, record, service, stop <pod>, promote, slots, follow <pod>, drop stale slots).', type: list, elements: str}
+    steps:
+      description: 'The steps still to do, in order (gate, record, service, stop <pod>, promote, slots, follow <pod>, drop stale slots).'
+      type: list
+      elements: str
     descriptions: {description: One sentence per step., type: list, elements: str}
     changed: {description: Whether anything is to do., type: bool}
 done:
