@@ -226,8 +226,8 @@ class Cluster:
         result = _exec.run(self.client, self.ns, pod, ["sh", "-c", script], container=self.params.get("container"),
                            timeout=float(self.params["request_timeout"]))
         if result.rc != 0:
-            raise ExecError("pod %s/%s: exited with %d: %s" % (self.ns, pod, result.rc,
-                                                             result.stderr_text.strip()[:300]), pod=pod)
+            detail = result.stderr_text.strip()[:300]
+            raise ExecError("pod %s/%s: exited with %d: %s" % (self.ns, pod, result.rc, detail), pod=pod)
         return result
 
     def until(self, what: str, probe: Any, timeout: float) -> Any:
