@@ -450,6 +450,8 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
     }
     if task.diff:
         result["diff"] = {"before": before, "after": after}
+    switch_to = _switchover_target(params, engine.name, primary, [plan.pod_name(p) for p in pods], steps["order"])
+    result["plan"]["switchover"] = switch_to
     if steps["stuck"] and not params["delete_stuck_pods"]:
         raise InvalidInput("delete_stuck_pods", "%s: %s not ready on an old revision; the StatefulSet controller "
                            "waits on it forever. Fix the cause, or set delete_stuck_pods=true to replace it first"
@@ -483,6 +485,10 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
         pod = client.get("v1", "Pod", pod_name, ns)
         if pod is not None and plan.revision(pod) == update_revision and plan.is_ready(pod):
             continue
+        if switch_to and pod_name == primary:
+            # The primary's pod goes as a replica: writers lose the switchover's downtime, not its restart.
+            result["switchover"] = _switch_over(task, client, switch_to)
+            primary = switch_to
         engine.before_replace(pod_name, read_pods(client, sts), params)
         seconds = replace_pod(client, ns, pod_name, pod, update_revision, params["pod_timeout"])
         engine.after_replace(pod_name, read_pods(client, sts), params)
@@ -501,6 +507,35 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
         client.patch(APPS, "StatefulSet", name, ns, restore)
     result["update_revision"] = update_revision
     return result
+
+
+def _switchover_target(params: Params, engine: str, primary: str | None, members: list[str],
+                       order: list[str]) -> str | None:
+    """The pod to switch over to before the primary's pod is replaced (``switchover_to``), when it is to be."""
+    target = params.get("switchover_to")
+    if target is None:
+        return None
+    if engine != "postgres":
+        raise InvalidInput("switchover_to", "is for engine postgres only")
+    if target not in members:
+        raise InvalidInput("switchover_to", "%s is not a pod of the %s (pods: %s)"
+                           % (target, _ref(params), ", ".join(members) or "none"))
+    if primary is None or primary not in order or target == primary:
+        return None
+    return str(target)
+
+
+def _switch_over(task: Task, client: KubeClient, target: str) -> list[Obj]:
+    # Imported here: _switchover imports this file.
+    from ansible_collections.datastore.kubernetes.plugins.module_utils import _switchover  # pylint: disable=import-outside-toplevel
+
+    params = task.params
+    sub = Task(params={"name": params["name"], "namespace": params["namespace"], "to": target,
+                       "container": params.get("container"), "service": None, "labels": {},
+                       "max_lag_bytes": params["max_lag_bytes"], "timeout": params["gate_timeout"],
+                       "request_timeout": params.get("request_timeout") or 30.0})
+    done: list[Obj] = _switchover.run_switchover(sub, client).get("done") or []
+    return done
 
 
 # -- scale-down ---------------------------------------------------------------------------------

@@ -93,6 +93,14 @@ options:
     description: The largest replay lag, in bytes of WAL, a PostgreSQL replica may have for the gate to pass.
     type: int
     default: 16777216
+  switchover_to:
+    description:
+      - With O(engine=postgres), the pod to make the primary right before the primary's own pod would be replaced (the
+        steps of M(datastore.kubernetes.switchover), its gate bounded by O(max_lag_bytes) and each step by
+        O(gate_timeout)). The old primary's pod is then replaced as a replica, and writers lose only the switchover's
+        downtime instead of the primary's restart. Ignored when the primary is not to be replaced or already is that
+        pod; a run after an interrupted switchover finishes it with M(datastore.kubernetes.switchover).
+    type: str
   gate_timeout:
     description: Seconds the gate may take after each pod (and before the first) before the run stops, leaving the rest for the next run.
     type: int
@@ -173,6 +181,12 @@ plan:
       description: 'What an interrupted run left in the datastore, undone first (Elasticsearch: allocation left at V(primaries)).'
       type: list
       elements: str
+    switchover: {description: 'The pod switched over to before the primary is replaced (O(switchover_to)), else V(null).', type: str}
+switchover:
+  description: The switchover's steps done (the module M(datastore.kubernetes.switchover)'s RV(datastore.kubernetes.switchover#module:done)).
+  returned: when a switchover ran
+  type: list
+  elements: dict
 pods:
   description: The pods replaced, in order.
   returned: always
@@ -233,6 +247,7 @@ def argument_spec():
         config_maps={"type": "list", "elements": "str", "default": []},
         restart={"type": "bool", "default": False},
         max_lag_bytes={"type": "int", "default": 16777216},
+        switchover_to={"type": "str"},
         gate_timeout={"type": "int", "default": 300},
         pod_timeout={"type": "int", "default": 600},
         delete_stuck_pods={"type": "bool", "default": False},

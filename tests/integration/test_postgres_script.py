@@ -318,3 +318,53 @@ def test_interrupted_clone_and_initdb_leave_nothing_behind(pair):
     assert not os.path.exists(replica.pgdata + ".clone")
     assert not os.path.exists(os.path.join(replica.pgdata, "junk"))
     assert not os.path.exists(primary.pgdata + ".init")
+
+
+def test_the_pod_primary_pod_names_is_the_primary_and_the_old_one_follows_it(pair):
+    """A switchover as the switchover module does it, with the script's own subcommands: the record (PRIMARY_POD)
+    names pg-1, pg-0 stops cleanly, pg-1 is promoted, pg-0 starts again as its standby on timeline 2."""
+    primary, replica, _passwords = pair
+    primary.start()
+    primary.wait_ready()
+    _start_replica(replica)
+    _until("pg-1 streaming", lambda: _streaming(primary, "pg-1"))
+    primary.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+    _until("the row on pg-1", lambda: replica.sql("SELECT count(*) FROM t", check=False).stdout.strip() == "1")
+
+    for server in (primary, replica):
+        server.env.update(PRIMARY_POD="pg-1", PRIMARY_PORT=str(replica.port))
+    primary.stop()
+    replica.sql("SELECT pg_promote(true, 60)")
+    assert replica.sql("SELECT pg_is_in_recovery()") == "f"
+    replica.sql("SELECT pg_create_physical_replication_slot('pg_0', true); INSERT INTO t VALUES (2)")
+
+    primary.run("wait-for-primary")
+    primary.run("clone-primary")
+    primary.start()
+    primary.wait_ready()
+    _until("pg-0 streaming from pg-1", lambda: _streaming(replica, "pg-0"))
+    _until("the new primary's row on pg-0", lambda: primary.sql("SELECT count(*) FROM t", check=False).stdout.strip() == "2")
+    assert primary.sql("SELECT pg_is_in_recovery()") == "t"
+    assert primary.sql("SELECT received_tli, slot_name FROM pg_stat_wal_receiver") == "2|pg_0"
+    refused = primary.sql("INSERT INTO t VALUES (3)", check=False)
+    assert refused.returncode != 0 and "read-only transaction" in refused.stderr
+
+    # The new primary restarted is the primary again, not a standby of itself.
+    replica.stop()
+    replica.start()
+    replica.wait_ready()
+    assert replica.sql("SELECT pg_is_in_recovery(), (SELECT timeline_id FROM pg_control_checkpoint())") == "f|2"
+    _until("pg-0 streaming again", lambda: _streaming(replica, "pg-0"))
+
+    # A standby with data starts while its primary is away (after a switchover the primary may have a
+    # higher ordinal, which the StatefulSet starts only once this pod is ready), and streams once it is back.
+    primary.stop()
+    replica.stop()
+    assert "does not answer" in primary.run("clone-primary").stderr
+    primary.run("wait-for-primary")
+    primary.start()
+    primary.wait_ready()
+    assert primary.sql("SELECT pg_is_in_recovery(), count(*) FROM t") == "t|2"
+    replica.start()
+    replica.wait_ready()
+    _until("pg-0 streaming once pg-1 is back", lambda: _streaming(replica, "pg-0"))

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Start-up of a PostgreSQL pod of the datastore.kubernetes postgres role.
 #
-#   postgres.sh wait-for-primary   (init container) a replica waits until the primary answers
+#   postgres.sh wait-for-primary   (init container) a replica without data waits until the primary answers
 #   postgres.sh clone-primary      (init container) a replica gets its replication slot and, when its
 #                                  volume is empty or its slot was lost, a base backup of the primary
 #   postgres.sh start              (main container) the primary or a hot standby, in the foreground
@@ -9,13 +9,16 @@
 #   postgres.sh stop [timeout] [delay]  (preStop hook) after delay seconds, a fast shutdown: clients
 #                                  disconnected, a checkpoint written, instead of the smart one SIGTERM asks for
 #
-# Ordinal 0 is the primary, every other ordinal a streaming replica of it. The image provides only
+# The pod PRIMARY_POD names is the primary (the role sets it from the ConfigMap <name>-primary; without it,
+# ordinal 0), every other pod a streaming replica of it. The image provides only
 # the PostgreSQL programs (on PATH or in /usr/lib/postgresql/<major>/bin) and a POSIX shell; the
 # configuration, the initialisation and the replication set-up are all here.
 #
-# Environment (set by the role): PGDATA, PRIMARY_HOST, POSTGRES_DB, POSTGRES_REPLICATION_USER,
-# HOSTNAME; optional POSTGRES_INITDB_ARGS, POSTGRES_PORT (5432, the server's), PRIMARY_PORT (5432), POSTGRES_CONF_DIR (/etc/postgresql),
-# POSTGRES_SECRETS_DIR (/etc/postgresql-secrets), POSTGRES_RUN_DIR (/var/run/postgresql).
+# Environment (set by the role): PGDATA, PRIMARY_HOST (ordinal 0's stable DNS name), POSTGRES_DB,
+# POSTGRES_REPLICATION_USER, HOSTNAME; optional PRIMARY_POD (the primary's pod name, default ordinal 0; it
+# replaces the pod name in PRIMARY_HOST), POSTGRES_INITDB_ARGS, POSTGRES_PORT (5432, the server's),
+# PRIMARY_PORT (5432), POSTGRES_CONF_DIR (/etc/postgresql), POSTGRES_SECRETS_DIR (/etc/postgresql-secrets),
+# POSTGRES_RUN_DIR (/var/run/postgresql).
 # Secrets are read from files, never from the command line: <secrets>/superuser/username and
 # password, <secrets>/replication/password, and for TLS <secrets>/tls/tls.crt and tls.key.
 # HOSTNAME is the pod's name: the container runtime sets it, the shell need not.
@@ -30,7 +33,12 @@ PRIMARY_PORT=${PRIMARY_PORT:-5432}
 DATA_ROOT=$(dirname "$PGDATA")
 # Written once the primary's databases and replication role match the settings (see setup).
 SETUP_MARK=$DATA_ROOT/.datastore-setup
-ORDINAL=${HOSTNAME##*-}
+# The primary: PRIMARY_POD when set, else ordinal 0. When PRIMARY_HOST is ordinal 0's stable DNS name,
+# the primary's is the same with its pod name.
+PRIMARY_POD=${PRIMARY_POD:-${HOSTNAME%-*}-0}
+case $PRIMARY_HOST in
+  "${HOSTNAME%-*}-0".*) PRIMARY_HOST=$PRIMARY_POD.${PRIMARY_HOST#*.} ;;
+esac
 # A physical replication slot per replica, named after the pod (slot names allow [a-z0-9_]).
 SLOT=$(printf '%s' "$HOSTNAME" | tr -c 'a-z0-9_' '_')
 PGPASSFILE=$TMP/postgres-replication.pgpass
@@ -154,7 +162,8 @@ start_primary() {
     initialise
   fi
   if [ -e "$PGDATA/standby.signal" ]; then
-    log "ordinal 0 holds a standby (standby.signal): it starts as one; promote it or remove the file to make it the primary"
+    # A switchover names the new primary before it promotes it: until then it stays a standby.
+    log "the primary $PRIMARY_POD holds a standby (standby.signal): it starts as one until it is promoted"
   else
     setup
   fi
@@ -165,6 +174,11 @@ start_primary() {
 # ------------------------------------------------------------------------------ replicas
 
 wait_for_primary() {
+  # A replica with data starts as a hot standby without the primary and streams once it answers: after a
+  # switchover the primary may have a higher ordinal, which OrderedReady creates only after this pod is Ready.
+  if [ -s "$PGDATA/PG_VERSION" ]; then
+    return 0
+  fi
   until pg_isready --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --username="$(replication_user)" --timeout=5 >/dev/null; do
     log "waiting for the primary $PRIMARY_HOST:$PRIMARY_PORT"
     sleep 2
@@ -181,6 +195,10 @@ SQL
 
 clone_primary() {
   write_pgpass
+  if [ -s "$PGDATA/PG_VERSION" ] && ! pg_isready --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --timeout=5 >/dev/null; then
+    log "the primary $PRIMARY_HOST does not answer: starting from the data present, the slot $SLOT as it is"
+    return 0
+  fi
   state=$(slot_state)
   if [ "$state" = lost ]; then
     # The primary removed WAL this replica still needed: its data can no longer catch up.
@@ -229,13 +247,13 @@ find_programs
 ensure_passwd_entry
 case "${1:-}" in
   wait-for-primary)
-    [ "$ORDINAL" = 0 ] || wait_for_primary
+    [ "$HOSTNAME" = "$PRIMARY_POD" ] || wait_for_primary
     ;;
   clone-primary)
-    [ "$ORDINAL" = 0 ] || clone_primary
+    [ "$HOSTNAME" = "$PRIMARY_POD" ] || clone_primary
     ;;
   start)
-    if [ "$ORDINAL" = 0 ]; then start_primary; else start_replica; fi
+    if [ "$HOSTNAME" = "$PRIMARY_POD" ]; then start_primary; else start_replica; fi
     ;;
   ready)
     # Only the final server listens on this socket: the set-up server has a directory of its own.
