@@ -293,7 +293,7 @@ done
 
 @pytest.mark.parametrize("image", ["cassandra"], indirect=True)
 def test_cassandra_image_layout(image):
-    assert image.ref == PREFIX + "cassandra:5.0"
+    assert image.ref == PREFIX + "cassandra:5.0-2"
     assert image.config["Entrypoint"] == ["docker-entrypoint.sh"]
     assert image.config["Cmd"] == ["cassandra", "-f"]
     out = _ok(image.sh("java -version 2>&1; java -cp '/opt/cassandra/lib/*' org.apache.cassandra.tools.GetVersion;"

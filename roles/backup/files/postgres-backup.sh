@@ -24,12 +24,9 @@
 # reach rclone through its environment only. Nothing secret is printed.
 set -euo pipefail
 
-SECRETS=${BACKUP_SECRETS:-/etc/datastore-backup}
-TMP=${TMPDIR:-/tmp}
-: "${BACKUP_URL:?BACKUP_URL is not set}"
-
-log() { printf 'postgres-backup.sh: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+BACKUP_SCRIPT=postgres-backup.sh
+# shellcheck source=backup-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/backup-common.sh"
 
 find_programs() {
   command -v pg_basebackup >/dev/null 2>&1 && return 0
@@ -45,26 +42,12 @@ find_programs() {
   die "no PostgreSQL programs (pg_basebackup) on PATH or in /usr/lib/postgresql/*/bin"
 }
 
-store_credentials() {
-  export RCLONE_CONFIG=/dev/null
-  if [ -s "$SECRETS/store/access_key_id" ]; then
-    RCLONE_S3_ACCESS_KEY_ID=$(cat "$SECRETS/store/access_key_id")
-    RCLONE_S3_SECRET_ACCESS_KEY=$(cat "$SECRETS/store/secret_access_key")
-    export RCLONE_S3_ACCESS_KEY_ID RCLONE_S3_SECRET_ACCESS_KEY
-  fi
-}
-
-rc() { rclone --s3-no-check-bucket --retries 3 "$@"; }
-
 pgpass() {  # user password-file
   local escaped
   escaped=$(sed -e 's/\\/\\\\/g' -e 's/:/\\:/g' "$2")
   (umask 077 && printf '*:*:*:%s:%s\n' "$1" "$escaped" >"$TMP/backup.pgpass")
   export PGPASSFILE=$TMP/backup.pgpass PGUSER=$1
 }
-
-now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
-new_id() { date -u +%Y%m%dT%H%M%SZ; }
 
 # ------------------------------------------------------------------------------ base backup
 
