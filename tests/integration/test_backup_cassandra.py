@@ -166,6 +166,8 @@ def _backup_and_restore(localenv, namespace, replicas):
     slow = _playbook(localenv, "backup.yml", dict(backup, backup_cassandra_bwlimit="8k"), background=True)
 
     def shipping():
+        if slow.poll() is not None:
+            raise RuntimeError("the slowed backup ended before it shipped anything:\n%s" % slow.stdout.read()[-4000:])
         for pod in pods:
             log = kubectl(localenv, "logs", "-n", namespace, "-l", "job-name=%s-backup" % pod, check=False).stdout
             if "shipping snapshot" in log and first_id not in log:
