@@ -33,6 +33,15 @@ BACKUP_SCRIPT=cassandra-backup.sh
 . "$(dirname "${BASH_SOURCE[0]}")/backup-common.sh"
 export HOME=$TMP
 
+# The content of a stored file; fails when there is none. (rclone cat of a path that is no file
+# reads it as a directory: an empty one, and succeeds.)
+stored() {
+  local content
+  content=$(rc cat "$1" 2>/dev/null) || return 1
+  [ -n "$content" ] || return 1
+  printf '%s\n' "$content"
+}
+
 # ------------------------------------------------------------------------------ ship
 
 ship() {
@@ -67,7 +76,7 @@ mark() {
   IFS=, read -r -a nodes <<<"${BACKUP_NODES:?BACKUP_NODES is not set}"
   started=${BACKUP_STARTED:-$(now)}
   for node in "${nodes[@]}"; do
-    json=$(rc cat "$BACKUP_URL/snapshot/$id/$node/node.json" 2>/dev/null) || die "$node's part of snapshot $id is not stored"
+    json=$(stored "$BACKUP_URL/snapshot/$id/$node/node.json") || die "$node's part of snapshot $id is not stored"
     n=$(printf '%s' "$json" | sed -n 's/.*"bytes": \([0-9]*\).*/\1/p')
     bytes=$((bytes + ${n:-0}))
     n=$(printf '%s' "$json" | sed -n 's/.*"files": \([0-9]*\).*/\1/p')
@@ -86,7 +95,7 @@ mark() {
 list() {
   local id
   for id in $(rc lsf --dirs-only "$BACKUP_URL/snapshot" 2>/dev/null | tr -d /); do
-    rc cat "$BACKUP_URL/snapshot/$id/backup.json" 2>/dev/null || true
+    stored "$BACKUP_URL/snapshot/$id/backup.json" || true
   done
 }
 
@@ -95,7 +104,7 @@ list() {
 newest() {
   local id best=""
   for id in $(rc lsf --dirs-only "$BACKUP_URL/snapshot" 2>/dev/null | tr -d / | sort); do
-    rc cat "$BACKUP_URL/snapshot/$id/backup.json" >/dev/null 2>&1 && best=$id
+    stored "$BACKUP_URL/snapshot/$id/backup.json" >/dev/null && best=$id
   done
   printf '%s' "$best"
 }
@@ -112,7 +121,7 @@ restore() {
   first=${hosts%%,*}
   id=${BACKUP_ID:-$(newest)}
   [ -n "$id" ] || die "no complete snapshot in $BACKUP_URL/snapshot"
-  json=$(rc cat "$BACKUP_URL/snapshot/$id/backup.json" 2>/dev/null) || die "snapshot $id is not complete (no backup.json)"
+  json=$(stored "$BACKUP_URL/snapshot/$id/backup.json") || die "snapshot $id is not complete (no backup.json)"
   mapfile -t nodes < <(printf '%s' "$json" | sed -n 's/.*"nodes": \[\([^]]*\)\].*/\1/p' | tr -d ' "' | tr , '\n')
   [ "${#nodes[@]}" -gt 0 ] || die "snapshot $id names no nodes"
   rm -rf "$work"
