@@ -85,10 +85,10 @@ def ring_pods(client: KubeClient, params: Params) -> list[Obj]:
     missing = ["%s-%d" % (params["name"], n) for n in range(want) if "%s-%d" % (params["name"], n) not in names]
     unready = [p["metadata"]["name"] for p in pods if not ready(p)]
     if want == 0 or missing or unready:
+        why = "it has no replicas" if want == 0 else "missing: %s; not ready: %s" % (
+            ", ".join(missing) or "none", ", ".join(unready) or "none")
         raise DatastoreError("StatefulSet %s/%s: a snapshot needs every node up; %s" % (
-            params["namespace"], params["name"],
-            "it has no replicas" if want == 0 else "missing: %s; not ready: %s" % (", ".join(missing) or "none",
-                                                                                  ", ".join(unready) or "none")))
+            params["namespace"], params["name"], why))
     return pods
 
 
@@ -105,8 +105,8 @@ def _exec_all(client: KubeClient, params: Params, pods: list[Obj], script: str) 
     failed = ["%s (exit %d): %s" % (pod["metadata"]["name"], res.rc, res.stderr_text.strip()[-500:])
               for pod, res in zip(pods, results) if res.rc != 0]
     if failed:
-        raise DatastoreError("snapshot %s of %s/%s failed on %s" % (params["tag"], params["namespace"], params["name"],
-                                                                  "; ".join(failed)))
+        raise DatastoreError("snapshot %s of %s/%s failed on %s" % (
+            params["tag"], params["namespace"], params["name"], "; ".join(failed)))
     return [(res.stdout_text.strip().splitlines() or [""])[-1] for res in results]
 
 

@@ -100,7 +100,7 @@ def _playbook(localenv, name, variables, check=False, background=False):
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     if background:
         return proc
-    output, _ = proc.communicate(timeout=2400)
+    output = proc.communicate(timeout=2400)[0]
     return proc.returncode, output
 
 
@@ -178,7 +178,7 @@ def _backup_and_restore(localenv, namespace, replicas):
     victim = until("a slowed node's snapshot to be shipping", shipping, timeout=300)
     time.sleep(3)  # some of it went: the kill lands in the middle
     kubectl(localenv, "delete", "pod", victim, "-n", namespace, "--grace-period=0", "--force")
-    output, _ = slow.communicate(timeout=900)
+    output = slow.communicate(timeout=900)[0]
     outputs.append(output)
     assert slow.returncode != 0, output[-3000:]
     outputs.append(_ok(_playbook(localenv, "backup.yml", dict(backup, backup_kind="list"))))

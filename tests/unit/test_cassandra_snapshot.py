@@ -63,8 +63,8 @@ def test_snapshot_on_every_node_at_once_with_one_tag(execs):
     assert [p["outcome"] for p in result["pods"]] == ["taken"] * 3
     assert result["pods"][1] == {"name": "cassandra-1", "node": "node-a", "ip": "10.0.0.1", "ready": True,
                                  "outcome": "taken"}
-    assert sorted(pod for pod, _ in execs) == ["cassandra-0", "cassandra-1", "cassandra-2"]
-    for _, command in execs:
+    assert sorted(call[0] for call in execs) == ["cassandra-0", "cassandra-1", "cassandra-2"]
+    for command in [call[1] for call in execs]:
         assert command[:2] == ["bash", "-c"] and command[-2:] == ["20261127T170000Z", "/var/lib/cassandra"]
         assert "nodetool snapshot -t" in command[2] and "DESCRIBE SCHEMA" in command[2]
 
@@ -72,7 +72,7 @@ def test_snapshot_on_every_node_at_once_with_one_tag(execs):
 def test_clear_runs_clearsnapshot(execs):
     result = snap.run(Task(params(state="absent")), ring())
     assert [p["outcome"] for p in result["pods"]] == ["cleared"] * 3
-    assert all("nodetool clearsnapshot -t" in command[2] for _, command in execs)
+    assert all("nodetool clearsnapshot -t" in call[1][2] for call in execs)
 
 
 def test_check_mode_names_the_pods_and_runs_nothing(execs):

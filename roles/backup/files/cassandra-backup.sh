@@ -126,7 +126,8 @@ restore() {
   [ "${#nodes[@]}" -gt 0 ] || die "snapshot $id names no nodes"
   rm -rf "$work"
   mkdir -p "$work"
-  rc cat "$BACKUP_URL/snapshot/$id/${nodes[0]}/schema.cql" >"$work/schema.cql"
+  # From the first statement on: cqlsh may print a warning line ahead of DESCRIBE's output.
+  rc cat "$BACKUP_URL/snapshot/$id/${nodes[0]}/schema.cql" | sed -n '/^CREATE /,$p' >"$work/schema.cql"
   # The keyspaces of the backup must not exist in the new ring: nothing is restored over data.
   existing=$(cql "$first" -e 'SELECT keyspace_name FROM system_schema.keyspaces' | sed -n 's/^ *\([A-Za-z0-9_]*\) *$/\1/p')
   for keyspace in $(sed -n 's/^CREATE KEYSPACE \("\{0,1\}\)\([A-Za-z0-9_]*\)\1 .*/\2/p' "$work/schema.cql"); do
