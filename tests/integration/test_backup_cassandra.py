@@ -226,6 +226,9 @@ def _backup_and_restore(localenv, namespace, replicas):
           "restore Job %d s" % (replicas, ROWS, ", ".join(space), backup_seconds, restore_seconds))
 
 
+# Two rings started one after the other and a backup slowed down to be killed: over five minutes here,
+# so with the slow tests (`make integration-slow`, `make reliability`).
+@pytest.mark.slow
 def test_cassandra_snapshot_to_s3_and_restore_into_a_fresh_ring(localenv, namespace):
     _backup_and_restore(localenv, namespace, 1)
 
