@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import pytest
-from testlib import REPO, collections_root
+from testlib.backup import listed, object_store, playbook, start_playbook
 from testlib.realnode import IMAGES, kubectl, placement, require_real_node, run_role, until
 
 ROWS = int(os.environ.get("BACKUP_TEST_ROWS", "2000"))
@@ -61,14 +58,6 @@ print(json.dumps({"items": len(items), "events": len(events), "partitions": len(
 """
 
 
-def _store(localenv):
-    keys = ("OBJECTSTORE_ENDPOINT", "OBJECTSTORE_BUCKET", "OBJECTSTORE_ACCESS_KEY_ID", "OBJECTSTORE_SECRET_ACCESS_KEY")
-    values = {key: localenv.get(key) or os.environ.get(key) for key in keys}
-    if not all(values.values()):
-        pytest.fail("the local environment has no object store (OBJECTSTORE_* in env.sh): run `make localenv-up`")
-    return values
-
-
 def _client(localenv, namespace, pod, container, *args):
     proc = kubectl(localenv, "exec", "-n", namespace, pod, "-c", container, "--", "python3", "-c", CLIENT, *args,
                    timeout=600)
@@ -85,37 +74,6 @@ def _cassandra_vars(localenv, namespace, name, replicas):
                 cassandra_wait_timeout=1500)
 
 
-def _playbook(localenv, name, variables, check=False, background=False):
-    """ansible-playbook playbooks/<name>; returns (returncode, output), or the process when in the background."""
-    tmp = tempfile.mkdtemp()
-    extra = os.path.join(tmp, "vars.json")
-    with open(extra, "w", encoding="utf-8") as handle:
-        json.dump(dict(variables, ansible_python_interpreter=sys.executable), handle)
-    env = dict(os.environ)
-    env.update(localenv)
-    env.update({"ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-                "ANSIBLE_NOCOLOR": "1"})
-    argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-v",
-            "-e", "@" + extra, os.path.join(REPO, "playbooks", name)] + (["--check"] if check else [])
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
-    if background:
-        return proc
-    output = proc.communicate(timeout=2400)[0]
-    return proc.returncode, output
-
-
-def _ok(result):
-    code, output = result
-    assert code == 0, output[-6000:]
-    return output
-
-
-def _listed(output):
-    marker = '"msg": ['
-    start = output.rindex(marker) + len(marker) - 1
-    return json.loads(output[start:output.index("]", start) + 1])
-
-
 def _snapshots_on(localenv, namespace, pod, container):
     out = kubectl(localenv, "exec", "-n", namespace, pod, "-c", container, "--", "bash", "-c",
                   "ls -d /var/lib/cassandra/data/*/*/snapshots/* /var/lib/cassandra/snapshot-schema/* 2>/dev/null || true"
@@ -125,7 +83,7 @@ def _snapshots_on(localenv, namespace, pod, container):
 
 def _backup_and_restore(localenv, namespace, replicas):
     require_real_node(localenv)
-    store = _store(localenv)
+    store = object_store(localenv)
     kubectl(localenv, "apply", "-f", "-", stdin=json.dumps({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backup-store", "namespace": namespace},
         "stringData": {"access_key_id": store["OBJECTSTORE_ACCESS_KEY_ID"],
@@ -144,17 +102,17 @@ def _backup_and_restore(localenv, namespace, replicas):
     assert written["items"] == ROWS and written["events"] == 1000 and written["partitions"] == 20, written
 
     # Check mode says what it would do, snapshots nothing and runs no Job.
-    outputs.append(_ok(_playbook(localenv, "backup.yml", backup, check=True)))
+    outputs.append(playbook(localenv, "backup.yml", backup, check=True))
     assert "Would take a cassandra snapshot of every node of %s/cassandra" % namespace in outputs[-1]
     assert "Would ship snapshot" in outputs[-1] and ", ".join(pods) in outputs[-1]
     assert kubectl(localenv, "get", "jobs", "-n", namespace, "-o", "name").stdout.strip() == ""
     assert _snapshots_on(localenv, namespace, "cassandra-0", "cassandra") == []
 
     started = time.monotonic()
-    outputs.append(_ok(_playbook(localenv, "backup.yml", backup)))
+    outputs.append(playbook(localenv, "backup.yml", backup))
     backup_seconds = time.monotonic() - started
-    outputs.append(_ok(_playbook(localenv, "backup.yml", dict(backup, backup_kind="list"))))
-    complete = [entry for entry in _listed(outputs[-1]) if entry.startswith("snapshot ")]
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
+    complete = [entry for entry in listed(outputs[-1]) if entry.startswith("snapshot ")]
     assert len(complete) == 1, complete
     first_id = complete[0].split()[1]
     # Shipped, then cleared from every node.
@@ -163,7 +121,7 @@ def _backup_and_restore(localenv, namespace, replicas):
 
     # A second backup, its shipping slowed down and its pod killed in the middle: never marked complete.
     time.sleep(1)  # a new backup id (ids are per second)
-    slow = _playbook(localenv, "backup.yml", dict(backup, backup_cassandra_bwlimit="8k"), background=True)
+    slow = start_playbook(localenv, "backup.yml", dict(backup, backup_cassandra_bwlimit="8k"))
 
     def shipping():
         if slow.poll() is not None:
@@ -181,8 +139,8 @@ def _backup_and_restore(localenv, namespace, replicas):
     output = slow.communicate(timeout=900)[0]
     outputs.append(output)
     assert slow.returncode != 0, output[-3000:]
-    outputs.append(_ok(_playbook(localenv, "backup.yml", dict(backup, backup_kind="list"))))
-    assert [entry.split()[1] for entry in _listed(outputs[-1]) if entry.startswith("snapshot ")] == [first_id]
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
+    assert [entry.split()[1] for entry in listed(outputs[-1]) if entry.startswith("snapshot ")] == [first_id]
     # The failed backup's snapshot is cleared from the nodes too.
     for pod in pods:
         assert _snapshots_on(localenv, namespace, pod, "cassandra") == [], pod
@@ -196,11 +154,11 @@ def _backup_and_restore(localenv, namespace, replicas):
     restore = dict(backup, **_cassandra_vars(localenv, namespace, "cassandra", replicas))
     restore["backup_restore_name"] = "restored"
     del restore["cassandra_name"], restore["cassandra_namespace"]
-    outputs.append(_ok(_playbook(localenv, "restore.yml", restore, check=True)))
+    outputs.append(playbook(localenv, "restore.yml", restore, check=True))
     assert "Would restore the newest complete snapshot of %s/cassandra" % namespace in outputs[-1]
     assert first_id in outputs[-1]  # the listing in check mode shows what it would choose from
     assert kubectl(localenv, "get", "statefulset", "restored", "-n", namespace, check=False).returncode != 0
-    outputs.append(_ok(_playbook(localenv, "restore.yml", restore)))
+    outputs.append(playbook(localenv, "restore.yml", restore))
     status = json.loads(kubectl(localenv, "get", "job", "restored-restore", "-n", namespace, "-o", "json").stdout)["status"]
     restore_seconds = (time.mktime(time.strptime(status["completionTime"], "%Y-%m-%dT%H:%M:%SZ"))
                        - time.mktime(time.strptime(status["startTime"], "%Y-%m-%dT%H:%M:%SZ")))
@@ -211,9 +169,8 @@ def _backup_and_restore(localenv, namespace, replicas):
         assert read == dict(written, items_as_written=True), (pod, read, written)
 
     # A ring that holds the keyspace already is refused, and nothing in it changes.
-    code, output = _playbook(localenv, "restore.yml", restore)
-    outputs.append(output)
-    assert code != 0 and "already has the keyspace(s) shop" in output, output[-3000:]
+    outputs.append(playbook(localenv, "restore.yml", restore, expect_ok=False))
+    assert "already has the keyspace(s) shop" in outputs[-1] and "failed=1" in outputs[-1], outputs[-1][-3000:]
     assert _client(localenv, namespace, "restored-0", "restored", "read", str(ROWS)) == dict(written, items_as_written=True)
 
     for output in outputs:
