@@ -114,7 +114,7 @@ def test_point_in_time_restore_from_s3(localenv, namespace):
     # A second backup, slowed down and killed in the middle: never marked complete.
     time.sleep(1)  # a new backup id (ids are per second)
     outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_wait=False, backup_backoff_limit=0,
-                                                          backup_postgres_max_rate="32k")))
+                                                         backup_postgres_max_rate="32k")))
 
     def started_pod():
         pods = json.loads(kubectl(localenv, "get", "pods", "-n", namespace, "-l", "job-name=postgres-backup",
