@@ -134,8 +134,8 @@ def test_point_in_time_restore_from_s3(localenv, namespace):
         localenv, "get", "job", "postgres-backup", "-n", namespace, "-o",
         "jsonpath={.status.conditions[?(@.type=='Failed')].status}").stdout == "True")
     outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
-    listed = listed(outputs[-1])
-    assert [entry.split()[1] for entry in listed if entry.startswith("base ")] == [first_id], listed
+    shown = listed(outputs[-1])
+    assert [entry.split()[1] for entry in shown if entry.startswith("base ")] == [first_id], shown
 
     # Row A, the moment, row B; B's WAL is archived before the datastore is destroyed.
     time.sleep(1)
