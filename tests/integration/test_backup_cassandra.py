@@ -126,16 +126,18 @@ def _backup_and_restore(localenv, namespace, replicas):
     def shipping():
         if slow.poll() is not None:
             raise RuntimeError("the slowed backup ended before it shipped anything:\n%s" % slow.stdout.read()[-4000:])
+        found = {}
         for pod in pods:
             log = kubectl(localenv, "logs", "-n", namespace, "-l", "job-name=%s-backup" % pod, check=False).stdout
             if "shipping snapshot" in log and first_id not in log:
-                return kubectl(localenv, "get", "pods", "-n", namespace, "-l", "job-name=%s-backup" % pod,
-                               "-o", "jsonpath={.items[0].metadata.name}").stdout
-        return None
+                found[pod] = kubectl(localenv, "get", "pods", "-n", namespace, "-l", "job-name=%s-backup" % pod,
+                                     "-o", "jsonpath={.items[0].metadata.name}").stdout
+        return found if len(found) == len(pods) else None
 
-    victim = until("a slowed node's snapshot to be shipping", shipping, timeout=300)
+    # The shipping step killed: every node's shipping pod (the play waits for each node's Job in turn).
+    victims = until("every node's slowed snapshot to be shipping", shipping, timeout=300)
     time.sleep(3)  # some of it went: the kill lands in the middle
-    kubectl(localenv, "delete", "pod", victim, "-n", namespace, "--grace-period=0", "--force")
+    kubectl(localenv, "delete", "pod", *victims.values(), "-n", namespace, "--grace-period=0", "--force")
     output = slow.communicate(timeout=900)[0]
     outputs.append(output)
     assert slow.returncode != 0, output[-3000:]
