@@ -20,26 +20,15 @@ import base64
 import json
 import os
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 
 import pytest
-from testlib import REPO, collections_root
+from testlib.backup import listed, object_store, playbook
 from testlib.realnode import IMAGES, kubectl, placement, psql, require_real_node, run_role, until
 
 ROWS = int(os.environ.get("BACKUP_TEST_ROWS", "100000"))
 SMALL = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "384Mi"}}
-
-
-def _store(localenv):
-    """The object store of the local environment (env.sh, or the environment of the run)."""
-    keys = ("OBJECTSTORE_ENDPOINT", "OBJECTSTORE_BUCKET", "OBJECTSTORE_ACCESS_KEY_ID", "OBJECTSTORE_SECRET_ACCESS_KEY")
-    values = {key: localenv.get(key) or os.environ.get(key) for key in keys}
-    if not all(values.values()):
-        pytest.fail("the local environment has no object store (OBJECTSTORE_* in env.sh): run `make localenv-up`")
-    return values
 
 
 def _apply(localenv, manifest):
@@ -75,37 +64,11 @@ def _backup_vars(localenv, namespace, store_spec, prefix):
                 backup_restore_storage_size="512Mi", backup_wait_timeout=900)
 
 
-def _playbook(localenv, name, variables, check=False, expect_ok=True):
-    """ansible-playbook playbooks/<name> with the variables as extra vars; returns its whole output."""
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = os.path.join(tmp, "vars.json")
-        with open(extra, "w", encoding="utf-8") as handle:
-            json.dump(dict(variables, ansible_python_interpreter=sys.executable), handle)
-        env = dict(os.environ)
-        env.update(localenv)
-        env.update({"ANSIBLE_COLLECTIONS_PATH": collections_root(), "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-                    "ANSIBLE_NOCOLOR": "1"})
-        argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-v",
-                "-e", "@" + extra, os.path.join(REPO, "playbooks", name)] + (["--check"] if check else [])
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800, check=False, cwd=REPO)
-    output = proc.stdout + proc.stderr
-    if expect_ok and proc.returncode != 0:
-        raise AssertionError("playbook %s failed:\n%s" % (name, output[-6000:]))
-    return output
-
-
 def _job_seconds(localenv, namespace, job):
     status = json.loads(kubectl(localenv, "get", "job", job, "-n", namespace, "-o", "json").stdout)["status"]
     start = time.mktime(time.strptime(status["startTime"], "%Y-%m-%dT%H:%M:%SZ"))
     end = time.mktime(time.strptime(status["completionTime"], "%Y-%m-%dT%H:%M:%SZ"))
     return int(end - start)
-
-
-def _listed(output):
-    """The complete backups the list playbook reported (its last debug message)."""
-    marker = '"msg": ['
-    start = output.rindex(marker) + len(marker) - 1
-    return json.loads(output[start:output.index("]", start) + 1])
 
 
 def _load_known_rows(localenv, namespace, pod="postgres-0"):
@@ -123,7 +86,7 @@ def _destroy(localenv, namespace, name):
 
 def test_point_in_time_restore_from_s3(localenv, namespace):
     require_real_node(localenv)
-    store = _store(localenv)
+    store = object_store(localenv)
     hidden = _secrets(localenv, namespace, store)
     prefix = "test/%s/postgres" % namespace
     spec = {"type": "s3", "endpoint": store["OBJECTSTORE_ENDPOINT"], "bucket": store["OBJECTSTORE_BUCKET"],
@@ -137,21 +100,21 @@ def test_point_in_time_restore_from_s3(localenv, namespace):
                                            "-o", "jsonpath={.data.password}").stdout).decode())
 
     # Check mode says what it would do and runs no Job.
-    outputs.append(_playbook(localenv, "backup.yml", backup, check=True))
+    outputs.append(playbook(localenv, "backup.yml", backup, check=True))
     assert "Would take a postgres base backup of %s/postgres" % namespace in outputs[-1]
     assert kubectl(localenv, "get", "jobs", "-n", namespace, "-o", "name").stdout.strip() == ""
 
-    outputs.append(_playbook(localenv, "backup.yml", backup))
+    outputs.append(playbook(localenv, "backup.yml", backup))
     backup_seconds = _job_seconds(localenv, namespace, "postgres-backup")
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
-    complete = [entry for entry in _listed(outputs[-1]) if entry.startswith("base ")]
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
+    complete = [entry for entry in listed(outputs[-1]) if entry.startswith("base ")]
     assert len(complete) == 1, complete
     first_id = complete[0].split()[1]
 
     # A second backup, slowed down and killed in the middle: never marked complete.
     time.sleep(1)  # a new backup id (ids are per second)
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_wait=False, backup_backoff_limit=0,
-                                                          backup_postgres_max_rate="32k")))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_wait=False, backup_backoff_limit=0,
+                                                         backup_postgres_max_rate="32k")))
 
     def started_pod():
         pods = json.loads(kubectl(localenv, "get", "pods", "-n", namespace, "-l", "job-name=postgres-backup",
@@ -170,9 +133,9 @@ def test_point_in_time_restore_from_s3(localenv, namespace):
     until("the interrupted backup Job to fail", lambda: kubectl(
         localenv, "get", "job", "postgres-backup", "-n", namespace, "-o",
         "jsonpath={.status.conditions[?(@.type=='Failed')].status}").stdout == "True")
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
-    listed = _listed(outputs[-1])
-    assert [entry.split()[1] for entry in listed if entry.startswith("base ")] == [first_id], listed
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
+    shown = listed(outputs[-1])
+    assert [entry.split()[1] for entry in shown if entry.startswith("base ")] == [first_id], shown
 
     # Row A, the moment, row B; B's WAL is archived before the datastore is destroyed.
     time.sleep(1)
@@ -191,10 +154,10 @@ def test_point_in_time_restore_from_s3(localenv, namespace):
     restore = dict(_postgres_vars(localenv, namespace, "postgres", spec, prefix, archive=False), **backup)
     restore.update(backup_restore_name="restored", backup_restore_target_time=target)
     del restore["postgres_name"], restore["postgres_namespace"]
-    outputs.append(_playbook(localenv, "restore.yml", restore, check=True))
+    outputs.append(playbook(localenv, "restore.yml", restore, check=True))
     assert "Would restore the newest complete base backup that ended before %s" % target in outputs[-1]
     assert kubectl(localenv, "get", "pvc", "data-restored-0", "-n", namespace, check=False).returncode != 0
-    outputs.append(_playbook(localenv, "restore.yml", restore))
+    outputs.append(playbook(localenv, "restore.yml", restore))
     restore_seconds = _job_seconds(localenv, namespace, "restored-restore")
 
     rows = psql(localenv, namespace, "restored-0", "SELECT note FROM items WHERE id < 0 ORDER BY id DESC", container="restored")
@@ -223,26 +186,26 @@ def test_backup_to_a_volume_and_restore(localenv, namespace):
     backup = _backup_vars(localenv, namespace, spec, "")
     run_role(localenv, "postgres", _postgres_vars(localenv, namespace, "postgres", spec, ""))
     size = _load_known_rows(localenv, namespace)
-    outputs = [_playbook(localenv, "backup.yml", dict(backup, backup_schedule="17 3 * * *"))]
+    outputs = [playbook(localenv, "backup.yml", dict(backup, backup_schedule="17 3 * * *"))]
     backup_seconds = _job_seconds(localenv, namespace, "postgres-backup")
     # The schedule is a CronJob running the same Job, one at a time; without a schedule it goes.
     cron = json.loads(kubectl(localenv, "get", "cronjob", "postgres-backup", "-n", namespace, "-o", "json").stdout)
     assert cron["spec"]["schedule"] == "17 3 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
     container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][-1] == "base-backup"
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="dump", backup_dump_database="app")))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="dump", backup_dump_database="app")))
     _destroy(localenv, namespace, "postgres")
 
     restore = dict(_postgres_vars(localenv, namespace, "postgres", spec, "", archive=False), **backup)
     restore["backup_restore_name"] = "restored"
     del restore["postgres_name"], restore["postgres_namespace"]
-    outputs.append(_playbook(localenv, "restore.yml", restore))
+    outputs.append(playbook(localenv, "restore.yml", restore))
     restore_seconds = _job_seconds(localenv, namespace, "restored-restore")
     assert psql(localenv, namespace, "restored-0", "SELECT count(*) FROM items", container="restored") == str(ROWS)
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
-    kinds = sorted(entry.split()[0] for entry in _listed(outputs[-1]))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
+    kinds = sorted(entry.split()[0] for entry in listed(outputs[-1]))
     assert kinds == ["base", "dump"], kinds
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_wait=False)))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_wait=False)))
     assert kubectl(localenv, "get", "cronjob", "postgres-backup", "-n", namespace, check=False).returncode != 0
     for output in outputs:
         for value in hidden:
@@ -251,7 +214,7 @@ def test_backup_to_a_volume_and_restore(localenv, namespace):
 
 
 def test_object_store_answers_only_with_its_keys(localenv):
-    store = _store(localenv)
+    store = object_store(localenv)
     url = "%s/%s?list-type=2" % (store["OBJECTSTORE_ENDPOINT"], store["OBJECTSTORE_BUCKET"])
 
     def status(user):

@@ -293,16 +293,19 @@ done
 
 @pytest.mark.parametrize("image", ["cassandra"], indirect=True)
 def test_cassandra_image_layout(image):
-    assert image.ref == PREFIX + "cassandra:5.0"
+    assert image.ref == PREFIX + "cassandra:5.0-2"
     assert image.config["Entrypoint"] == ["docker-entrypoint.sh"]
     assert image.config["Cmd"] == ["cassandra", "-f"]
     out = _ok(image.sh("java -version 2>&1; java -cp '/opt/cassandra/lib/*' org.apache.cassandra.tools.GetVersion;"
-                       " id cassandra; command -v nodetool cqlsh; cqlsh --version; ls -ld /etc/cassandra",
+                       " id cassandra; for p in nodetool cqlsh sstableloader rclone; do command -v $p; done; cqlsh --version;"
+                       " rclone version; ls -ld /etc/cassandra",
                        user="0:0"))
     assert 'openjdk version "17.' in out
     assert "\n5.0.4\n" in out
     assert "uid=999(cassandra) gid=999(cassandra)" in out
     assert "/opt/cassandra/bin/nodetool" in out and "cqlsh 6.2.2" in out
+    # The backup role's Jobs: rclone ships snapshots, sstableloader loads them (tag 5.0-2).
+    assert "/opt/cassandra/bin/sstableloader" in out and "/usr/bin/rclone" in out and "rclone v1." in out
 
 
 @pytest.mark.parametrize("image", ["cassandra"], indirect=True)

@@ -22,7 +22,7 @@ import pytest
 from testlib import REPO, collections_root  # noqa: F401  (collections_root is part of this helper set)
 IMAGES = {
     "postgres": "localhost/datastore-kubernetes/postgres:17-2",
-    "cassandra": "localhost/datastore-kubernetes/cassandra:5.0",
+    "cassandra": "localhost/datastore-kubernetes/cassandra:5.0-2",
     "elasticsearch": "localhost/datastore-kubernetes/elasticsearch:8.18",
     "tools": "localhost/datastore-kubernetes/tools:1",
 }

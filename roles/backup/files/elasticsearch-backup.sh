@@ -17,16 +17,10 @@
 # read from files and reach rclone through its environment only. Nothing secret is printed.
 set -euo pipefail
 
-SECRETS=${BACKUP_SECRETS:-/etc/datastore-backup}
-: "${BACKUP_URL:?BACKUP_URL is not set}"
+BACKUP_SCRIPT=elasticsearch-backup.sh
+# shellcheck source=backup-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/backup-common.sh"
 : "${REPOSITORY_DIR:?REPOSITORY_DIR is not set}"
-
-log() { printf 'elasticsearch-backup.sh: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# store_credentials and rc (rclone with retries), shared by the role's scripts.
-# shellcheck source=backup-store.sh
-. "$(dirname "${BASH_SOURCE[0]}")/backup-store.sh"
 
 # The generation index.latest names (8 bytes, big-endian), -1 when there is none.
 generation() {  # file
@@ -49,7 +43,7 @@ ship() {
   rc copyto "$REPOSITORY_DIR/index.latest" "$BACKUP_URL/index.latest"
   rc sync "$REPOSITORY_DIR" "$BACKUP_URL"
   printf '{"kind": "ship", "generation": %s, "files": %s, "bytes": %s, "completed": "%s"}\n' "$here" \
-    "$(find "$REPOSITORY_DIR" -type f | wc -l)" "$(du -sb "$REPOSITORY_DIR" | cut -f1)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    "$(find "$REPOSITORY_DIR" -type f | wc -l)" "$(du -sb "$REPOSITORY_DIR" | cut -f1)" "$(now)"
   rm -rf "$tmp"
 }
 

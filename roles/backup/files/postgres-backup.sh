@@ -28,12 +28,9 @@
 # reach rclone through its environment only. Nothing secret is printed.
 set -euo pipefail
 
-SECRETS=${BACKUP_SECRETS:-/etc/datastore-backup}
-TMP=${TMPDIR:-/tmp}
-: "${BACKUP_URL:?BACKUP_URL is not set}"
-
-log() { printf 'postgres-backup.sh: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+BACKUP_SCRIPT=postgres-backup.sh
+# shellcheck source=backup-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/backup-common.sh"
 
 find_programs() {
   command -v pg_basebackup >/dev/null 2>&1 && return 0
@@ -49,19 +46,12 @@ find_programs() {
   die "no PostgreSQL programs (pg_basebackup) on PATH or in /usr/lib/postgresql/*/bin"
 }
 
-# store_credentials and rc (rclone with retries), shared by the role's scripts.
-# shellcheck source=backup-store.sh
-. "$(dirname "${BASH_SOURCE[0]}")/backup-store.sh"
-
 pgpass() {  # user password-file
   local escaped
   escaped=$(sed -e 's/\\/\\\\/g' -e 's/:/\\:/g' "$2")
   (umask 077 && printf '*:*:*:%s:%s\n' "$1" "$escaped" >"$TMP/backup.pgpass")
   export PGPASSFILE=$TMP/backup.pgpass PGUSER=$1
 }
-
-now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
-new_id() { date -u +%Y%m%dT%H%M%SZ; }
 
 # ------------------------------------------------------------------------------ base backup
 

@@ -315,6 +315,7 @@ cassandra_finish() {
   rm -rf "$lib"
   put 0755 "$HERE/cassandra/cassandra" "$root" "$home/bin/cassandra"
   put 0755 "$HERE/cassandra/nodetool" "$root" "$home/bin/nodetool"
+  put 0755 "$HERE/cassandra/sstableloader" "$root" "$home/bin/sstableloader"
   # cqlsh 6.2 needs a newer Python driver than bookworm's (3.25).
   install_wheel "$root" "$CASSANDRA_DRIVER_WHEEL" "$CASSANDRA_DRIVER_WHEEL_SHA256"
   install_cqlsh "$root"
