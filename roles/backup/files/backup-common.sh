@@ -6,6 +6,7 @@
 # environment; they never reach a command line or the output.
 
 SECRETS=${BACKUP_SECRETS:-/etc/datastore-backup}
+# shellcheck disable=SC2034  # for the scripts that source this one
 TMP=${TMPDIR:-/tmp}
 : "${BACKUP_URL:?BACKUP_URL is not set}"
 
