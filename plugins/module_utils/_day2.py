@@ -391,7 +391,8 @@ class Cassandra(Engine):
             if entry is not None and entry["code"] == "UN":
                 try:
                     # Blocks until the node has streamed its ranges away and left the ring.
-                    self._run(node["pod"], ["nodetool", "decommission"], timeout=float(params["decommission_timeout"]))
+                    self._run(node["pod"], cass.decommission_command(info),
+                              timeout=float(params["decommission_timeout"]))
                 except ExecError:
                     entry = cass.still_in_ring(self._status(peer), node)
                     if entry is not None and entry["code"] == "UN":
@@ -668,7 +669,7 @@ def run_scale_down(task: Task, client: KubeClient) -> Result:
             "decommission": [{"pod": n["pod"], "host_id": n["host_id"], "state": n["code"], "load_bytes": n["load_bytes"]}
                              for n in info["leaving"]],
             "asked": info["pod"], "load_moving_bytes": info["load_moving_bytes"], "share_bytes": info["share_bytes"],
-            "free_bytes": info["free_bytes"]}
+            "free_bytes": info["free_bytes"], "force_for": info["force_for"]}
         result["decommissioned"] = info["decommissioned"]
     elif info:
         result["plan"]["elasticsearch"] = {

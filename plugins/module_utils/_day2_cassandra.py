@@ -77,8 +77,11 @@ def replication_factor(value: object) -> int:
     return int(text)
 
 
-def keyspace_needs(rows: Iterable[Obj]) -> list[Obj]:
-    """What each replicated keyspace asks of the ring: ``{keyspace, strategy, dc (None: any), rf}``."""
+def keyspace_needs(rows: Iterable[Obj], defaults: bool = False) -> list[Obj]:
+    """What each replicated keyspace asks of the ring: ``{keyspace, strategy, dc (None: any), rf}``.
+
+    ``defaults``: only the system keyspaces left at Cassandra's own replication factor (the others are skipped).
+    """
     needs = []
     for row in rows:
         name = str(row.get("keyspace_name"))
@@ -88,10 +91,13 @@ def keyspace_needs(rows: Iterable[Obj]) -> list[Obj]:
             continue
         if strategy == "SimpleStrategy":
             rf = replication_factor(replication.get("replication_factor", 1))
-            if name in SYSTEM_DEFAULT_RF and rf <= SYSTEM_DEFAULT_RF[name]:
-                continue
-            needs.append({"keyspace": name, "strategy": strategy, "dc": None, "rf": rf})
-        elif strategy == "NetworkTopologyStrategy":
+            at_default = name in SYSTEM_DEFAULT_RF and rf <= SYSTEM_DEFAULT_RF[name]
+            if at_default == defaults:
+                needs.append({"keyspace": name, "strategy": strategy, "dc": None, "rf": rf})
+            continue
+        if defaults:
+            continue
+        if strategy == "NetworkTopologyStrategy":
             for key, value in sorted(replication.items()):
                 if key in ("class", "replication_factor"):
                     continue
@@ -195,6 +201,10 @@ def scale_down_check(sts_name: str, target: int, nodes: list[Obj], pod_ips: dict
         raise InvalidInput("replicas", "%d would leave too few nodes: %s; lower those keyspaces' replication "
                            "(ALTER KEYSPACE) first; nothing was changed" % (target, "; ".join(problems)))
 
+    # Cassandra's own decommission refuses when any keyspace, these too, has more replicas than nodes would
+    # stay; it is told to go on (--force) only for the system keyspaces at their defaults, checked above.
+    force = sorted({need["keyspace"] for need in keyspace_needs(keyspaces, defaults=True)
+                    if need["rf"] > len(staying)})
     moving = sum(int(n["load_bytes"] or 0) for n in leaving)
     unknown = [n["pod"] for n in leaving if n["load_bytes"] is None]
     if unknown:
@@ -214,7 +224,12 @@ def scale_down_check(sts_name: str, target: int, nodes: list[Obj], pod_ips: dict
                            % (target, "; ".join(problems)))
     leaving.sort(key=lambda n: _ordinal(n["pod"]), reverse=True)
     return {"leaving": leaving, "staying": staying_pods, "load_moving_bytes": moving, "share_bytes": share,
-            "free_bytes": {p: free_bytes.get(p) for p in staying_pods}}
+            "free_bytes": {p: free_bytes.get(p) for p in staying_pods}, "force_for": force}
+
+
+def decommission_command(info: Obj) -> list[str]:
+    """``nodetool decommission``, with ``--force`` when only system keyspaces at their defaults would block it."""
+    return ["nodetool", "decommission"] + (["--force"] if info.get("force_for") else [])
 
 
 def _ordinal(pod: str) -> int:

@@ -153,6 +153,14 @@ plan:
         load_moving_bytes: {description: The load of the leaving nodes., type: int}
         share_bytes: {description: The part of it each staying pod must have free., type: int}
         free_bytes: {description: Free bytes of each staying pod's data volume., type: dict}
+        force_for:
+          description:
+            - System keyspaces at Cassandra's default replication factor with more replicas than nodes would stay
+              (C(system_distributed) going below 3 nodes, C(system_traces) below 2). Cassandra's own decommission
+              refuses to go on for them; it is run with C(--force) then, for them alone (every other keyspace was
+              checked first).
+          type: list
+          elements: str
 decommissioned:
   description: Cassandra nodes decommissioned (or found leaving and waited for) - C(pod), C(host_id), C(load_bytes), C(seconds).
   returned: with O(engine=cassandra) and nodes leaving

@@ -158,6 +158,17 @@ def test_unsafe_scale_down_is_refused_with_the_reason(target, ring, rows, free, 
     assert err.value.field == "replicas" and reason in err.value.msg, err.value.msg
 
 
+def test_force_only_for_system_keyspaces_at_their_defaults():
+    four = dict(IPS, **{"web-3": "10.88.0.6"})
+    ring = _health.parse_nodetool_status(status() + ROW["web-2"].replace("10.88.0.5", "10.88.0.6").replace(
+        "3f7c4c8e", "4f7c4c8e") % "UN")
+    info = cass.scale_down_check("web", 3, ring, four, keyspaces(), dict(FREE, **{"web-2": 10 ** 9}))
+    assert info["force_for"] == [] and cass.decommission_command(info) == ["nodetool", "decommission"]
+    info = cass.scale_down_check("web", 1, nodes(), IPS, cass.parse_cql_json(KEYSPACES % ("", 5)), FREE)
+    assert info["force_for"] == ["system_distributed", "system_traces"]
+    assert cass.decommission_command(info) == ["nodetool", "decommission", "--force"]
+
+
 def test_still_in_ring_by_host_id_else_address():
     leaving = {"host_id": "3f7c4c8e-8a1d-4c55-9a53-2c1f0e2f4b11", "address": "10.88.0.5"}
     assert cass.still_in_ring(nodes(web_2="UL"), leaving)["code"] == "UL"
@@ -177,7 +188,7 @@ class FakeNodes:
         self.commands = []
 
     def __call__(self, client, namespace, pod, command, container=None, timeout=None):
-        self.commands.append((pod, " ".join(command[:2]), timeout))
+        self.commands.append((pod, " ".join(command[:3]) if command[0] == "nodetool" else command[0], timeout))
         if command == _health.CASSANDRA_COMMAND:
             answer = self.status_answers.pop(0) if len(self.status_answers) > 1 else self.status_answers[0]
             return _exec.ExecResult(0, answer.encode(), b"", "v5.channel.k8s.io")
@@ -185,7 +196,7 @@ class FakeNodes:
             return _exec.ExecResult(0, (KEYSPACES % (self.rows, 6)).encode(), b"", "v5.channel.k8s.io")
         if command == cass.DF_COMMAND:
             return _exec.ExecResult(0, DF.encode(), b"", "v5.channel.k8s.io")
-        if command == ["nodetool", "decommission"]:
+        if command[:2] == ["nodetool", "decommission"]:
             return _exec.ExecResult(self.decommission_rc, b"", b"error: stream failed" if self.decommission_rc else b"",
                                     "v5.channel.k8s.io")
         if command == ["nodetool", "drain"]:
@@ -193,7 +204,7 @@ class FakeNodes:
         raise AssertionError("unexpected command %s" % command)
 
     def writes(self):
-        return [c for c in self.commands if c[1] in ("nodetool decommission", "nodetool drain")]
+        return [c for c in self.commands if c[1].startswith(("nodetool decommission", "nodetool drain"))]
 
 
 def with_ips(kube):
@@ -257,7 +268,9 @@ def test_decommission_runs_in_the_leaving_pod_and_waits_until_the_peer_lost_it(m
     # plan; before the decommission; after it the peer still sees it leaving once, then not at all.
     fake = FakeNodes([status(), status(), status(web_2="UL"), status(web_2=None)])
     info = decommission(monkeypatch, fake)
-    assert fake.writes() == [("web-2", "nodetool decommission", 60.0)]
+    # system_distributed keeps Cassandra's replication factor 3: Cassandra would refuse without --force.
+    assert info["force_for"] == ["system_distributed"]
+    assert fake.writes() == [("web-2", "nodetool decommission --force", 60.0)]
     assert [d["pod"] for d in info["decommissioned"]] == ["web-2"]
     status_asked = [c[0] for c in fake.commands if c[1] == "nodetool status"]
     assert status_asked == ["web-0", "web-0", "web-0", "web-0"]
