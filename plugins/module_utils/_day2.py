@@ -382,7 +382,8 @@ class Cassandra(Engine):
         return info
 
     def before_scale_down(self, info: Obj, pods: list[Obj], params: Params) -> None:
-        """Decommission the leaving nodes one at a time, highest first; each confirmed gone from the peer's ring."""
+        """Decommission the leaving nodes one at a time, highest first; each confirmed gone from the ring of every
+        pod that stays."""
         peer = info["pod"]
         for node in info["leaving"]:
             start = time.monotonic()
@@ -397,13 +398,20 @@ class Cassandra(Engine):
                     entry = cass.still_in_ring(self._status(peer), node)
                     if entry is not None and entry["code"] == "UN":
                         raise
-            while entry is not None:
-                entry = cass.still_in_ring(self._status(peer), node)
-                if entry is None:
+            # Gone from the ring as every pod that stays sees it: a peer that missed the node's LEFT state
+            # would keep it, once its pod is gone, as a down node for ever.
+            while True:
+                listed = None
+                for pod in info["staying"]:
+                    entry = cass.still_in_ring(self._status(pod), node)
+                    if entry is not None:
+                        listed = (pod, entry["code"])
+                        break
+                if listed is None:
                     break
                 if time.monotonic() >= deadline:
                     raise WaitTimeout("%s: %s is still in the ring as %s sees it (%s) after %ss; replicas is "
-                                      "unchanged; run again to go on" % (info["ref"], node["pod"], peer, entry["code"],
+                                      "unchanged; run again to go on" % (info["ref"], node["pod"], listed[0], listed[1],
                                                                           params["decommission_timeout"]))
                 time.sleep(GATE_INTERVAL * 4)
             info["decommissioned"].append({"pod": node["pod"], "host_id": node["host_id"],

@@ -27,7 +27,7 @@ description:
     is more than the data nodes that remain; the cluster is C(red).
   - With O(engine=cassandra) the leaving nodes (the highest ordinals) are decommissioned one at a time
     (C(nodetool decommission) in the leaving pod, which streams its ranges to the nodes that stay), each confirmed
-    gone from the ring (its host id) as a pod that stays sees it, and only then is C(replicas) lowered. Refused
+    gone from the ring (its host id) as every pod that stays sees it, and only then is C(replicas) lowered. Refused
     before anything is written, with the reason - O(replicas=0); a keyspace whose replication factor
     (SimpleStrategy's C(replication_factor), NetworkTopologyStrategy's count for a data center) is more than the
     nodes that stay (in that data center), read with C(cqlsh) from C(system_schema.keyspaces) (C(system_auth),

@@ -260,7 +260,7 @@ def test_rolling_restart_behind_the_ring_gate_fails_no_quorum_read(localenv, clu
 def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster, run_module, tmp_path):
     ns = cluster["ns"]
     params = {"name": NAME, "namespace": ns, "engine": "cassandra", "container": "cassandra", "replicas": 2,
-              "wait_timeout": 600, "decommission_timeout": 1200, "delete_pvcs": True}
+              "wait_timeout": 600, "decommission_timeout": 600, "delete_pvcs": True}
     before = pod_state(localenv, ns)
     claims_before = claims(localenv, ns)
     assert "data-cassandra-2" in claims_before
@@ -321,7 +321,7 @@ def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster
     # The node left the ring: its host id is in no remaining node's view, and both that stay are UN.
     for pod in ("cassandra-0", "cassandra-1"):
         view = ring(localenv, ns, pod)
-        assert leaving_id not in [host for _, host in view.values()]
+        assert leaving_id not in [host for _, host in view.values()], (pod, view)
     assert all_un_from_each(localenv, ns, ["cassandra-0", "cassandra-1"])
     rows_through_each(localenv, ns, "check-scaled", ["cassandra-0", "cassandra-1"])
 
@@ -343,6 +343,6 @@ def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster
     assert sts_json(localenv, ns)["spec"]["replicas"] == 1
     assert "data-cassandra-1" in claims(localenv, ns)
     view = ring(localenv, ns, "cassandra-0")
-    assert leaving_id not in [host for _, host in view.values()]
+    assert leaving_id not in [host for _, host in view.values()], view
     assert all_un_from_each(localenv, ns, ["cassandra-0"])
     rows_through_each(localenv, ns, "check-one", ["cassandra-0"])

@@ -272,8 +272,9 @@ def test_decommission_runs_in_the_leaving_pod_and_waits_until_the_peer_lost_it(m
     assert info["force_for"] == ["system_distributed"]
     assert fake.writes() == [("web-2", "nodetool decommission --force", 60.0)]
     assert [d["pod"] for d in info["decommissioned"]] == ["web-2"]
+    # The plan and the check before it ask the peer; then until the node is gone as every staying pod sees it.
     status_asked = [c[0] for c in fake.commands if c[1] == "nodetool status"]
-    assert status_asked == ["web-0", "web-0", "web-0", "web-0"]
+    assert status_asked == ["web-0", "web-0", "web-0", "web-0", "web-1"]
 
 
 def test_a_rerun_waits_for_a_node_already_leaving_without_a_second_decommission(monkeypatch):
@@ -283,6 +284,22 @@ def test_a_rerun_waits_for_a_node_already_leaving_without_a_second_decommission(
     gone = FakeNodes([status(web_2=None)])
     info = decommission(monkeypatch, gone)
     assert gone.writes() == [] and info["leaving"] == [] and info["decommissioned"] == []
+
+
+def test_the_run_waits_until_every_staying_pod_lost_the_node(monkeypatch):
+    class Views(FakeNodes):
+        def __call__(self, client, namespace, pod, command, container=None, timeout=None):
+            if command == _health.CASSANDRA_COMMAND and pod == "web-1" and self.web_1:
+                self.commands.append((pod, "nodetool status", timeout))
+                return _exec.ExecResult(0, self.web_1.pop(0).encode(), b"", "v5.channel.k8s.io")
+            return super().__call__(client, namespace, pod, command, container, timeout)
+
+    fake = Views([status(), status(), status(web_2=None)])
+    fake.web_1 = [status(web_2="UL"), status(web_2="UL")]
+    info = decommission(monkeypatch, fake)
+    assert [c[0] for c in fake.commands if c[1] == "nodetool status"] == [
+        "web-0", "web-0", "web-0", "web-1", "web-0", "web-1", "web-0", "web-1"]
+    assert [d["pod"] for d in info["decommissioned"]] == ["web-2"]
 
 
 def test_a_failed_decommission_stops_the_run(monkeypatch):
