@@ -411,8 +411,9 @@ class Cassandra(Engine):
                     break
                 if time.monotonic() >= deadline:
                     raise WaitTimeout("%s: %s is still in the ring as %s sees it (%s) after %ss; replicas is "
-                                      "unchanged; run again to go on" % (info["ref"], node["pod"], listed[0], listed[1],
-                                                                          params["decommission_timeout"]))
+                                      "unchanged; run again to go on" % (
+                                          info["ref"], node["pod"], listed[0], listed[1],
+                                          params["decommission_timeout"]))
                 time.sleep(GATE_INTERVAL * 4)
             info["decommissioned"].append({"pod": node["pod"], "host_id": node["host_id"],
                                            "load_bytes": node["load_bytes"],

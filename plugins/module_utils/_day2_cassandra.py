@@ -178,8 +178,8 @@ def scale_down_check(sts_name: str, target: int, nodes: list[Obj], pod_ips: dict
             continue
         staying.append(dict(node, pod=pod))
         if code != "UN":
-            problems.append("%s (%s) is %s, not up and normal" % (node["address"], pod or "no pod of %s" % sts_name,
-                                                                 code))
+            owner = pod or "no pod of %s" % sts_name
+            problems.append("%s (%s) is %s, not up and normal" % (node["address"], owner, code))
     in_ring = {n["address"] for n in nodes}
     for pod, ip in sorted(pod_ips.items()):
         if not _leaving(pod, sts_name, target) and ip not in in_ring:

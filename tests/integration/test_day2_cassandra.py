@@ -140,7 +140,7 @@ def all_un_from_each(localenv, ns, pods):
     want = sorted(ips[p] for p in pods)
     for pod in pods:
         view = ring(localenv, ns, pod)
-        if sorted(view) != want or any(state != "UN" for state, _ in view.values()):
+        if sorted(view) != want or any(entry[0] != "UN" for entry in view.values()):
             return False
     return True
 
@@ -235,8 +235,8 @@ def test_rolling_restart_behind_the_ring_gate_fails_no_quorum_read(localenv, clu
     after = pod_state(localenv, ns)
     assert all(after[p][0] != before[p][0] and after[p][1] == result["update_revision"] for p in PODS)
     # The gate's own answer, and the ring asked independently: every node UN as each node sees it.
-    assert result["health"]["healthy"] is True and result["health"]["asked"] == ["cassandra-2", "cassandra-1",
-                                                                                   "cassandra-0"]
+    assert result["health"]["healthy"] is True
+    assert result["health"]["asked"] == ["cassandra-2", "cassandra-1", "cassandra-0"]
     assert sorted(n["pod"] for n in result["health"]["nodes"]) == PODS
     assert all_un_from_each(localenv, ns, PODS)
     assert counts["reads"] > 100
@@ -257,7 +257,7 @@ def test_rolling_restart_behind_the_ring_gate_fails_no_quorum_read(localenv, clu
     assert all(n["code"] == "UN" and n["load_bytes"] and n["owns_percent"] is not None for n in health["nodes"])
 
 
-def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster, run_module, tmp_path):
+def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster, run_module):
     ns = cluster["ns"]
     params = {"name": NAME, "namespace": ns, "engine": "cassandra", "container": "cassandra", "replicas": 2,
               "wait_timeout": 600, "decommission_timeout": 600, "delete_pvcs": True}
@@ -293,6 +293,7 @@ def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     proc.stdin.write(json.dumps({"ANSIBLE_MODULE_ARGS": params}))
     proc.stdin.close()
+
     def leaving_or_gone():
         if proc.poll() is not None:
             raise RuntimeError("the module ended before cassandra-2 was seen leaving: %s" % proc.stdout.read()[-3000:])
@@ -321,7 +322,7 @@ def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster
     # The node left the ring: its host id is in no remaining node's view, and both that stay are UN.
     for pod in ("cassandra-0", "cassandra-1"):
         view = ring(localenv, ns, pod)
-        assert leaving_id not in [host for _, host in view.values()], (pod, view)
+        assert leaving_id not in [entry[1] for entry in view.values()], (pod, view)
     assert all_un_from_each(localenv, ns, ["cassandra-0", "cassandra-1"])
     rows_through_each(localenv, ns, "check-scaled", ["cassandra-0", "cassandra-1"])
 
@@ -343,6 +344,6 @@ def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster
     assert sts_json(localenv, ns)["spec"]["replicas"] == 1
     assert "data-cassandra-1" in claims(localenv, ns)
     view = ring(localenv, ns, "cassandra-0")
-    assert leaving_id not in [host for _, host in view.values()], view
+    assert leaving_id not in [entry[1] for entry in view.values()], view
     assert all_un_from_each(localenv, ns, ["cassandra-0"])
     rows_through_each(localenv, ns, "check-one", ["cassandra-0"])

@@ -5,7 +5,6 @@ and the gate."""
 from __future__ import annotations
 
 import pytest
-from testlib import option_defaults
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_cassandra as cass
@@ -14,14 +13,14 @@ from ansible_collections.datastore.kubernetes.plugins.module_utils._errors impor
 from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
 from ansible_collections.datastore.kubernetes.plugins.modules import rolling_update, scale_down
 
-from test_day2_run import cluster  # pylint: disable=wrong-import-order
+from test_day2_run import cluster, params  # pylint: disable=wrong-import-order
 
 # Recorded from a three-node 5.0.4 ring of the cassandra role (addresses and host ids as they were).
 HEADER = """Datacenter: dc1
 ===============
 Status=Up/Down
 |/ State=Normal/Leaving/Joining/Moving
---  Address    Load        Tokens  Owns (effective)  Host ID                               Rack 
+--  Address    Load        Tokens  Owns (effective)  Host ID                               Rack
 """
 ROW = {
     "web-0": "%s  10.88.0.3  119.8 KiB   16      100.0%%            963a0c2b-a14d-417e-afed-c4bce4a08bfb  rack1",
@@ -216,10 +215,7 @@ def with_ips(kube):
 
 
 def cass_params(module, **given):
-    out = option_defaults(module.argument_spec())
-    out.update({"name": "web", "namespace": "db", "engine": "cassandra"})
-    out.update(given)
-    return out
+    return params(module, **dict({"engine": "cassandra"}, **given))
 
 
 def test_scale_down_check_mode_shows_the_plan_and_writes_nothing(monkeypatch):
