@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_cassandra as cass
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _exec, _health
-from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import ExecError, InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError, ExecError, InvalidInput
 from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
 from ansible_collections.datastore.kubernetes.plugins.modules import rolling_update, scale_down
 
@@ -296,6 +296,18 @@ def test_the_run_waits_until_every_staying_pod_lost_the_node(monkeypatch):
     assert [c[0] for c in fake.commands if c[1] == "nodetool status"] == [
         "web-0", "web-0", "web-0", "web-1", "web-0", "web-1", "web-0", "web-1"]
     assert [d["pod"] for d in info["decommissioned"]] == ["web-2"]
+
+
+def test_a_node_listed_again_once_its_pod_is_gone_is_reported(monkeypatch):
+    fake = FakeNodes([status(), status(), status(web_2=None)])
+    info = decommission(monkeypatch, fake)
+    kube = with_ips(cluster())
+    engine = _day2.engine_for(Task(cass_params(scale_down, replicas=2)), kube)
+    engine.after_scale_down(info, [], cass_params(scale_down))
+    fake.status_answers = [status(web_2="DN")]
+    with pytest.raises(DatastoreError, match="web-2 left the ring and replicas is lowered, but once its pod stopped "
+                                             "web-0 lists it again as DN"):
+        engine.after_scale_down(info, [], cass_params(scale_down))
 
 
 def test_a_failed_decommission_stops_the_run(monkeypatch):
