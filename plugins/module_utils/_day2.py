@@ -6,8 +6,9 @@
 The plans come from ``_day2_plan`` (pure); this file reads the cluster, asks the datastore
 through ``pods/exec`` (``_exec``, ``_health``) and writes. Each datastore is an ``Engine``: how
 to find its primary, the gate a replaced pod must pass, and what a scale-down must clean up.
-PostgreSQL is implemented; Cassandra (all nodes ``UN``; decommission) and Elasticsearch (green;
-allocation exclusions) plug in the same way. ``none`` gates on pod readiness alone.
+PostgreSQL, Elasticsearch (green; allocation exclusions) and Cassandra (all nodes ``UN`` as each
+node sees the ring; decommission, ``_day2_cassandra``) are implemented. ``none`` gates on pod
+readiness alone.
 
 Every step can be interrupted: the state on the cluster (pod revisions, the saved update
 strategy, the StatefulSet's replicas, the slots on the primary) says what is left, and the
@@ -23,6 +24,7 @@ import json
 import time
 from typing import Any
 
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_cassandra as cass
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_plan as plan
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _exec, _health
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
@@ -302,7 +304,145 @@ class Elasticsearch(Engine):
             self.call(pod, "DELETE", "/_cluster/voting_config_exclusions")
 
 
-ENGINES = {"postgres": Postgres, "elasticsearch": Elasticsearch, "none": Engine}
+class Cassandra(Engine):
+    """``nodetool`` and ``cqlsh`` inside the pods. No primary: the seeds are the first ordinals, which the
+    highest-first order replaces last (nothing else is special about them)."""
+
+    name = "cassandra"
+
+    def _run(self, pod: str, command: list[str], timeout: float | None = None) -> str:
+        result = _exec.run(self.client, self.namespace, pod, command, container=self.container,
+                           timeout=timeout or self.timeout)
+        if result.rc != 0:
+            raise ExecError("pod %s/%s: %s exited with %d: %s" % (
+                self.namespace, pod, " ".join(command[:2]), result.rc,
+                (result.stderr_text.strip() or result.stdout_text.strip())[-300:]), pod=pod)
+        return result.stdout_text
+
+    def _status(self, pod: str) -> list[Obj]:
+        return _health.parse_nodetool_status(self._run(pod, _health.CASSANDRA_COMMAND))
+
+    @staticmethod
+    def _ips(pods: list[Obj]) -> dict[str, str | None]:
+        return {plan.pod_name(p): (p.get("status") or {}).get("podIP") for p in pods}
+
+    def _ask_pod(self, pods: list[Obj], below: int) -> str:
+        for pod in pods:
+            if plan.ordinal(plan.pod_name(pod)) < below and plan.is_ready(pod) and not plan.is_terminating(pod):
+                return plan.pod_name(pod)
+        raise ExecError("%s: no ready Cassandra pod below ordinal %d to ask" % (self.namespace, below))
+
+    def gate(self, pods: list[Obj], primary: str | None, params: Params) -> tuple[list[str], Obj | None]:
+        """Every node ``UN`` in ``nodetool status`` as each pod sees the ring (highest ordinal asked first, so a
+        node that has just come back is asked before the others; the first view with a problem ends the check)."""
+        ips = self._ips(pods)
+        nodes: list[Obj] = []
+        asked = []
+        for pod in sorted(ips, key=plan.ordinal, reverse=True):
+            try:
+                nodes = self._status(pod)
+            except (ExecError, KubeApiError, ValueError) as exc:
+                return ["%s: %s" % (pod, getattr(exc, "msg", None) or exc)], None
+            asked.append(pod)
+            problems = cass.view_problems(pod, nodes, ips)
+            if problems:
+                return problems, None
+        by_ip = {ip: name for name, ip in ips.items() if ip}
+        ring = [{"pod": by_ip.get(n["address"]), "address": n["address"], "code": n["code"], "load": n["load"],
+                 "owns_percent": n["owns_percent"], "host_id": n["host_id"], "datacenter": n["datacenter"],
+                 "rack": n["rack"]} for n in nodes]
+        return [], {"healthy": True, "problems": [], "nodes": ring, "asked": asked}
+
+    def before_replace(self, pod: str, pods: list[Obj], params: Params) -> None:
+        if not params.get("drain"):
+            return
+        current = [p for p in pods if plan.pod_name(p) == pod]
+        if not current or not plan.is_ready(current[0]) or plan.is_terminating(current[0]):
+            return  # a stuck pod serves nothing: there is nothing to drain
+        self._run(pod, ["nodetool", "drain"], timeout=float(params["pod_timeout"]))
+
+    def scale_down_plan(self, sts_name: str, pods: list[Obj], target: int) -> Obj:
+        if target == 0:
+            return cass.scale_down_check(sts_name, 0, [], {}, [], {})
+        if not any(plan.ordinal(plan.pod_name(p)) >= target for p in pods):
+            return {}
+        peer = self._ask_pod(pods, target)
+        nodes = self._status(peer)
+        keyspaces = cass.parse_cql_json(self._run(peer, ["cqlsh", "-e", cass.KEYSPACES_CQL]))
+        free: dict[str, int | None] = {}
+        for pod in pods:
+            name = plan.pod_name(pod)
+            if plan.ordinal(name) < target:
+                try:
+                    free[name] = cass.parse_df_available(self._run(name, cass.DF_COMMAND))
+                except (ExecError, KubeApiError, ValueError):
+                    free[name] = None
+        info = cass.scale_down_check(sts_name, target, nodes, self._ips(pods), keyspaces, free)
+        info.update(pod=peer, decommissioned=[])
+        return info
+
+    def before_scale_down(self, info: Obj, pods: list[Obj], params: Params) -> None:
+        """Decommission the leaving nodes one at a time, highest first; each confirmed gone from the ring of every
+        pod that stays."""
+        peer = info["pod"]
+        for node in info["leaving"]:
+            start = time.monotonic()
+            deadline = start + params["decommission_timeout"]
+            entry = cass.still_in_ring(self._status(peer), node)
+            if entry is not None and entry["code"] == "UN":
+                try:
+                    # Blocks until the node has streamed its ranges away and left the ring.
+                    self._run(node["pod"], cass.decommission_command(info),
+                              timeout=float(params["decommission_timeout"]))
+                except ExecError:
+                    entry = cass.still_in_ring(self._status(peer), node)
+                    if entry is not None and entry["code"] == "UN":
+                        raise
+            # Gone from the ring as every pod that stays sees it: a peer that missed the node's LEFT state
+            # would keep it, once its pod is gone, as a down node for ever.
+            while True:
+                listed = None
+                for pod in info["staying"]:
+                    entry = cass.still_in_ring(self._status(pod), node)
+                    if entry is not None:
+                        listed = (pod, entry["code"])
+                        break
+                if listed is None:
+                    break
+                if time.monotonic() >= deadline:
+                    raise WaitTimeout("%s: %s is still in the ring as %s sees it (%s) after %ss; replicas is "
+                                      "unchanged; run again to go on" % (
+                                          info["ref"], node["pod"], listed[0], listed[1],
+                                          params["decommission_timeout"]))
+                time.sleep(GATE_INTERVAL * 4)
+            info["decommissioned"].append({"pod": node["pod"], "host_id": node["host_id"],
+                                           "address": node["address"], "load_bytes": node["load_bytes"],
+                                           "seconds": round(time.monotonic() - start, 3)})
+
+    def after_scale_down(self, info: Obj, pods: list[Obj], params: Params) -> None:
+        """Once the pods are gone: no staying pod lists a decommissioned node again.
+
+        Seen here (not every time): a node that had left the ring came back in a peer's ``nodetool status``
+        as ``DN`` once its pod stopped. Such an entry fails every later gate, so the run reports it rather
+        than end as if all was well.
+        """
+        if not info.get("decommissioned"):
+            return
+        time.sleep(GATE_INTERVAL * 4)
+        for pod in info["staying"]:
+            nodes = self._status(pod)
+            for done in info["decommissioned"]:
+                entry = cass.still_in_ring(nodes, done)
+                if entry is not None:
+                    raise DatastoreError(
+                        "%s: %s left the ring and replicas is lowered, but once its pod stopped %s lists it again "
+                        "as %s (%s, host id %s); check it is gone from the ring with nodetool status, else clear "
+                        "the entry with nodetool assassinate %s in a staying pod" % (
+                            info["ref"], done["pod"], pod, entry["code"], entry["address"], done["host_id"],
+                            entry["address"]), problems=[done["pod"]])
+
+
+ENGINES = {"postgres": Postgres, "elasticsearch": Elasticsearch, "cassandra": Cassandra, "none": Engine}
 
 
 def engine_for(task: Task, client: KubeClient) -> Engine:
@@ -443,8 +583,9 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
     result: Result = {
         "changed": bool(patch or steps["order"] or plan.strategy_restore(sts) or left),
         "plan": {"pods": steps["order"], "stuck": steps["stuck"], "primary": primary,
-                 "gates": plan.gate_description(engine.name, params["max_lag_bytes"], params["allow_yellow"],
-                                                params["disable_allocation"]),
+                 "gates": cass.gate_description(params["drain"]) if engine.name == "cassandra" else
+                 plan.gate_description(engine.name, params["max_lag_bytes"], params["allow_yellow"],
+                                       params["disable_allocation"]),
                  "template": after, "resume": left},
         "pods": [], "stuck_deleted": [],
     }
@@ -546,8 +687,9 @@ def validate_scale_down(params: Params) -> None:
         check_dns_label("container", params["container"])
     if params["replicas"] < 0:
         raise InvalidInput("replicas", "must be 0 or more")
-    if params["wait_timeout"] <= 0:
-        raise InvalidInput("wait_timeout", "must be more than 0 seconds")
+    for field in ("wait_timeout", "decommission_timeout"):
+        if params[field] <= 0:
+            raise InvalidInput(field, "must be more than 0 seconds")
 
 
 def run_scale_down(task: Task, client: KubeClient) -> Result:
@@ -588,7 +730,14 @@ def run_scale_down(task: Task, client: KubeClient) -> Result:
                  "claims": claims_there if params["delete_pvcs"] else []},
         "removed": [], "slots_dropped": [], "claims_deleted": [],
     }
-    if info:
+    if info and engine.name == "cassandra":
+        result["plan"]["cassandra"] = {
+            "decommission": [{"pod": n["pod"], "host_id": n["host_id"], "state": n["code"], "load_bytes": n["load_bytes"]}
+                             for n in info["leaving"]],
+            "asked": info["pod"], "load_moving_bytes": info["load_moving_bytes"], "share_bytes": info["share_bytes"],
+            "free_bytes": info["free_bytes"], "force_for": info["force_for"]}
+        result["decommissioned"] = info["decommissioned"]
+    elif info:
         result["plan"]["elasticsearch"] = {
             "exclude": info["leaving"], "voting_exclusions": info["voting"],
             "remaining_master_eligible": info["remaining_masters"], "remaining_data_nodes": info["remaining_data_nodes"],

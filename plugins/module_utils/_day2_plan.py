@@ -31,7 +31,7 @@ CONFIG_HASH = PREFIX + "config-hash"
 RESTARTED_AT = PREFIX + "restartedAt"
 # The update strategy the StatefulSet had before a rolling update took it over (JSON); restored at the end.
 SAVED_STRATEGY = PREFIX + "rollout-saved-strategy"
-ENGINES = ("postgres", "elasticsearch", "none")
+ENGINES = ("postgres", "elasticsearch", "cassandra", "none")
 
 
 # -- pods ----------------------------------------------------------------------------

@@ -61,9 +61,14 @@ options:
         master, replaced last. The gate - every pod of the StatefulSet joined the cluster (C(_cat/nodes), node names
         are pod names) and cluster health C(green) (see O(allow_yellow)) - must pass before the first pod and after
         each. See O(disable_allocation).
+      - V(cassandra) runs C(nodetool status) in the pods. There is no primary; the seeds are the first ordinals
+        (the cassandra role's), so the highest-first order replaces them last, and nothing else is special about
+        them. The gate - every node C(UN) (up and normal, none joining, leaving or moving) and every pod's address
+        in the ring, as each pod of the StatefulSet sees it (highest ordinal asked first) - must pass before the
+        first pod and after each. See O(drain).
       - V(none) gates on pod readiness alone.
     type: str
-    choices: [postgres, elasticsearch, none]
+    choices: [postgres, elasticsearch, cassandra, none]
     default: postgres
   container:
     description: Container whose O(image) and O(resources) change and in which the health commands run. Defaults to the first container.
@@ -132,8 +137,14 @@ options:
         other copy, so searches on that shard fail meanwhile.
     type: bool
     default: false
-notes:
-  - A Cassandra gate (all nodes C(UN)) follows the same engine interface.
+  drain:
+    description:
+      - With O(engine=cassandra), C(nodetool drain) runs in a Ready pod right before it is deleted (within
+        O(pod_timeout)) - its memtables are flushed and it stops serving clients and gossip, so the other nodes mark it
+        down at once instead of after a failure-detection delay. A pod that is not Ready is deleted without it.
+      - A failed drain stops the run before the pod is deleted; the next run goes on from there.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -149,6 +160,14 @@ EXAMPLES = r"""
     name: elasticsearch
     namespace: search
     engine: elasticsearch
+    restart: true
+
+- name: Restart Cassandra one node at a time, each drained first and every node UN again before the next
+  datastore.kubernetes.rolling_update:
+    name: cassandra
+    namespace: ring
+    engine: cassandra
+    container: cassandra
     restart: true
 
 - name: Roll the pods when the configuration ConfigMap changed (no change, no restart)
@@ -212,9 +231,16 @@ health:
   contains:
     primary: {description: The primary pod (V(postgres))., type: str}
     status: {description: 'Cluster health (V(elasticsearch)): V(green), V(yellow), V(red).', type: str}
-    nodes: {description: Nodes in the cluster (V(elasticsearch))., type: list, elements: str}
+    nodes:
+      description:
+        - Nodes in the cluster (V(elasticsearch)), names.
+        - 'The ring (V(cassandra)): per node C(pod), C(address), C(code) (V(UN)), C(load), C(owns_percent), C(host_id),
+          C(datacenter), C(rack).'
+      type: list
+      elements: raw
     master: {description: The elected master (V(elasticsearch))., type: str}
     source_pod: {description: The pod asked (V(elasticsearch))., type: str}
+    asked: {description: 'The pods whose view of the ring was asked, in order (V(cassandra)).', type: list, elements: str}
     cluster: {description: 'Shard counts of C(_cluster/health) (V(elasticsearch)).', type: dict}
     healthy: {description: Whether the gate passed., type: bool}
     problems: {description: Why not (empty when it passed)., type: list, elements: str}
@@ -253,6 +279,7 @@ def argument_spec():
         delete_stuck_pods={"type": "bool", "default": False},
         disable_allocation={"type": "bool", "default": True},
         allow_yellow={"type": "bool", "default": False},
+        drain={"type": "bool", "default": True},
     )
 
 

@@ -25,6 +25,16 @@ description:
     with the reason - no master-eligible node would remain (O(replicas=0) among them); an index's
     C(number_of_replicas) + 1 (the floor of C(auto_expand_replicas)) or its C(index.write.wait_for_active_shards)
     is more than the data nodes that remain; the cluster is C(red).
+  - With O(engine=cassandra) the leaving nodes (the highest ordinals) are decommissioned one at a time
+    (C(nodetool decommission) in the leaving pod, which streams its ranges to the nodes that stay), each confirmed
+    gone from the ring (its host id) as every pod that stays sees it, and only then is C(replicas) lowered. Refused
+    before anything is written, with the reason - O(replicas=0); a keyspace whose replication factor
+    (SimpleStrategy's C(replication_factor), NetworkTopologyStrategy's count for a data center) is more than the
+    nodes that stay (in that data center), read with C(cqlsh) from C(system_schema.keyspaces) (C(system_auth),
+    C(system_distributed) and C(system_traces) count only above Cassandra's defaults 1, 3 and 2); a node that is
+    not C(UN) (a leaving node may be C(UL) - an interrupted run's decommission, waited for); a pod that stays without
+    the free space (C(df) of its data volume) for its share (an equal part) of the load (C(nodetool status)) of the
+    leaving nodes.
   - An interrupted run leaves pods, slots, claims or Elasticsearch exclusions above the target; the next run with
     the same O(replicas) finds them and finishes.
   - Check mode returns the plan (RV(plan)) and writes nothing. Commands in pods go through the API server's
@@ -61,9 +71,12 @@ options:
         start-up script names them, the pod name with other characters than C([a-z0-9_]) as C(_)).
       - V(elasticsearch) asks the HTTP API of a pod that stays (through C(pods/exec)) and moves the data off the
         leaving nodes first; node names are pod names.
+      - V(cassandra) asks a ready pod that stays (C(nodetool status), C(cqlsh) on the pod's own CQL port, so the
+        ring must accept it without credentials) and decommissions the leaving nodes; a rerun finds a node already
+        leaving (C(UL)) and waits for it, and one already gone from the ring is done.
       - V(none) only lowers C(replicas) and handles the claims.
     type: str
-    choices: [postgres, elasticsearch, none]
+    choices: [postgres, elasticsearch, cassandra, none]
     default: postgres
   container:
     description: Container in which the datastore's commands run. Defaults to the pod's default container.
@@ -76,6 +89,10 @@ options:
     description: Seconds to wait for each pod to be gone, each slot to be released, and the leaving Elasticsearch nodes to be drained.
     type: int
     default: 300
+  decommission_timeout:
+    description: Seconds each Cassandra node may take to decommission (stream its data away and leave the ring).
+    type: int
+    default: 3600
 """
 
 EXAMPLES = r"""
@@ -83,6 +100,15 @@ EXAMPLES = r"""
   datastore.kubernetes.scale_down:
     name: postgres
     namespace: db
+    replicas: 2
+    delete_pvcs: true
+
+- name: Go from three Cassandra nodes to two, cassandra-2 decommissioned first (refused while a keyspace has RF 3)
+  datastore.kubernetes.scale_down:
+    name: cassandra
+    namespace: ring
+    engine: cassandra
+    container: cassandra
     replicas: 2
     delete_pvcs: true
 
@@ -115,6 +141,31 @@ plan:
         remaining_master_eligible: {description: Master-eligible nodes that stay., type: int}
         remaining_data_nodes: {description: Data nodes that stay., type: int}
         clear_exclusions: {description: Names taken out of the exclusions at the end (also those an interrupted run left)., type: list, elements: str}
+    cassandra:
+      description: The Cassandra part (O(engine=cassandra)).
+      type: dict
+      contains:
+        decommission:
+          description: 'Leaving nodes, highest first: C(pod), C(host_id), C(state) (V(UN); V(UL) when already leaving), C(load_bytes).'
+          type: list
+          elements: dict
+        asked: {description: The pod that stays whose view of the ring is asked., type: str}
+        load_moving_bytes: {description: The load of the leaving nodes., type: int}
+        share_bytes: {description: The part of it each staying pod must have free., type: int}
+        free_bytes: {description: Free bytes of each staying pod's data volume., type: dict}
+        force_for:
+          description:
+            - System keyspaces at Cassandra's default replication factor with more replicas than nodes would stay
+              (C(system_distributed) going below 3 nodes, C(system_traces) below 2). Cassandra's own decommission
+              refuses to go on for them; it is run with C(--force) then, for them alone (every other keyspace was
+              checked first).
+          type: list
+          elements: str
+decommissioned:
+  description: Cassandra nodes decommissioned (or found leaving and waited for) - C(pod), C(host_id), C(load_bytes), C(seconds).
+  returned: with O(engine=cassandra) and nodes leaving
+  type: list
+  elements: dict
 removed:
   description: Pods that are gone.
   returned: always
@@ -147,6 +198,7 @@ def argument_spec():
         container={"type": "str"},
         delete_pvcs={"type": "bool", "default": False},
         wait_timeout={"type": "int", "default": 300},
+        decommission_timeout={"type": "int", "default": 3600},
     )
 
 

@@ -1,0 +1,355 @@
+"""The Cassandra engine of the day-2 modules: its checks on recorded ``nodetool``, ``cqlsh`` and ``df`` output,
+and its commands (through a recorded stand-in for ``pods/exec``) in check mode, refusals, the decommission
+and the gate."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_cassandra as cass
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _exec, _health
+from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError, ExecError, InvalidInput
+from ansible_collections.datastore.kubernetes.plugins.module_utils._task import Task
+from ansible_collections.datastore.kubernetes.plugins.modules import rolling_update, scale_down
+
+from test_day2_run import cluster, params  # pylint: disable=wrong-import-order
+
+# Recorded from a three-node 5.0.4 ring of the cassandra role (addresses and host ids as they were).
+HEADER = """Datacenter: dc1
+===============
+Status=Up/Down
+|/ State=Normal/Leaving/Joining/Moving
+--  Address    Load        Tokens  Owns (effective)  Host ID                               Rack
+"""
+ROW = {
+    "web-0": "%s  10.88.0.3  119.8 KiB   16      100.0%%            963a0c2b-a14d-417e-afed-c4bce4a08bfb  rack1",
+    "web-1": "%s  10.88.0.4  114.61 KiB  16      100.0%%            e819ad13-a699-40b0-871f-547329fd3828  rack1",
+    "web-2": "%s  10.88.0.5  1.2 MiB     16      100.0%%            3f7c4c8e-8a1d-4c55-9a53-2c1f0e2f4b11  rack1",
+}
+IPS = {"web-0": "10.88.0.3", "web-1": "10.88.0.4", "web-2": "10.88.0.5"}
+
+
+def status(**codes):
+    """``nodetool status`` with each pod's node in the given state (``UN`` unless named; ``None``: not in the ring)."""
+    lines = [ROW[pod] % codes.get(pod.replace("-", "_"), "UN") for pod in sorted(ROW)
+             if codes.get(pod.replace("-", "_"), "UN") is not None]
+    return HEADER + "\n".join(lines) + "\n\n"
+
+
+KEYSPACES = """WARNING: cqlsh was built against 5.0.0, but this server is 5.0.4.  All features may not work!
+
+ [json]
+---------------------------------------------------------------------------------------------------------------------------------------------
+        {"keyspace_name": "system_auth", "replication": {"class": "org.apache.cassandra.locator.SimpleStrategy", "replication_factor": "1"}}
+                                  {"keyspace_name": "system_schema", "replication": {"class": "org.apache.cassandra.locator.LocalStrategy"}}
+ {"keyspace_name": "system_distributed", "replication": {"class": "org.apache.cassandra.locator.SimpleStrategy", "replication_factor": "3"}}
+                                         {"keyspace_name": "system", "replication": {"class": "org.apache.cassandra.locator.LocalStrategy"}}
+      {"keyspace_name": "system_traces", "replication": {"class": "org.apache.cassandra.locator.SimpleStrategy", "replication_factor": "2"}}
+%s
+(%d rows)
+"""
+KEPT_RF3 = '        {"keyspace_name": "kept", "replication": {"class": ' \
+    '"org.apache.cassandra.locator.NetworkTopologyStrategy", "dc1": "3"}}'
+KEPT_RF2 = KEPT_RF3.replace('"dc1": "3"', '"dc1": "2"')
+DF = """Filesystem         1-blocks        Used   Available Capacity Mounted on
+/dev/vda       270553174016 36349095936 61444198400      38% /var/lib/cassandra
+"""
+
+
+def nodes(**codes):
+    return _health.parse_nodetool_status(status(**codes))
+
+
+# -- parsing ------------------------------------------------------------------------------------
+def test_recorded_outputs_parse():
+    rows = cass.parse_cql_json(KEYSPACES % (KEPT_RF3, 6))
+    assert [r["keyspace_name"] for r in rows] == ["system_auth", "system_schema", "system_distributed", "system",
+                                                  "system_traces", "kept"]
+    assert cass.parse_df_available(DF) == 61444198400
+    assert cass.parse_netstats_mode("Mode: LEAVING\nNot sending any streams.\n") == "LEAVING"
+    with pytest.raises(ValueError):
+        cass.parse_cql_json("Connection error: ('Unable to connect to any servers')")
+    with pytest.raises(ValueError):
+        cass.parse_df_available("df: /var/lib/cassandra: No such file or directory\n")
+
+
+def test_keyspace_needs_count_user_keyspaces_and_raised_system_ones():
+    rows = cass.parse_cql_json(KEYSPACES % (KEPT_RF3, 6))
+    assert cass.keyspace_needs(rows) == [{"keyspace": "kept", "strategy": "NetworkTopologyStrategy", "dc": "dc1",
+                                          "rf": 3}]
+    raised = [{"keyspace_name": "system_auth", "replication": {
+        "class": "org.apache.cassandra.locator.NetworkTopologyStrategy", "dc1": "3", "dc2": "2"}},
+        {"keyspace_name": "system_traces", "replication": {"class": "SimpleStrategy", "replication_factor": "3"}},
+        {"keyspace_name": "app", "replication": {"class": "SimpleStrategy", "replication_factor": "2/1"}}]
+    assert [(n["keyspace"], n["dc"], n["rf"]) for n in cass.keyspace_needs(raised)] == [
+        ("system_auth", "dc1", 3), ("system_auth", "dc2", 2), ("system_traces", None, 3), ("app", None, 2)]
+
+
+# -- the gate ---------------------------------------------------------------------------------
+def test_a_view_with_every_node_un_passes():
+    assert cass.view_problems("web-0", nodes(), IPS) == []
+
+
+def test_a_view_with_a_node_down_joining_or_missing_holds_the_gate():
+    assert cass.view_problems("web-0", nodes(web_2="DN"), IPS) == ["web-0 sees 10.88.0.5 (web-2) DN"]
+    assert cass.view_problems("web-2", nodes(web_1="UJ"), IPS) == ["web-2 sees 10.88.0.4 (web-1) UJ"]
+    assert cass.view_problems("web-0", nodes(web_2=None), IPS) == ["web-0 sees no node at 10.88.0.5 (web-2)"]
+    # A replaced pod with a new address: its node is known under the old one until it has rejoined.
+    moved = dict(IPS, **{"web-2": "10.88.0.9"})
+    assert cass.view_problems("web-0", nodes(web_2="DN"), moved) == [
+        "web-0 sees 10.88.0.5 (no pod) DN", "web-0 sees no node at 10.88.0.9 (web-2)"]
+    assert cass.view_problems("web-0", [], IPS) == ["web-0: nodetool status listed no node"]
+
+
+def test_gate_description_names_the_drain():
+    assert cass.gate_description(True)[0].startswith("before each pod: nodetool drain")
+    assert len(cass.gate_description(False)) == 2
+
+
+# -- scale-down checks ------------------------------------------------------------------------
+FREE = {"web-0": 10 ** 9, "web-1": 10 ** 9}
+
+
+def keyspaces(row=KEPT_RF2):
+    return cass.parse_cql_json(KEYSPACES % (row, 6))
+
+
+def test_a_safe_scale_down_plans_the_decommission():
+    info = cass.scale_down_check("web", 2, nodes(), IPS, keyspaces(), FREE)
+    assert [n["pod"] for n in info["leaving"]] == ["web-2"]
+    assert info["leaving"][0]["host_id"] == "3f7c4c8e-8a1d-4c55-9a53-2c1f0e2f4b11"
+    assert info["load_moving_bytes"] == int(1.2 * 1024 ** 2)
+    assert info["share_bytes"] == (int(1.2 * 1024 ** 2) + 1) // 2
+    assert info["staying"] == ["web-0", "web-1"]
+    # Two leave: highest first.
+    one = cass.scale_down_check("web", 1, nodes(), IPS, cass.parse_cql_json(KEYSPACES % ("", 5)), FREE)
+    assert [n["pod"] for n in one["leaving"]] == ["web-2", "web-1"]
+
+
+def test_a_rerun_finds_the_node_leaving_or_gone():
+    leaving = cass.scale_down_check("web", 2, nodes(web_2="UL"), IPS, keyspaces(), FREE)
+    assert [(n["pod"], n["code"]) for n in leaving["leaving"]] == [("web-2", "UL")]
+    gone = cass.scale_down_check("web", 2, nodes(web_2=None), IPS, keyspaces(), FREE)
+    assert gone["leaving"] == [] and gone["load_moving_bytes"] == 0
+
+
+@pytest.mark.parametrize("target, ring, rows, free, reason", [
+    (0, nodes(), keyspaces(), FREE, "0 would decommission every Cassandra node"),
+    (2, nodes(), keyspaces(KEPT_RF3), FREE,
+     "2 would leave too few nodes: keyspace kept has replication factor 3 in data center dc1 "
+     "(NetworkTopologyStrategy), more than the 2 node(s) that stay in data center dc1"),
+    (1, nodes(), keyspaces(), FREE, "keyspace kept has replication factor 2 in data center dc1"),
+    (2, nodes(), keyspaces('{"keyspace_name": "system_auth", "replication": {"class": "SimpleStrategy", '
+                           '"replication_factor": "3"}}'), FREE, "keyspace system_auth has replication factor 3 ("),
+    (2, nodes(web_1="DN"), keyspaces(), FREE, "the ring is not healthy: 10.88.0.4 (web-1) is DN, not up and normal"),
+    (2, nodes(web_0="UJ"), keyspaces(), FREE, "10.88.0.3 (web-0) is UJ"),
+    (2, nodes(web_2="DN"), keyspaces(), FREE, "web-2 (10.88.0.5) is DN, not up and normal: a node must be up to "
+                                              "decommission itself; start it, or remove it with nodetool removenode"),
+    (2, nodes(web_1=None), keyspaces(), FREE, "web-1 (10.88.0.4) is not in the ring"),
+    (2, nodes(), keyspaces(), {"web-0": 10 ** 9, "web-1": 1000},
+     "the nodes that stay cannot hold the data: web-1 has 1000 bytes free, less than its share (629146 bytes)"),
+    (2, nodes(), keyspaces(), {"web-0": 10 ** 9, "web-1": None}, "web-1: the free space of its data volume is not"),
+])
+def test_unsafe_scale_down_is_refused_with_the_reason(target, ring, rows, free, reason):
+    with pytest.raises(InvalidInput) as err:
+        cass.scale_down_check("web", target, ring, IPS, rows, free)
+    assert err.value.field == "replicas" and reason in err.value.msg, err.value.msg
+
+
+def test_force_only_for_system_keyspaces_at_their_defaults():
+    four = dict(IPS, **{"web-3": "10.88.0.6"})
+    ring = _health.parse_nodetool_status(status() + ROW["web-2"].replace("10.88.0.5", "10.88.0.6").replace(
+        "3f7c4c8e", "4f7c4c8e") % "UN")
+    info = cass.scale_down_check("web", 3, ring, four, keyspaces(), dict(FREE, **{"web-2": 10 ** 9}))
+    assert info["force_for"] == [] and cass.decommission_command(info) == ["nodetool", "decommission"]
+    info = cass.scale_down_check("web", 1, nodes(), IPS, cass.parse_cql_json(KEYSPACES % ("", 5)), FREE)
+    assert info["force_for"] == ["system_distributed", "system_traces"]
+    assert cass.decommission_command(info) == ["nodetool", "decommission", "--force"]
+
+
+def test_still_in_ring_by_host_id_else_address():
+    leaving = {"host_id": "3f7c4c8e-8a1d-4c55-9a53-2c1f0e2f4b11", "address": "10.88.0.5"}
+    assert cass.still_in_ring(nodes(web_2="UL"), leaving)["code"] == "UL"
+    assert cass.still_in_ring(nodes(web_2=None), leaving) is None
+    assert cass.still_in_ring(nodes(), {"host_id": None, "address": "10.88.0.4"})["code"] == "UN"
+
+
+# -- the engine through a recorded pods/exec ------------------------------------------------------
+class FakeNodes:
+    """Answers the engine's commands per pod from recorded output; ``status`` is a list of answers in turn
+    (the last one repeats), so a ring can change between calls. Records every command."""
+
+    def __init__(self, status_answers, rows=KEPT_RF2, decommission_rc=0):
+        self.status_answers = list(status_answers)
+        self.rows = rows
+        self.decommission_rc = decommission_rc
+        self.commands = []
+
+    def __call__(self, client, namespace, pod, command, container=None, timeout=None):
+        self.commands.append((pod, " ".join(command[:3]) if command[0] == "nodetool" else command[0], timeout))
+        if command == _health.CASSANDRA_COMMAND:
+            answer = self.status_answers.pop(0) if len(self.status_answers) > 1 else self.status_answers[0]
+            return _exec.ExecResult(0, answer.encode(), b"", "v5.channel.k8s.io")
+        if command[0] == "cqlsh":
+            return _exec.ExecResult(0, (KEYSPACES % (self.rows, 6)).encode(), b"", "v5.channel.k8s.io")
+        if command == cass.DF_COMMAND:
+            return _exec.ExecResult(0, DF.encode(), b"", "v5.channel.k8s.io")
+        if command[:2] == ["nodetool", "decommission"]:
+            return _exec.ExecResult(self.decommission_rc, b"", b"error: stream failed" if self.decommission_rc else b"",
+                                    "v5.channel.k8s.io")
+        if command == ["nodetool", "drain"]:
+            return _exec.ExecResult(0, b"", b"", "v5.channel.k8s.io")
+        raise AssertionError("unexpected command %s" % command)
+
+    def writes(self):
+        return [c for c in self.commands if c[1].startswith(("nodetool decommission", "nodetool drain"))]
+
+
+def with_ips(kube):
+    for pod, ip in IPS.items():
+        stored = kube.store.get(("Pod", "db", pod))
+        if stored is not None:
+            stored["status"]["podIP"] = ip
+    return kube
+
+
+def cass_params(module, **given):
+    return params(module, **dict({"engine": "cassandra"}, **given))
+
+
+def test_scale_down_check_mode_shows_the_plan_and_writes_nothing(monkeypatch):
+    fake = FakeNodes([status()])
+    monkeypatch.setattr(_exec, "run", fake)
+    kube = with_ips(cluster())
+    result = _day2.run_scale_down(Task(cass_params(scale_down, replicas=2), check_mode=True), kube)
+    assert result["changed"] is True and result["plan"]["remove"] == ["web-2"]
+    planned = result["plan"]["cassandra"]
+    assert planned["decommission"] == [{"pod": "web-2", "host_id": "3f7c4c8e-8a1d-4c55-9a53-2c1f0e2f4b11",
+                                        "state": "UN", "load_bytes": int(1.2 * 1024 ** 2)}]
+    assert planned["asked"] == "web-0" and planned["free_bytes"] == {"web-0": 61444198400, "web-1": 61444198400}
+    assert result["decommissioned"] == []
+    assert fake.writes() == [] and kube.writes() == []
+    # The ring and the schema asked of a pod that stays; df of each staying pod.
+    assert {c[0] for c in fake.commands} == {"web-0", "web-1"}
+
+
+def test_unsafe_scale_down_writes_nothing(monkeypatch):
+    fake = FakeNodes([status()], rows=KEPT_RF3)
+    monkeypatch.setattr(_exec, "run", fake)
+    kube = with_ips(cluster())
+    with pytest.raises(InvalidInput, match="keyspace kept has replication factor 3"):
+        _day2.run_scale_down(Task(cass_params(scale_down, replicas=2)), kube)
+    with pytest.raises(InvalidInput, match="0 would decommission every Cassandra node"):
+        _day2.run_scale_down(Task(cass_params(scale_down, replicas=0)), kube)
+    with pytest.raises(InvalidInput) as err:
+        _day2.run_scale_down(Task(cass_params(scale_down, replicas=2, decommission_timeout=0)), kube)
+    assert err.value.field == "decommission_timeout"
+    assert fake.writes() == [] and kube.writes() == []
+
+
+def decommission(monkeypatch, fake):
+    monkeypatch.setattr(_exec, "run", fake)
+    monkeypatch.setattr(_day2, "GATE_INTERVAL", 0)
+    kube = with_ips(cluster())
+    engine = _day2.engine_for(Task(cass_params(scale_down, replicas=2)), kube)
+    pods = _day2.read_pods(kube, kube.get("apps/v1", "StatefulSet", "web", "db"))
+    info = engine.scale_down_plan("web", pods, 2)
+    info.update(ref="StatefulSet db/web")
+    engine.before_scale_down(info, pods, cass_params(scale_down, replicas=2, decommission_timeout=60))
+    return info
+
+
+def test_decommission_runs_in_the_leaving_pod_and_waits_until_the_peer_lost_it(monkeypatch):
+    # plan; before the decommission; after it the peer still sees it leaving once, then not at all.
+    fake = FakeNodes([status(), status(), status(web_2="UL"), status(web_2=None)])
+    info = decommission(monkeypatch, fake)
+    # system_distributed keeps Cassandra's replication factor 3: Cassandra would refuse without --force.
+    assert info["force_for"] == ["system_distributed"]
+    assert fake.writes() == [("web-2", "nodetool decommission --force", 60.0)]
+    assert [d["pod"] for d in info["decommissioned"]] == ["web-2"]
+    # The plan and the check before it ask the peer; then until the node is gone as every staying pod sees it.
+    status_asked = [c[0] for c in fake.commands if c[1] == "nodetool status"]
+    assert status_asked == ["web-0", "web-0", "web-0", "web-0", "web-1"]
+
+
+def test_a_rerun_waits_for_a_node_already_leaving_without_a_second_decommission(monkeypatch):
+    fake = FakeNodes([status(web_2="UL"), status(web_2="UL"), status(web_2=None)])
+    info = decommission(monkeypatch, fake)
+    assert fake.writes() == [] and [d["pod"] for d in info["decommissioned"]] == ["web-2"]
+    gone = FakeNodes([status(web_2=None)])
+    info = decommission(monkeypatch, gone)
+    assert gone.writes() == [] and info["leaving"] == [] and info["decommissioned"] == []
+
+
+def test_the_run_waits_until_every_staying_pod_lost_the_node(monkeypatch):
+    class Views(FakeNodes):
+        def __call__(self, client, namespace, pod, command, container=None, timeout=None):
+            if command == _health.CASSANDRA_COMMAND and pod == "web-1" and self.web_1:
+                self.commands.append((pod, "nodetool status", timeout))
+                return _exec.ExecResult(0, self.web_1.pop(0).encode(), b"", "v5.channel.k8s.io")
+            return super().__call__(client, namespace, pod, command, container, timeout)
+
+    fake = Views([status(), status(), status(web_2=None)])
+    fake.web_1 = [status(web_2="UL"), status(web_2="UL")]
+    info = decommission(monkeypatch, fake)
+    assert [c[0] for c in fake.commands if c[1] == "nodetool status"] == [
+        "web-0", "web-0", "web-0", "web-1", "web-0", "web-1", "web-0", "web-1"]
+    assert [d["pod"] for d in info["decommissioned"]] == ["web-2"]
+
+
+def test_a_node_listed_again_once_its_pod_is_gone_is_reported(monkeypatch):
+    fake = FakeNodes([status(), status(), status(web_2=None)])
+    info = decommission(monkeypatch, fake)
+    kube = with_ips(cluster())
+    engine = _day2.engine_for(Task(cass_params(scale_down, replicas=2)), kube)
+    engine.after_scale_down(info, [], cass_params(scale_down))
+    fake.status_answers = [status(web_2="DN")]
+    with pytest.raises(DatastoreError, match="web-2 left the ring and replicas is lowered, but once its pod stopped "
+                                             "web-0 lists it again as DN"):
+        engine.after_scale_down(info, [], cass_params(scale_down))
+
+
+def test_a_failed_decommission_stops_the_run(monkeypatch):
+    fake = FakeNodes([status()], decommission_rc=1)
+    with pytest.raises(ExecError, match="stream failed"):
+        decommission(monkeypatch, fake)
+
+
+def test_the_gate_asks_each_pod_highest_first_and_stops_at_the_first_problem(monkeypatch):
+    fake = FakeNodes([status(web_1="DN")])
+    monkeypatch.setattr(_exec, "run", fake)
+    kube = with_ips(cluster())
+    engine = _day2.engine_for(Task(cass_params(rolling_update)), kube)
+    pods = _day2.read_pods(kube, kube.get("apps/v1", "StatefulSet", "web", "db"))
+    assert engine.find_primary(pods) is None
+    problems, report = engine.gate(pods, None, cass_params(rolling_update))
+    assert problems == ["web-2 sees 10.88.0.4 (web-1) DN"] and report is None
+    assert [c[0] for c in fake.commands] == ["web-2"]
+    fake = FakeNodes([status()])
+    monkeypatch.setattr(_exec, "run", fake)
+    problems, report = engine.gate(pods, None, cass_params(rolling_update))
+    assert problems == [] and report["asked"] == ["web-2", "web-1", "web-0"]
+    assert [(n["pod"], n["code"]) for n in report["nodes"]] == [("web-0", "UN"), ("web-1", "UN"), ("web-2", "UN")]
+
+
+def test_a_ready_pod_is_drained_before_it_goes_unless_asked_not_to(monkeypatch):
+    fake = FakeNodes([status()])
+    monkeypatch.setattr(_exec, "run", fake)
+    kube = with_ips(cluster(pods=(("web-0", "r1", True), ("web-1", "r1", False))))
+    engine = _day2.engine_for(Task(cass_params(rolling_update)), kube)
+    pods = _day2.read_pods(kube, kube.get("apps/v1", "StatefulSet", "web", "db"))
+    engine.before_replace("web-0", pods, cass_params(rolling_update))
+    engine.before_replace("web-1", pods, cass_params(rolling_update))  # not ready: nothing to drain
+    engine.before_replace("web-0", pods, cass_params(rolling_update, drain=False))
+    assert fake.writes() == [("web-0", "nodetool drain", 600.0)]
+
+
+def test_rolling_update_check_mode_shows_the_gates(monkeypatch):
+    fake = FakeNodes([status()])
+    monkeypatch.setattr(_exec, "run", fake)
+    kube = with_ips(cluster())
+    result = _day2.run_rolling_update(Task(cass_params(rolling_update, restart=True), check_mode=True), kube)
+    assert result["plan"]["pods"] == ["web-2", "web-1", "web-0"] and result["plan"]["primary"] is None
+    assert result["plan"]["gates"] == cass.gate_description(True)
+    assert fake.writes() == [] and kube.writes() == []
