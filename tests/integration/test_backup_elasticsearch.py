@@ -30,8 +30,9 @@ import time
 import urllib.error
 
 import pytest
-from test_backup_postgres import _apply, _job_seconds, _playbook, _store  # pylint: disable=wrong-import-order
+from test_backup_postgres import _apply, _job_seconds  # pylint: disable=wrong-import-order
 from test_day2_elasticsearch import http  # pylint: disable=wrong-import-order
+from testlib.backup import object_store, playbook
 from testlib.realnode import IMAGES, kubectl, placement, require_real_node, run_role, until
 
 pytestmark = pytest.mark.slow
@@ -103,7 +104,7 @@ def _last_result(output):
 
 def test_snapshot_ship_and_restore_chosen_indices(localenv, namespace):
     require_real_node(localenv)
-    store = _store(localenv)
+    store = object_store(localenv)
     _apply(localenv, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backup-store", "namespace": namespace},
                       "stringData": {"access_key_id": store["OBJECTSTORE_ACCESS_KEY_ID"],
                                      "secret_access_key": store["OBJECTSTORE_SECRET_ACCESS_KEY"]}})
@@ -126,36 +127,36 @@ def test_snapshot_ship_and_restore_chosen_indices(localenv, namespace):
                   backup_elasticsearch_slm_retention={"expire_after": "30d", "min_count": 2, "max_count": 20})
     has_slm = status_of(base, "/_slm/policy") == 200
     if has_slm:
-        outputs.append(_playbook(localenv, "backup.yml", policy))
+        outputs.append(playbook(localenv, "backup.yml", policy))
         found = http(base, "GET", "/_slm/policy/elasticsearch-backup")["elasticsearch-backup"]["policy"]
         assert found["schedule"] == "0 30 1 * * ?" and found["repository"] == "datastore-backup"
         assert found["retention"] == {"expire_after": "30d", "min_count": 2, "max_count": 20}
         http(base, "DELETE", "/_snapshot/datastore-backup")
     else:
-        outputs.append(_playbook(localenv, "backup.yml", policy, expect_ok=False))
+        outputs.append(playbook(localenv, "backup.yml", policy, expect_ok=False))
         assert "policy: the cluster has no snapshot lifecycle management" in outputs[-1], outputs[-1][-3000:]
         assert status_of(base, "/_snapshot/datastore-backup") == 404
 
     # The repository alone: check mode writes nothing; then registered; then no change.
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="repository"), check=True))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="repository"), check=True))
     assert "changed=1" in outputs[-1]
     assert status_of(base, "/_snapshot/datastore-backup") == 404
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="repository")))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="repository")))
     repo = http(base, "GET", "/_snapshot/datastore-backup")["datastore-backup"]
     assert repo["type"] == "fs" and repo["settings"]["location"] == "test/%s/elasticsearch" % namespace
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="repository")))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="repository")))
     assert "changed=0" in outputs[-1], outputs[-1][-2000:]
 
     # A snapshot now, shipped to the store.
     size = sum(int(row["store.size"]) for row in http(base, "GET", "/_cat/indices?format=json&bytes=b&h=index,store.size"))
-    outputs.append(_playbook(localenv, "backup.yml", backup))
+    outputs.append(playbook(localenv, "backup.yml", backup))
     taken = _last_result(outputs[-1])
     ship_seconds = _job_seconds(localenv, namespace, "elasticsearch-backup-ship")
     assert taken["state"] == "SUCCESS" and set(DOCS) <= set(taken["indices"]), taken
     assert taken["shipped"]["kind"] == "ship" and taken["shipped"]["files"] > 0, taken
     snapshots = http(base, "GET", "/_snapshot/datastore-backup/_all")["snapshots"]
     assert [s["snapshot"] for s in snapshots] == [taken["snapshot"]] and snapshots[0]["state"] == "SUCCESS"
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_kind="list")))
     assert taken["snapshot"] + " SUCCESS" in outputs[-1]
 
     # Everything on the cluster goes: the StatefulSet, its data and the snapshot volume.
@@ -170,11 +171,11 @@ def test_snapshot_ship_and_restore_chosen_indices(localenv, namespace):
     base = _cluster(localenv, namespace)
     assert status_of(base, "/orders") == 404
     restore = dict(backup, backup_restore_indices=["orders", "customers"])
-    outputs.append(_playbook(localenv, "restore.yml", restore, check=True))
+    outputs.append(playbook(localenv, "restore.yml", restore, check=True))
     assert "Would restore orders, customers of the newest successful snapshot" in outputs[-1]
     assert status_of(base, "/orders") == 404
     started = time.monotonic()
-    outputs.append(_playbook(localenv, "restore.yml", restore))
+    outputs.append(playbook(localenv, "restore.yml", restore))
     restore_seconds = time.monotonic() - started
     fetch_seconds = _job_seconds(localenv, namespace, "elasticsearch-backup-fetch")
     assert _last_result(outputs[-1])["snapshot"] == taken["snapshot"]
@@ -188,16 +189,16 @@ def test_snapshot_ship_and_restore_chosen_indices(localenv, namespace):
 
     # An open index is not overwritten unless asked; a rename restores beside it.
     http(base, "POST", "/orders/_doc?refresh=true", {"n": -1, "text": "written after the restore"})
-    outputs.append(_playbook(localenv, "restore.yml", dict(backup, backup_restore_indices=["orders"]), expect_ok=False))
+    outputs.append(playbook(localenv, "restore.yml", dict(backup, backup_restore_indices=["orders"]), expect_ok=False))
     assert "replace_open: the open indices orders would be overwritten" in outputs[-1], outputs[-1][-3000:]
     assert http(base, "GET", "/orders/_count")["count"] == DOCS["orders"] + 1
-    outputs.append(_playbook(localenv, "restore.yml", dict(
+    outputs.append(playbook(localenv, "restore.yml", dict(
         backup, backup_restore_indices=["orders"], backup_restore_rename_pattern="(.+)",
         backup_restore_rename_replacement="restored-$1")))
     until("the renamed index searchable", lambda: http(
         base, "GET", "/_cluster/health/restored-orders?wait_for_status=yellow&timeout=5s")["status"] in ("green", "yellow"))
     assert http(base, "GET", "/restored-orders/_count")["count"] == DOCS["orders"]
-    outputs.append(_playbook(localenv, "restore.yml", dict(backup, backup_restore_indices=["orders"],
+    outputs.append(playbook(localenv, "restore.yml", dict(backup, backup_restore_indices=["orders"],
                                                            backup_restore_replace_open=True)))
     until("the replaced index searchable", lambda: http(
         base, "GET", "/_cluster/health/orders?wait_for_status=yellow&timeout=5s")["status"] in ("green", "yellow"))

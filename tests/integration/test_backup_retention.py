@@ -18,7 +18,8 @@ import subprocess
 import time
 from urllib.parse import quote
 
-from test_backup_postgres import _backup_vars, _playbook, _postgres_vars, _secrets, _store  # pylint: disable=wrong-import-order
+from test_backup_postgres import _backup_vars, _postgres_vars, _secrets  # pylint: disable=wrong-import-order
+from testlib.backup import object_store, playbook
 from testlib.realnode import psql, require_real_node, run_role
 
 
@@ -63,7 +64,7 @@ def _wal(keys, prefix):
 
 def test_retention_keeps_the_newest_and_the_wal_they_need(localenv, namespace):
     require_real_node(localenv)
-    store = _store(localenv)
+    store = object_store(localenv)
     hidden = _secrets(localenv, namespace, store)
     prefix = "test/%s/postgres" % namespace
     spec = {"type": "s3", "endpoint": store["OBJECTSTORE_ENDPOINT"], "bucket": store["OBJECTSTORE_BUCKET"],
@@ -79,13 +80,13 @@ def test_retention_keeps_the_newest_and_the_wal_they_need(localenv, namespace):
         time.sleep(1)  # a new backup id (ids are per second)
         psql(localenv, namespace, "postgres-0", "INSERT INTO items VALUES (%d)" % n)
         psql(localenv, namespace, "postgres-0", "SELECT pg_switch_wal()")
-        outputs.append(_playbook(localenv, "backup.yml", backup))
+        outputs.append(playbook(localenv, "backup.yml", backup))
     before = _keys(store, prefix)
     ids = sorted(i for i, files in _bases(before, prefix).items() if "backup.json" in files)
     assert len(ids) == 2 and set(_bases(before, prefix)) == set(ids) | {"20000101T000000Z"}, sorted(before)
 
     # Check mode lists what keep_last 1 would remove, and removes nothing.
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_retention={"keep_last": 1}), check=True))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_retention={"keep_last": 1}), check=True))
     assert "Would prune base backups %s, interrupted backups 20000101T000000Z" % ids[0] in outputs[-1], \
         outputs[-1][-3000:]
     assert sorted(_keys(store, prefix)) == sorted(before)
@@ -93,7 +94,7 @@ def test_retention_keeps_the_newest_and_the_wal_they_need(localenv, namespace):
     # A third backup, then the retention: every backup is too old, the newest complete one stays,
     # with the WAL from its start on.
     time.sleep(1)
-    outputs.append(_playbook(localenv, "backup.yml", dict(backup, backup_retention={"keep_last": 1, "max_age_days": 0})))
+    outputs.append(playbook(localenv, "backup.yml", dict(backup, backup_retention={"keep_last": 1, "max_age_days": 0})))
     after = _keys(store, prefix)
     bases = _bases(after, prefix)
     assert len(bases) == 1 and not set(bases) & (set(ids) | {"20000101T000000Z"}), sorted(bases)
