@@ -106,7 +106,7 @@ demo: localenv-up collection-link
 .PHONY: lint
 lint: venv collection-link
 	ansible-lint --profile production --offline
-	shellcheck --external-sources --source-path=SCRIPTDIR --severity=warning $(SHELL_SCRIPTS)
+	shellcheck --external-sources --source-path=SCRIPTDIR $(SHELL_SCRIPTS)
 
 # Every tracked shell script (by its first line; templates are not shell until rendered): the roles'
 # start-up and backup scripts run in the pods' POSIX shells, the local environment's in bash.

@@ -199,7 +199,7 @@ def test_snapshot_ship_and_restore_chosen_indices(localenv, namespace):
         base, "GET", "/_cluster/health/restored-orders?wait_for_status=yellow&timeout=5s")["status"] in ("green", "yellow"))
     assert http(base, "GET", "/restored-orders/_count")["count"] == DOCS["orders"]
     outputs.append(playbook(localenv, "restore.yml", dict(backup, backup_restore_indices=["orders"],
-                                                           backup_restore_replace_open=True)))
+                                                          backup_restore_replace_open=True)))
     until("the replaced index searchable", lambda: http(
         base, "GET", "/_cluster/health/orders?wait_for_status=yellow&timeout=5s")["status"] in ("green", "yellow"))
     assert http(base, "GET", "/orders/_count")["count"] == DOCS["orders"]

@@ -28,7 +28,7 @@
 # ring's nodes, comma separated), BACKUP_ID optional (else the newest complete one).
 set -euo pipefail
 
-BACKUP_SCRIPT=cassandra-backup.sh
+export BACKUP_SCRIPT=cassandra-backup.sh
 # shellcheck source=backup-common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/backup-common.sh"
 export HOME=$TMP
@@ -130,9 +130,9 @@ restore() {
   rc cat "$BACKUP_URL/snapshot/$id/${nodes[0]}/schema.cql" | sed -n '/^CREATE /,$p' >"$work/schema.cql"
   # The keyspaces of the backup must not exist in the new ring: nothing is restored over data.
   existing=$(cql "$first" -e 'SELECT keyspace_name FROM system_schema.keyspaces' | sed -n 's/^ *\([A-Za-z0-9_]*\) *$/\1/p')
-  for keyspace in $(sed -n 's/^CREATE KEYSPACE \("\{0,1\}\)\([A-Za-z0-9_]*\)\1 .*/\2/p' "$work/schema.cql"); do
+  while read -r keyspace; do
     if grep -qxF "$keyspace" <<<"$existing"; then taken="$taken $keyspace"; fi
-  done
+  done < <(sed -n 's/^CREATE KEYSPACE \("\{0,1\}\)\([A-Za-z0-9_]*\)\1 .*/\2/p' "$work/schema.cql")
   [ -z "$taken" ] || die "the ring at $first already has the keyspace(s)$taken: a restore goes into a fresh ring only; nothing was written"
   log "restoring snapshot $id (${nodes[*]}) into the ring at $hosts: the schema first"
   cql "$first" -f "$work/schema.cql"

@@ -17,7 +17,7 @@
 # read from files and reach rclone through its environment only. Nothing secret is printed.
 set -euo pipefail
 
-BACKUP_SCRIPT=elasticsearch-backup.sh
+export BACKUP_SCRIPT=elasticsearch-backup.sh
 # shellcheck source=backup-common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/backup-common.sh"
 : "${REPOSITORY_DIR:?REPOSITORY_DIR is not set}"

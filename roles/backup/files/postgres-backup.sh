@@ -28,7 +28,7 @@
 # reach rclone through its environment only. Nothing secret is printed.
 set -euo pipefail
 
-BACKUP_SCRIPT=postgres-backup.sh
+export BACKUP_SCRIPT=postgres-backup.sh
 # shellcheck source=backup-common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/backup-common.sh"
 

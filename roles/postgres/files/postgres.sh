@@ -50,6 +50,7 @@ die() { log "ERROR: $*"; exit 1; }
 # The official image puts the programs on PATH; Debian packages keep them in a versioned directory.
 find_programs() {
   command -v pg_ctl >/dev/null 2>&1 && return 0
+  # shellcheck disable=SC2012 # Debian's directories, named by major version: ls then a numeric sort
   for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r) /usr/local/pgsql/bin; do
     if [ -x "$dir/pg_ctl" ]; then
       PATH=$dir:$PATH

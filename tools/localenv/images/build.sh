@@ -16,7 +16,7 @@
 
 # The <image>_* functions are called by name ("${name}_finish"), which shellcheck cannot
 # follow: it would call them and all they use unreachable.
-# shellcheck disable=SC2317
+# shellcheck disable=SC2317,SC2329
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
