@@ -58,7 +58,9 @@ def cluster(localenv, day2_ns):
     password = uuid.uuid4().hex
     kubectl(localenv, "create", "secret", "generic", "postgres-superuser", "-n", ns,
             "--from-literal=username=postgres", "--from-literal=password=" + password)
-    variables = day2_postgres_variables(localenv, ns, postgres_wait_timeout=600)
+    # A stopping pod keeps taking new connections until its endpoint change has reached the node's proxy; the
+    # role's default preStop delay (3 s) covers that on an idle node, not on two cores running the other suites.
+    variables = day2_postgres_variables(localenv, ns, postgres_wait_timeout=600, postgres_pre_stop_delay_seconds=6)
     run_role(localenv, "postgres", variables)
     until("two replicas streaming", lambda: len(streaming(localenv, ns)) == 2)
     psql(localenv, ns, "postgres-0", "CREATE TABLE kept (id int PRIMARY KEY, v text); "
