@@ -22,8 +22,11 @@ from testlib.localenv import write_inline_kubeconfig
 
 VENV_BIN = os.path.join(os.environ["COMPAT_VENV"], "bin") if os.environ.get("COMPAT_VENV") else \
     os.path.dirname(sys.executable)
-MODULES = ("configmap", "helm_release", "info", "job", "resource", "rolling_update", "scale_down", "statefulset",
-           "vault_db_engine", "vault_db_secret")
+MODULES = ("cassandra_snapshot", "configmap", "elasticsearch_snapshot", "helm_release", "info", "job", "resource",
+           "rolling_update", "scale_down", "statefulset", "switchover", "vault_db_engine", "vault_db_secret")
+# The modules modules.yml runs. cassandra_snapshot, elasticsearch_snapshot and switchover act on a running
+# datastore (the integration tests run them on real pods); on every line their docs and unit tests run.
+RUN = tuple(m for m in MODULES if m not in ("cassandra_snapshot", "elasticsearch_snapshot", "switchover"))
 IN_WORKER = "runs in the worker process"
 AS_MODULE = "runs as a module"
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -135,8 +138,8 @@ def test_every_module_runs(localenv, namespace, kube, inline_kubeconfig, tmp_pat
     try:
         assert rc == 0, output[-5000:]
         recap = _recap(output)
-        assert recap["failed"] == 0 and recap["changed"] >= len(MODULES), recap
-        for module in MODULES:
+        assert recap["failed"] == 0 and recap["changed"] >= len(RUN), recap
+        for module in RUN:
             ran = _ran(output, module)
             if path == "worker":
                 assert ran["worker"] >= 1 and ran["module"] == 0, (module, ran)

@@ -51,6 +51,14 @@ def day2_ns(localenv, kube):
         yield name
 
 
+def postgres_variables(localenv, ns):
+    """The role's variables of the members (the switchover test's too, so a role run there changes nothing).
+
+    A stopping pod keeps taking new connections until its endpoint change has reached the node's proxy; the
+    role's default preStop delay (3 s) covers that on an idle node, not on two cores running the other suites."""
+    return day2_postgres_variables(localenv, ns, postgres_wait_timeout=600, postgres_pre_stop_delay_seconds=6)
+
+
 @pytest.fixture(scope="module")
 def cluster(localenv, day2_ns):
     """Three PostgreSQL pods from the role, a table of ROWS rows, and a Service over every member."""
@@ -58,10 +66,7 @@ def cluster(localenv, day2_ns):
     password = uuid.uuid4().hex
     kubectl(localenv, "create", "secret", "generic", "postgres-superuser", "-n", ns,
             "--from-literal=username=postgres", "--from-literal=password=" + password)
-    # A stopping pod keeps taking new connections until its endpoint change has reached the node's proxy; the
-    # role's default preStop delay (3 s) covers that on an idle node, not on two cores running the other suites.
-    variables = day2_postgres_variables(localenv, ns, postgres_wait_timeout=600, postgres_pre_stop_delay_seconds=6)
-    run_role(localenv, "postgres", variables)
+    run_role(localenv, "postgres", postgres_variables(localenv, ns))
     until("two replicas streaming", lambda: len(streaming(localenv, ns)) == 2)
     psql(localenv, ns, "postgres-0", "CREATE TABLE kept (id int PRIMARY KEY, v text); "
                                      "INSERT INTO kept SELECT g, md5(g::text) FROM generate_series(1, %d) g; "

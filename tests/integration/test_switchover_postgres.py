@@ -26,16 +26,16 @@ import time
 
 import pytest
 import test_day2_postgres as day2
-from test_day2_postgres import Client, cluster, day2_ns, service_ip  # noqa: F401  pylint: disable=unused-import
+from test_day2_postgres import Client, cluster, day2_ns, postgres_variables, service_ip  # noqa: F401  pylint: disable=unused-import
 from testlib import collections_root
-from testlib.realnode import day2_postgres_variables, kubectl, psql, run_role, streaming, until
+from testlib.realnode import kubectl, psql, run_role, streaming, until
 
 # The day-2 test's fixture: three members, a table of ROWS rows, a Service over every member.
 NAME, PODS, ROWS = day2.NAME, day2.PODS, day2.ROWS
 
 
 def role_variables(localenv, ns):
-    return day2_postgres_variables(localenv, ns, postgres_wait_timeout=600)
+    return postgres_variables(localenv, ns)
 
 
 def client_during(localenv, cluster, work):
