@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_cassandra as cass
+from ansible_collections.datastore.kubernetes.plugins.module_utils._batch import run_batch
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_plan as plan
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _exec, _health
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import (
@@ -185,18 +186,8 @@ class Elasticsearch(Engine):
         raise ExecError("%s: no ready Elasticsearch pod to ask" % self.namespace)
 
     def call(self, pod: str, method: str, path: str, body: Obj | None = None) -> Any:
-        result = _exec.run(self.client, self.namespace, pod, _health.es_command(method, path, body),
-                           container=self.container, timeout=self.timeout)
-        if result.rc != 0:
-            raise ExecError("pod %s/%s: %s %s failed (%d): %s" % (
-                self.namespace, pod, method, path.split("?")[0], result.rc,
-                (result.stderr_text.strip() or result.stdout_text.strip())[:300]), pod=pod)
-        text = result.stdout_text.strip()
-        try:
-            return json.loads(text) if text else None
-        except ValueError:
-            raise ExecError("pod %s/%s: %s %s: not JSON: %s" % (self.namespace, pod, method, path.split("?")[0],
-                                                                text[:200]), pod=pod)
+        return _health.es_call(self.client, self.namespace, pod, self.container, method, path, body,
+                               timeout=self.timeout)
 
     def find_primary(self, pods: list[Obj]) -> str | None:
         names = {plan.pod_name(p) for p in pods}
@@ -333,17 +324,20 @@ class Cassandra(Engine):
         raise ExecError("%s: no ready Cassandra pod below ordinal %d to ask" % (self.namespace, below))
 
     def gate(self, pods: list[Obj], primary: str | None, params: Params) -> tuple[list[str], Obj | None]:
-        """Every node ``UN`` in ``nodetool status`` as each pod sees the ring (highest ordinal asked first, so a
-        node that has just come back is asked before the others; the first view with a problem ends the check)."""
+        """Every node ``UN`` in ``nodetool status`` as each pod sees the ring. Every pod is asked at once (each
+        ``nodetool`` is a JVM of its own: one after another they cost seconds); the views are read highest
+        ordinal first, so a node that has just come back speaks first, and the first view with a problem is
+        the answer."""
         ips = self._ips(pods)
+        asked = sorted(ips, key=plan.ordinal, reverse=True)
+        views = run_batch(self._status, [(pod,) for pod in asked], concurrency=len(asked))
         nodes: list[Obj] = []
-        asked = []
-        for pod in sorted(ips, key=plan.ordinal, reverse=True):
-            try:
-                nodes = self._status(pod)
-            except (ExecError, KubeApiError, ValueError) as exc:
-                return ["%s: %s" % (pod, getattr(exc, "msg", None) or exc)], None
-            asked.append(pod)
+        for pod, (ok, value) in zip(asked, views):
+            if not ok:
+                if not isinstance(value, (ExecError, KubeApiError, ValueError)):
+                    raise value
+                return ["%s: %s" % (pod, getattr(value, "msg", None) or value)], None
+            nodes = value
             problems = cass.view_problems(pod, nodes, ips)
             if problems:
                 return problems, None
@@ -378,13 +372,75 @@ class Cassandra(Engine):
                 except (ExecError, KubeApiError, ValueError):
                     free[name] = None
         info = cass.scale_down_check(sts_name, target, nodes, self._ips(pods), keyspaces, free)
-        info.update(pod=peer, decommissioned=[])
+        ring_pods = info["staying"] + [n["pod"] for n in info["leaving"]]
+        stale, _ = self._stale(ring_pods, self._ips(pods), peer, nodes)
+        info.update(pod=peer, decommissioned=[], ring_pods=ring_pods, stale=stale, cleared=[])
         return info
+
+    def _gossip(self, pod: str) -> dict[str, Obj]:
+        return cass.parse_gossipinfo(self._run(pod, cass.GOSSIPINFO_COMMAND))
+
+    def _stale(self, ring_pods: list[str], ips: dict[str, str | None], peer: str, nodes: list[Obj] | None = None,
+               gone: tuple[str, ...] = ()) -> tuple[list[Obj], dict[str, set[str]]]:
+        """The stale endpoints any of ``ring_pods`` gossips about (``cass.stale_endpoints``, the ring as ``peer``
+        sees it), and the addresses each pod gossips about; every pod asked at once."""
+        outcomes = run_batch(self._gossip, [(pod,) for pod in ring_pods], concurrency=len(ring_pods))
+        views: dict[str, dict[str, Obj]] = {}
+        for pod, (ok, value) in zip(ring_pods, outcomes):
+            if not ok:
+                raise value
+            views[pod] = value
+        known = {pod: set(view) for pod, view in views.items()}
+        addresses = {ip for ip in ips.values() if ip}
+        if all(seen <= addresses for seen in known.values()):
+            return [], known
+        nodes = self._status(peer) if nodes is None else nodes
+        stale: dict[str, Obj] = {}
+        for view in views.values():
+            for entry in cass.stale_endpoints(view, nodes, ips, gone):
+                stale.setdefault(entry["address"], entry)
+        return [stale[address] for address in sorted(stale)], known
+
+    def _clear_stale(self, info: Obj, ring_pods: list[str], pods: list[Obj], deadline: float,
+                     gone: tuple[str, ...] = ()) -> None:
+        """``nodetool assassinate`` of every stale endpoint, each from a pod that no longer gossips about it.
+
+        There Cassandra marks the address as left at once. In a pod that still knows the address it
+        would first hold that pod's gossip for the ring delay (30 s), long enough for its peers to think
+        it down; every node forgets such an address on its own within a minute or two, so the run waits
+        for one that has. A ring of one pod has no peer to mislead, and is used as it is.
+        """
+        ips = self._ips(pods)
+        while True:
+            stale, known = self._stale(ring_pods, ips, info["pod"], gone=gone)
+            if not stale:
+                return
+            for entry in stale:
+                free = [pod for pod in ring_pods if entry["address"] not in known[pod]]
+                if not free and len(ring_pods) == 1:
+                    free = ring_pods
+                if not free:
+                    continue
+                try:
+                    self._run(free[0], cass.assassinate_command(entry["address"]), timeout=180.0)
+                except ExecError:
+                    continue  # its state changed meanwhile: looked at again below
+                info["cleared"].append({"address": entry["address"], "host_id": entry["host_id"],
+                                        "status": entry["status"], "by": free[0]})
+            if time.monotonic() >= deadline:
+                raise WaitTimeout("%s: the ring still gossips about %s (no pod's address; %s); clear them with "
+                                  "nodetool assassinate <address> in a staying pod; run again to go on" % (
+                                      info["ref"], ", ".join(e["address"] for e in stale),
+                                      "; ".join("%s: %s" % (e["address"], e["reason"]) for e in stale)))
+            time.sleep(GATE_INTERVAL * 8)
 
     def before_scale_down(self, info: Obj, pods: list[Obj], params: Params) -> None:
         """Decommission the leaving nodes one at a time, highest first; each confirmed gone from the ring of every
         pod that stays."""
         peer = info["pod"]
+        # An address a pod had before it restarted, still in gossip, would come back in the ring as a down
+        # node holding the tokens of the node that leaves: cleared first.
+        self._clear_stale(info, info["ring_pods"], pods, time.monotonic() + params["decommission_timeout"])
         for node in info["leaving"]:
             start = time.monotonic()
             deadline = start + params["decommission_timeout"]
@@ -429,6 +485,9 @@ class Cassandra(Engine):
         if not info.get("decommissioned"):
             return
         time.sleep(GATE_INTERVAL * 4)
+        gone = tuple(d["host_id"] for d in info["decommissioned"] if d.get("host_id"))
+        self._clear_stale(info, info["staying"], [p for p in pods if plan.pod_name(p) in info["staying"]],
+                          time.monotonic() + params["decommission_timeout"], gone)
         for pod in info["staying"]:
             nodes = self._status(pod)
             for done in info["decommissioned"]:
@@ -735,8 +794,11 @@ def run_scale_down(task: Task, client: KubeClient) -> Result:
             "decommission": [{"pod": n["pod"], "host_id": n["host_id"], "state": n["code"], "load_bytes": n["load_bytes"]}
                              for n in info["leaving"]],
             "asked": info["pod"], "load_moving_bytes": info["load_moving_bytes"], "share_bytes": info["share_bytes"],
-            "free_bytes": info["free_bytes"], "force_for": info["force_for"]}
+            "free_bytes": info["free_bytes"], "force_for": info["force_for"],
+            "clear_stale": [{"address": e["address"], "host_id": e["host_id"], "status": e["status"],
+                             "reason": e["reason"]} for e in info["stale"]]}
         result["decommissioned"] = info["decommissioned"]
+        result["stale_cleared"] = info["cleared"]
     elif info:
         result["plan"]["elasticsearch"] = {
             "exclude": info["leaving"], "voting_exclusions": info["voting"],

@@ -245,3 +245,87 @@ def still_in_ring(nodes: list[Obj], node: Obj) -> Obj | None:
         if not node.get("host_id") and entry.get("address") == node.get("address"):
             return entry
     return None
+
+
+# Gossip states Cassandra itself lets expire: an endpoint in one of them holds no tokens and comes back
+# in no ring.
+DEAD_STATES = ("LEFT", "removed", "removing", "hibernate")
+GOSSIPINFO_COMMAND = ["nodetool", "gossipinfo"]
+_ENDPOINT = re.compile(r"^[\w.-]*/([0-9A-Fa-f.:\[\]]+)$")
+
+
+def parse_gossipinfo(text: str | None) -> dict[str, Obj]:
+    """``nodetool gossipinfo``: ``{address: {"address", "generation", "heartbeat", "status", "host_id"}}``.
+
+    An endpoint line is ``[hostname]/address[:port]``; its states follow, indented, as
+    ``NAME:version:value`` (``generation`` and ``heartbeat`` as ``name:value``).
+    """
+    entries: dict[str, Obj] = {}
+    current: Obj | None = None
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            match = _ENDPOINT.match(line.strip())
+            if not match:
+                current = None
+                continue
+            address = match.group(1)
+            if address.count(":") == 1:  # an IPv4 address with its port
+                address = address.split(":", 1)[0]
+            elif address.startswith("[") and "]" in address:  # [IPv6]:port
+                address = address[1:address.index("]")]
+            current = entries.setdefault(address, {"address": address, "status": None, "host_id": None})
+            continue
+        if current is None:
+            continue
+        key, _, rest = line.strip().partition(":")
+        if key in ("generation", "heartbeat"):
+            current[key] = int(rest) if rest.strip().isdigit() else None
+            continue
+        value = rest.partition(":")[2]
+        if key == "HOST_ID":
+            current["host_id"] = value.strip() or None
+        elif key == "STATUS_WITH_PORT" or (key == "STATUS" and not current.get("_with_port")):
+            current["status"] = value.split(",", 1)[0].strip() or None
+            current["_with_port"] = current.get("_with_port") or key == "STATUS_WITH_PORT"
+    if not entries:
+        raise ValueError("nodetool gossipinfo listed no endpoint: %s" % (text or "").strip()[:200])
+    for entry in entries.values():
+        entry.pop("_with_port", None)
+    return entries
+
+
+def stale_endpoints(gossip: dict[str, Obj], nodes: list[Obj], pod_ips: dict[str, str | None],
+                    gone_host_ids: Iterable[str] = ()) -> list[Obj]:
+    """Endpoints a node still gossips about that no node is: safe to clear with ``nodetool assassinate``.
+
+    A pod that restarts on Kubernetes usually comes back at a new address with the same host id; its
+    peers hand the tokens to the new address, but the old address's last state (``NORMAL`` or
+    ``shutdown``) can stay in gossip. Such a state is harmless while its host id is at the new address;
+    once that node has left (decommissioned), nothing contests it and the old address comes back in the
+    ring as a ``DN`` node that holds the tokens. An endpoint is stale when its address is no pod's, its
+    state is not one Cassandra expires on its own, and its host id is either a node that is up at a
+    pod's address (``nodes``: ``nodetool status``) or one that has left (``gone_host_ids``).
+    """
+    addresses = {ip for ip in pod_ips.values() if ip}
+    by_ip = {ip: name for name, ip in pod_ips.items() if ip}
+    live = {n["host_id"]: n["address"] for n in nodes
+            if n.get("host_id") and n.get("address") in addresses and n.get("code") == "UN"}
+    gone = set(gone_host_ids)
+    stale = []
+    for address, entry in sorted(gossip.items()):
+        host_id, status = entry.get("host_id"), entry.get("status")
+        if address in addresses or not host_id or status in DEAD_STATES:
+            continue
+        if host_id in live and live[host_id] != address:
+            stale.append({"address": address, "host_id": host_id, "status": status,
+                          "reason": "host id now at %s (%s)" % (live[host_id], by_ip.get(live[host_id]))})
+        elif host_id in gone:
+            stale.append({"address": address, "host_id": host_id, "status": status,
+                          "reason": "host id of a node that left the ring"})
+    return stale
+
+
+def assassinate_command(address: str) -> list[str]:
+    return ["nodetool", "assassinate", address]

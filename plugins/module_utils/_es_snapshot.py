@@ -26,7 +26,7 @@ from typing import Any
 
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2
 from ansible_collections.datastore.kubernetes.plugins.module_utils import _day2_plan as plan
-from ansible_collections.datastore.kubernetes.plugins.module_utils import _exec, _health
+from ansible_collections.datastore.kubernetes.plugins.module_utils import _health
 from ansible_collections.datastore.kubernetes.plugins.module_utils._errors import DatastoreError, ExecError, InvalidInput
 from ansible_collections.datastore.kubernetes.plugins.module_utils._kube import KubeClient
 from ansible_collections.datastore.kubernetes.plugins.module_utils._names import check_dns_label
@@ -48,34 +48,14 @@ class Api:
     def call(self, method: str, path: str, body: Obj | None = None, timeout: float | None = None,
              missing_ok: bool = False) -> Any:
         """The parsed answer; ``None`` for a 404 when ``missing_ok``; ``DatastoreError`` for any other failure."""
-        result = _exec.run(self.client, self.namespace, self.pod, _health.es_command(method, path, body),
-                           container=self.container, timeout=timeout or self.timeout)
-        text = result.stdout_text.strip()
-        if result.rc != 0:
-            said = result.stderr_text.strip()
-            if missing_ok and result.rc == 22 and re.search(r"\b404\b", said):
+        try:
+            return _health.es_call(self.client, self.namespace, self.pod, self.container, method, path, body,
+                                   timeout=timeout or self.timeout)
+        except _health.EsRequestFailed as exc:
+            if missing_ok and exc.missing:
                 return None
             raise DatastoreError("Elasticsearch %s/%s: %s %s failed: %s" % (
-                self.namespace, self.pod, method, path.split("?")[0], error_summary(text, said)))
-        try:
-            return json.loads(text) if text else None
-        except ValueError:
-            raise DatastoreError("Elasticsearch %s/%s: %s %s: not JSON: %s" % (
-                self.namespace, self.pod, method, path.split("?")[0], text[:200]))
-
-
-def error_summary(body: str, stderr: str) -> str:
-    """The reason Elasticsearch gave (its ``error.root_cause``), else what the client said."""
-    try:
-        error = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict):
-        causes = error.get("root_cause") or [error]
-        return "; ".join("%s: %s" % (c.get("type"), c.get("reason")) for c in causes if isinstance(c, dict))[:500]
-    if isinstance(error, str):
-        return error[:500]
-    return (stderr or body)[:500]
+                self.namespace, self.pod, method, path.split("?")[0], exc.reason))
 
 
 # -- the wanted state (pure) -------------------------------------------------------------------

@@ -261,6 +261,50 @@ def es_command(method: str, path: str, body: Obj | None = None) -> list[str]:
             json.dumps(body) if body is not None else ""]
 
 
+class EsRequestFailed(ExecError):
+    """A request to the HTTP API that ran and failed: ``reason`` is what Elasticsearch (or curl) said,
+    ``missing`` that the answer was 404."""
+
+    def __init__(self, msg: str, reason: str, missing: bool, **details: Any) -> None:
+        super().__init__(msg, **details)
+        self.reason, self.missing = reason, missing
+
+
+def es_call(client: KubeClient, namespace: str, pod: str, container: str | None, method: str, path: str,
+            body: Obj | None = None, timeout: float = 60.0) -> Any:
+    """One request to a pod's HTTP API through ``pods/exec``: the answer, parsed when it is JSON.
+
+    Raises ``EsRequestFailed`` when the request ran and failed (its ``reason``: Elasticsearch's
+    ``error.root_cause``, else curl's message), ``ExecError`` when it could not run or the answer is not JSON.
+    """
+    result = _exec.run(client, namespace, pod, es_command(method, path, body), container=container, timeout=timeout)
+    text = result.stdout_text.strip()
+    where = "pod %s/%s: %s %s" % (namespace, pod, method, path.split("?")[0])
+    if result.rc != 0:
+        said = result.stderr_text.strip()
+        reason = es_error_summary(text, said)
+        raise EsRequestFailed("%s failed (%d): %s" % (where, result.rc, reason), reason,
+                              result.rc == 22 and bool(re.search(r"\b404\b", said)), pod=pod)
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        raise ExecError("%s: not JSON: %s" % (where, text[:200]), pod=pod)
+
+
+def es_error_summary(body: str, stderr: str) -> str:
+    """The reason Elasticsearch gave (its ``error.root_cause``), else what the client said."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        causes = error.get("root_cause") or [error]
+        return "; ".join("%s: %s" % (c.get("type"), c.get("reason")) for c in causes if isinstance(c, dict))[:500]
+    if isinstance(error, str):
+        return error[:500]
+    return (stderr or body)[:500]
+
+
 def es_explain_command(index: str, shard: int | str, primary: bool) -> list[str]:
     body = json.dumps({"index": index, "shard": int(shard), "primary": bool(primary)})
     return ["bash", "-c", _ES_BASH + 'es POST /_cluster/allocation/explain "$1"\n', "health", body]

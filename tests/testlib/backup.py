@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,21 @@ def object_store(localenv):
     return values
 
 
+class _Playbook(subprocess.Popen):  # pylint: disable=consider-using-with
+    """An ansible-playbook run whose extra-vars file (the store's keys among them) goes when the run has ended."""
+
+    def __init__(self, argv, vars_dir, **kwargs):
+        self._vars_dir = vars_dir
+        super().__init__(argv, **kwargs)
+
+    def wait(self, timeout=None):
+        try:
+            return super().wait(timeout)
+        finally:
+            if self.returncode is not None:
+                shutil.rmtree(self._vars_dir, ignore_errors=True)
+
+
 def start_playbook(localenv, name, variables, check=False):
     """ansible-playbook playbooks/<name> with the variables as extra vars, running; its output on stdout."""
     tmp = tempfile.mkdtemp(prefix="backup-vars-")
@@ -34,7 +50,7 @@ def start_playbook(localenv, name, variables, check=False):
                 "ANSIBLE_NOCOLOR": "1"})
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-v",
             "-e", "@" + extra, os.path.join(REPO, "playbooks", name)] + (["--check"] if check else [])
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    return _Playbook(argv, tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
 
 
 def playbook(localenv, name, variables, check=False, expect_ok=True):

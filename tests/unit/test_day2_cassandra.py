@@ -57,6 +57,27 @@ DF = """Filesystem         1-blocks        Used   Available Capacity Mounted on
 """
 
 
+HOST_IDS = {pod: row.split()[-2] for pod, row in ROW.items()}
+
+
+def gossip(left=(), **extra):
+    """``nodetool gossipinfo`` (as 5.0.4 prints it) of the three pods' addresses, ``NORMAL`` unless named in
+    ``left``; ``extra``: further addresses (``_`` for ``.``) as ``(status, pod whose host id it has)``."""
+    entries = {IPS[pod]: ("LEFT" if pod in left else "NORMAL", HOST_IDS[pod]) for pod in IPS}
+    entries.update({address.replace("_", "."): (state, HOST_IDS[pod]) for address, (state, pod) in extra.items()})
+    return entries
+
+
+def gossip_text(entries):
+    out = []
+    for address, (state, host_id) in sorted(entries.items()):
+        out.append("/%s\n  generation:1795822887\n  heartbeat:173\n  STATUS:76:%s,-2072848533786169738\n"
+                   "  LOAD:158:117418.0\n  HOST_ID:2:%s\n  INTERNAL_ADDRESS_AND_PORT:8:%s:7000\n"
+                   "  STATUS_WITH_PORT:75:%s,-2072848533786169738\n  TOKENS:74:<hidden>" % (
+                       address, state, host_id, address, state))
+    return "\n".join(out) + "\n"
+
+
 def nodes(**codes):
     return _health.parse_nodetool_status(status(**codes))
 
@@ -185,6 +206,8 @@ class FakeNodes:
         self.rows = rows
         self.decommission_rc = decommission_rc
         self.commands = []
+        self.gossip = {}
+        self.assassinated = []
 
     def __call__(self, client, namespace, pod, command, container=None, timeout=None):
         self.commands.append((pod, " ".join(command[:3]) if command[0] == "nodetool" else command[0], timeout))
@@ -199,6 +222,15 @@ class FakeNodes:
             return _exec.ExecResult(self.decommission_rc, b"", b"error: stream failed" if self.decommission_rc else b"",
                                     "v5.channel.k8s.io")
         if command == ["nodetool", "drain"]:
+            return _exec.ExecResult(0, b"", b"", "v5.channel.k8s.io")
+        if command == cass.GOSSIPINFO_COMMAND:
+            answer = gossip_text(self.gossip.get(pod, self.gossip.get("*", gossip())))
+            return _exec.ExecResult(0, answer.encode(), b"", "v5.channel.k8s.io")
+        if command[:2] == ["nodetool", "assassinate"]:
+            self.assassinated.append((pod, command[2]))
+            # From then on the address is left, in every pod's gossip.
+            for view in self.gossip.values():
+                view[command[2]] = ("LEFT", view.get(command[2], ("", "00000000-0000-0000-0000-000000000000"))[1])
             return _exec.ExecResult(0, b"", b"", "v5.channel.k8s.io")
         raise AssertionError("unexpected command %s" % command)
 
@@ -230,8 +262,10 @@ def test_scale_down_check_mode_shows_the_plan_and_writes_nothing(monkeypatch):
     assert planned["asked"] == "web-0" and planned["free_bytes"] == {"web-0": 61444198400, "web-1": 61444198400}
     assert result["decommissioned"] == []
     assert fake.writes() == [] and kube.writes() == []
-    # The ring and the schema asked of a pod that stays; df of each staying pod.
-    assert {c[0] for c in fake.commands} == {"web-0", "web-1"}
+    # The ring and the schema asked of a pod that stays; df of each staying pod; gossip of every pod in the ring.
+    assert {c[0] for c in fake.commands if c[1] != "nodetool gossipinfo"} == {"web-0", "web-1"}
+    assert sorted(c[0] for c in fake.commands if c[1] == "nodetool gossipinfo") == ["web-0", "web-1", "web-2"]
+    assert planned["clear_stale"] == [] and result["stale_cleared"] == []
 
 
 def test_unsafe_scale_down_writes_nothing(monkeypatch):
@@ -300,14 +334,52 @@ def test_the_run_waits_until_every_staying_pod_lost_the_node(monkeypatch):
 
 def test_a_node_listed_again_once_its_pod_is_gone_is_reported(monkeypatch):
     fake = FakeNodes([status(), status(), status(web_2=None)])
+    fake.gossip = {"*": gossip(left=("web-2",))}
     info = decommission(monkeypatch, fake)
     kube = with_ips(cluster())
     engine = _day2.engine_for(Task(cass_params(scale_down, replicas=2)), kube)
-    engine.after_scale_down(info, [], cass_params(scale_down))
+    pods = _day2.read_pods(kube, kube.get("apps/v1", "StatefulSet", "web", "db"))
+    engine.after_scale_down(info, pods, cass_params(scale_down))
     fake.status_answers = [status(web_2="DN")]
     with pytest.raises(DatastoreError, match="web-2 left the ring and replicas is lowered, but once its pod stopped "
                                              "web-0 lists it again as DN"):
-        engine.after_scale_down(info, [], cass_params(scale_down))
+        engine.after_scale_down(info, pods, cass_params(scale_down))
+    assert fake.assassinated == []
+
+
+def test_stale_addresses_of_restarted_pods_are_cleared_before_the_decommission(monkeypatch):
+    # 10.88.0.9 and 10.88.0.8: the addresses web-2 and web-1 had before they restarted, still in gossip.
+    stale = {"10_88_0_9": ("shutdown", "web-2"), "10_88_0_8": ("NORMAL", "web-1")}
+    # The ring as web-0 sees it: for the plan, twice while clearing, before the decommission, after it.
+    fake = FakeNodes([status(), status(), status(), status(), status(web_2=None)])
+    # web-0 has forgotten 10.88.0.9, web-1 10.88.0.8: each is cleared from the pod that forgot it (at once).
+    fake.gossip = {"web-0": gossip(**{"10_88_0_8": stale["10_88_0_8"]}), "web-1": gossip(**{"10_88_0_9": stale["10_88_0_9"]}),
+                   "web-2": gossip(**stale)}
+    info = decommission(monkeypatch, fake)
+    assert [(e["address"], e["status"], e["reason"]) for e in info["stale"]] == [
+        ("10.88.0.8", "NORMAL", "host id now at 10.88.0.4 (web-1)"),
+        ("10.88.0.9", "shutdown", "host id now at 10.88.0.5 (web-2)")]
+    assert sorted(fake.assassinated) == [("web-0", "10.88.0.9"), ("web-1", "10.88.0.8")]
+    # Cleared before the decommission ran.
+    order = [c[1] for c in fake.commands if c[1].startswith(("nodetool assassinate", "nodetool decommission"))]
+    assert order[-1] == "nodetool decommission --force" and len(order) == 3
+    assert [c["address"] for c in info["cleared"]] == ["10.88.0.8", "10.88.0.9"]
+
+
+def test_a_stale_address_every_pod_still_knows_is_waited_for_then_reported(monkeypatch):
+    fake = FakeNodes([status()])
+    fake.gossip = {"*": gossip(**{"10_88_0_9": ("shutdown", "web-2")})}
+    monkeypatch.setattr(_exec, "run", fake)
+    monkeypatch.setattr(_day2, "GATE_INTERVAL", 0)
+    kube = with_ips(cluster())
+    engine = _day2.engine_for(Task(cass_params(scale_down, replicas=2)), kube)
+    pods = _day2.read_pods(kube, kube.get("apps/v1", "StatefulSet", "web", "db"))
+    info = engine.scale_down_plan("web", pods, 2)
+    info.update(ref="StatefulSet db/web")
+    with pytest.raises(_day2.WaitTimeout, match=r"the ring still gossips about 10\.88\.0\.9 .*host id now at "
+                                                r"10\.88\.0\.5 \(web-2\)"):
+        engine.before_scale_down(info, pods, cass_params(scale_down, replicas=2, decommission_timeout=0))
+    assert fake.writes() == [] and fake.assassinated == []
 
 
 def test_a_failed_decommission_stops_the_run(monkeypatch):
@@ -316,7 +388,7 @@ def test_a_failed_decommission_stops_the_run(monkeypatch):
         decommission(monkeypatch, fake)
 
 
-def test_the_gate_asks_each_pod_highest_first_and_stops_at_the_first_problem(monkeypatch):
+def test_the_gate_asks_every_pod_at_once_and_answers_with_the_highest_view_that_has_a_problem(monkeypatch):
     fake = FakeNodes([status(web_1="DN")])
     monkeypatch.setattr(_exec, "run", fake)
     kube = with_ips(cluster())
@@ -325,7 +397,7 @@ def test_the_gate_asks_each_pod_highest_first_and_stops_at_the_first_problem(mon
     assert engine.find_primary(pods) is None
     problems, report = engine.gate(pods, None, cass_params(rolling_update))
     assert problems == ["web-2 sees 10.88.0.4 (web-1) DN"] and report is None
-    assert [c[0] for c in fake.commands] == ["web-2"]
+    assert sorted(c[0] for c in fake.commands) == ["web-0", "web-1", "web-2"]
     fake = FakeNodes([status()])
     monkeypatch.setattr(_exec, "run", fake)
     problems, report = engine.gate(pods, None, cass_params(rolling_update))
@@ -353,3 +425,33 @@ def test_rolling_update_check_mode_shows_the_gates(monkeypatch):
     assert result["plan"]["pods"] == ["web-2", "web-1", "web-0"] and result["plan"]["primary"] is None
     assert result["plan"]["gates"] == cass.gate_description(True)
     assert fake.writes() == [] and kube.writes() == []
+
+
+def test_gossipinfo_parses_addresses_with_or_without_host_name_and_port():
+    text = ("/10.88.0.2\n  generation:1795822887\n  heartbeat:173\n  STATUS:25:shutdown,true\n"
+            "  HOST_ID:2:fdf6d961-e8ea-483d-ab23-281bcda526d4\n  STATUS_WITH_PORT:26:shutdown,true\n"
+            "cassandra-1.cassandra/10.88.0.9:7000\n  generation:1795823184\n  heartbeat:9\n"
+            "  HOST_ID:3:ff3626c6-ac90-4405-ab11-48991467303d\n  STATUS_WITH_PORT:22:NORMAL,-1420375621637920475\n"
+            "  STATUS:21:LEFT,-1420375621637920475,1796000000000\n")
+    entries = cass.parse_gossipinfo(text)
+    assert entries["10.88.0.2"] == {"address": "10.88.0.2", "generation": 1795822887, "heartbeat": 173,
+                                    "status": "shutdown", "host_id": "fdf6d961-e8ea-483d-ab23-281bcda526d4"}
+    # STATUS_WITH_PORT wins over STATUS, in whichever order they come.
+    assert entries["10.88.0.9"]["status"] == "NORMAL"
+    with pytest.raises(ValueError):
+        cass.parse_gossipinfo("nodetool: Failed to connect to '127.0.0.1:7199'\n")
+
+
+def test_only_addresses_no_pod_has_whose_host_id_lives_elsewhere_or_left_are_stale():
+    view = cass.parse_gossipinfo(gossip_text(gossip(
+        left=("web-2",), **{"10_88_0_9": ("shutdown", "web-1"), "10_88_0_7": ("LEFT", "web-0"),
+                            "10_88_0_6": ("NORMAL", "web-2")})))
+    ips = {"web-0": "10.88.0.3", "web-1": "10.88.0.4"}
+    ring = nodes(web_2=None)
+    assert [(e["address"], e["reason"]) for e in cass.stale_endpoints(view, ring, ips)] == [
+        ("10.88.0.9", "host id now at 10.88.0.4 (web-1)")]
+    gone = [HOST_IDS["web-2"]]
+    assert [(e["address"], e["reason"]) for e in cass.stale_endpoints(view, ring, ips, gone)] == [
+        ("10.88.0.6", "host id of a node that left the ring"), ("10.88.0.9", "host id now at 10.88.0.4 (web-1)")]
+    # A host id whose node is down is nobody's to clear for.
+    assert cass.stale_endpoints(view, nodes(web_1="DN", web_2=None), ips) == []

@@ -159,3 +159,23 @@ def test_check_mode_restore_into_a_fresh_cluster_reads_nothing_it_cannot(monkeyp
 
 def test_java_replacement_and_targets():
     assert _es_snapshot.restore_targets(["a-1", "b-1"], ["a-*"], "(.+)-1", "$1-old") == {"a-1": "a-old"}
+
+
+def test_a_refused_request_fails_with_the_reason_elasticsearch_gave(monkeypatch):
+    refusal = {"error": {"root_cause": [{"type": "repository_verification_exception",
+                                         "reason": "[backups] path is not accessible on master node"}]},
+               "status": 500}
+
+    def refused(client, namespace, pod, command, container=None, timeout=None):
+        return _exec.ExecResult(22, json.dumps(refusal).encode(), b"HTTP 500 from /_snapshot/backups", "v5")
+
+    monkeypatch.setattr(_exec, "run", refused)
+    api = _es_snapshot.Api(cluster(), "db", "web-0", None, 10)
+    with pytest.raises(DatastoreError, match=r"PUT /_snapshot/backups failed: repository_verification_exception: "
+                                             r"\[backups\] path is not accessible"):
+        api.call("PUT", "/_snapshot/backups?verify=true", {"type": "fs"})
+    # A 404 is an answer only where the caller said so.
+    monkeypatch.setattr(_exec, "run", lambda *a, **k: _exec.ExecResult(22, b"", b"HTTP 404 from the API", "v5"))
+    assert api.call("GET", "/_snapshot/backups", missing_ok=True) is None
+    with pytest.raises(DatastoreError, match="404"):
+        api.call("GET", "/_snapshot/backups")
