@@ -35,6 +35,17 @@ description:
     not C(UN) (a leaving node may be C(UL) - an interrupted run's decommission, waited for); a pod that stays without
     the free space (C(df) of its data volume) for its share (an equal part) of the load (C(nodetool status)) of the
     leaving nodes.
+  - With O(engine=cassandra), before the first decommission (and again once the pods are gone) the module clears
+    stale gossip. A pod restarted on Kubernetes usually comes back at a new address with the same host id; the
+    state of its old address (C(NORMAL) or C(shutdown)) can linger in gossip for minutes. Once the node
+    holding that host id has left, nothing contests the old address, and it comes back in the ring as a C(DN)
+    node that owns the tokens. So every address that no pod has, whose host id is up at a pod's address (or
+    belongs to a node that left), and whose state is not one Cassandra expires by itself, is marked as left
+    with C(nodetool assassinate). The command runs in a pod that no longer gossips about that address; there
+    it acts at once. In a pod that still knows the address, Cassandra would first hold that pod's gossip for
+    its ring delay (30 s), long enough for its peers to think it down. The run waits for such a pod (every node
+    forgets the address by itself sooner or later), up to O(decommission_timeout). A ring of one pod is used
+    as it is. The addresses are in RV(plan.cassandra.clear_stale), the ones cleared in RV(stale_cleared).
   - An interrupted run leaves pods, slots, claims or Elasticsearch exclusions above the target; the next run with
     the same O(replicas) finds them and finishes.
   - Check mode returns the plan (RV(plan)) and writes nothing. Commands in pods go through the API server's
@@ -161,8 +172,17 @@ plan:
               checked first).
           type: list
           elements: str
+        clear_stale:
+          description: 'Stale addresses in the ring''s gossip, to be marked as left before the decommission - C(address), C(host_id), C(status), C(reason).'
+          type: list
+          elements: dict
 decommissioned:
   description: Cassandra nodes decommissioned (or found leaving and waited for) - C(pod), C(host_id), C(load_bytes), C(seconds).
+  returned: with O(engine=cassandra) and nodes leaving
+  type: list
+  elements: dict
+stale_cleared:
+  description: 'Stale addresses marked as left (C(nodetool assassinate)) - C(address), C(host_id), C(status), C(by) (the pod it ran in).'
   returned: with O(engine=cassandra) and nodes leaving
   type: list
   elements: dict
