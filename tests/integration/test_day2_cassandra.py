@@ -340,7 +340,8 @@ def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster
     assert result["removed"] == ["cassandra-1"] and result["claims_deleted"] == []
     decommissioned = result["decommissioned"][0]
     figures("scale_down_2_to_1", {"decommission_seconds": decommissioned["seconds"],
-                                  "load_moved_bytes": decommissioned["load_bytes"]})
+                                  "load_moved_bytes": decommissioned["load_bytes"],
+                                  "stale_cleared": result["stale_cleared"]})
     assert sts_json(localenv, ns)["spec"]["replicas"] == 1
     assert "data-cassandra-1" in claims(localenv, ns)
     view = ring(localenv, ns, "cassandra-0")
