@@ -302,12 +302,13 @@ class Cassandra(Engine):
     name = "cassandra"
 
     def _run(self, pod: str, command: list[str], timeout: float | None = None) -> str:
-        result = _exec.run(self.client, self.namespace, pod, command, container=self.container,
+        argv = cass.quick_jvm(command) if command[0] == "nodetool" else command
+        result = _exec.run(self.client, self.namespace, pod, argv, container=self.container,
                            timeout=timeout or self.timeout)
         if result.rc != 0:
             raise ExecError("pod %s/%s: %s exited with %d: %s" % (
                 self.namespace, pod, " ".join(command[:2]), result.rc,
-                (result.stderr_text.strip() or result.stdout_text.strip())[-300:]), pod=pod)
+                (cass.without_jvm_notice(result.stderr_text).strip() or result.stdout_text.strip())[-300:]), pod=pod)
         return result.stdout_text
 
     def _status(self, pod: str) -> list[Obj]:

@@ -209,7 +209,16 @@ class FakeNodes:
         self.gossip = {}
         self.assassinated = []
 
+    @staticmethod
+    def unwrap(command):
+        """The ``nodetool`` command inside the engine's wrapper (the client JIT only)."""
+        if command[:2] == ["sh", "-c"] and command[4:5] == ["nodetool"]:
+            assert "-XX:TieredStopAtLevel=1" in command[2]
+            return command[4:]
+        return command
+
     def __call__(self, client, namespace, pod, command, container=None, timeout=None):
+        command = self.unwrap(command)
         self.commands.append((pod, " ".join(command[:3]) if command[0] == "nodetool" else command[0], timeout))
         if command == _health.CASSANDRA_COMMAND:
             answer = self.status_answers.pop(0) if len(self.status_answers) > 1 else self.status_answers[0]
@@ -319,7 +328,7 @@ def test_a_rerun_waits_for_a_node_already_leaving_without_a_second_decommission(
 def test_the_run_waits_until_every_staying_pod_lost_the_node(monkeypatch):
     class Views(FakeNodes):
         def __call__(self, client, namespace, pod, command, container=None, timeout=None):
-            if command == _health.CASSANDRA_COMMAND and pod == "web-1" and self.web_1:
+            if self.unwrap(command) == _health.CASSANDRA_COMMAND and pod == "web-1" and self.web_1:
                 self.commands.append((pod, "nodetool status", timeout))
                 return _exec.ExecResult(0, self.web_1.pop(0).encode(), b"", "v5.channel.k8s.io")
             return super().__call__(client, namespace, pod, command, container, timeout)
@@ -425,6 +434,13 @@ def test_rolling_update_check_mode_shows_the_gates(monkeypatch):
     assert result["plan"]["pods"] == ["web-2", "web-1", "web-0"] and result["plan"]["primary"] is None
     assert result["plan"]["gates"] == cass.gate_description(True)
     assert fake.writes() == [] and kube.writes() == []
+
+
+def test_nodetool_runs_with_the_client_jit_keeping_the_images_own_java_tool_options():
+    argv = cass.quick_jvm(["nodetool", "status"])
+    assert argv[:2] == ["sh", "-c"] and argv[3:] == ["sh", "nodetool", "status"]
+    assert cass.without_jvm_notice("Picked up JAVA_TOOL_OPTIONS: -XX:TieredStopAtLevel=1\nerror: refused\n") == \
+        "error: refused\n"
 
 
 def test_gossipinfo_parses_addresses_with_or_without_host_name_and_port():
