@@ -50,6 +50,8 @@ INTERVAL = 0.5
 # The server stops; its container starts again and follows the primary the record names.
 _PROGRAMS = 'for d in /usr/lib/postgresql/*/bin; do PATH=$PATH:$d; done; '
 _STOP = _PROGRAMS + 'exec pg_ctl stop --pgdata="$PGDATA" --mode=fast --no-wait'
+# The postgres role's mark: the next start of the pod clones the primary anew (its data removed).
+_MARK_RECLONE = 'exec touch "$(dirname "$PGDATA")/.datastore-reclone"'
 # The stopped server's control file: its state and its last (the shutdown) checkpoint.
 _CONTROLDATA = _PROGRAMS + 'LC_ALL=C exec pg_controldata "$PGDATA"'
 
@@ -150,7 +152,8 @@ def plan(members: list[str], to: str, record: str | None, service: str | None, s
         steps += ["gate", "record"]
     elif to in primaries and old:
         raise SwitchoverError("%s and %s both answer as primaries: the old primary came back as one after %s was "
-                              "promoted. Stop it and let it rejoin (pg_rewind, or a new clone); nothing was changed"
+                              "promoted. Stop it (pg_ctl stop in its container: it starts again as a standby) and run again, with "
+                              "reclone: true if its timeline forked off; nothing was changed"
                               % (to, ", ".join(old), to))
     if service_exists and service != to:
         steps.append("service")
@@ -245,6 +248,24 @@ class Cluster:
             time.sleep(INTERVAL)
 
 
+def reclone(cluster: Cluster, to: str, member: str) -> None:
+    """Have ``member`` cloned from ``to`` anew: the role's mark in its volume, then its pod deleted.
+
+    The postgres role's clone step (an init container, so it runs when the pod is made again) sees the mark,
+    removes the data and copies the primary. Only a standby is marked, and only while ``to`` answers as the
+    primary: the data that goes is a timeline the primary does not have.
+    """
+    if (cluster.state(to) or {}).get("in_recovery") is not False:
+        raise SwitchoverError("%s does not answer as the primary: %s is not cloned anew" % (to, member))
+    if (cluster.state(member) or {}).get("in_recovery") is not True:
+        raise SwitchoverError("%s is not a standby (it answers as a primary, or not at all): it is not cloned anew; "
+                              "stop it first" % member)
+    cluster.run(member, _MARK_RECLONE)
+    current = [p for p in cluster.pods() if dplan.pod_name(p) == member]
+    if current:
+        cluster.client.delete("v1", "Pod", member, cluster.ns, preconditions={"uid": current[0]["metadata"]["uid"]})
+
+
 def _ips(pods: list[Obj]) -> dict[str, str | None]:
     return {dplan.pod_name(p): (p.get("status") or {}).get("podIP") for p in pods}
 
@@ -299,7 +320,7 @@ def run_switchover(task: Task, client: KubeClient) -> Result:
     result = {
         "changed": steps["changed"], "primary": to,
         "plan": dict(steps, descriptions=[step_description(s, params["max_lag_bytes"]) for s in steps["steps"]]),
-        "done": [],
+        "done": [], "recloned": [],
     }
     if task.diff:
         result["diff"] = {"before": {"primary": steps["from"], "service": steps["service"]},
@@ -399,9 +420,18 @@ def run_switchover(task: Task, client: KubeClient) -> Result:
             cluster.until("%s streaming from %s" % (member, to),
                           lambda m=member: m in streaming_from(cluster.state(to), _ips(cluster.pods())), timeout)
         except WaitTimeout as exc:
-            raise SwitchoverError("%s is the primary; %s does not stream from it: %s. When its log says its timeline "
-                                  "forked off before its position, it needs pg_rewind or a new clone (delete its "
-                                  "claim and pod)" % (to, member, exc.msg))
+            if not params.get("reclone"):
+                raise SwitchoverError("%s is the primary; %s does not stream from it: %s. When its log says its "
+                                      "timeline forked off before its position, it needs a new clone: run again with "
+                                      "reclone: true" % (to, member, exc.msg))
+            reclone(cluster, to, member)
+            result["recloned"].append(member)
+            try:
+                cluster.until("%s cloned anew and streaming from %s" % (member, to),
+                              lambda m=member: m in streaming_from(cluster.state(to), _ips(cluster.pods())), timeout)
+            except WaitTimeout as again:
+                raise SwitchoverError("%s is the primary; %s, cloned anew, does not stream from it: %s" % (
+                    to, member, again.msg))
         done(step)
 
     if "drop stale slots" in steps["steps"]:

@@ -72,6 +72,20 @@ options:
     description: Seconds to wait for each step (the old primary stopping, the replay, each member following).
     type: int
     default: 300
+  reclone:
+    description:
+      - What to do with a member that does not stream from O(to) within O(timeout) once it was restarted to
+        follow it - typically a server whose timeline forked off before its position (it was promoted on its own,
+        or wrote after the fork), which PostgreSQL refuses to follow (its log says the primary's timeline is
+        behind its own).
+      - V(false) stops the run there, with the reason.
+      - V(true) clones it anew. The postgres role's mark C(.datastore-reclone) goes into its volume, beside the
+        data directory; then its pod is deleted. The role's clone step, which runs when the pod is made again,
+        removes the member's data and copies the primary (C(pg_basebackup) through its replication slot).
+        Only a member that answers as a standby is cloned, and only while O(to) answers as the primary. The
+        transactions only that member had are gone; the run waits, up to O(timeout), until it streams.
+    type: bool
+    default: false
 notes:
   - The servers are asked as in M(datastore.kubernetes.rolling_update) (C(psql) on the pod's local socket as the
     container's C(PGUSER)); the credentials of the run need C(get) and C(create) on C(pods/exec), C(patch) on the
@@ -133,6 +147,11 @@ done:
   returned: with O(to)
   type: list
   elements: dict
+recloned:
+  description: Members cloned anew from O(to) (O(reclone)).
+  returned: with O(to)
+  type: list
+  elements: str
 timeline:
   description: The new primary's timeline after the run.
   returned: when the switchover ran
@@ -155,6 +174,7 @@ def argument_spec():
         container={"type": "str"},
         max_lag_bytes={"type": "int", "default": 16777216},
         timeout={"type": "int", "default": 300},
+        reclone={"type": "bool", "default": False},
     )
 
 

@@ -368,3 +368,39 @@ def test_the_pod_primary_pod_names_is_the_primary_and_the_old_one_follows_it(pai
     replica.start()
     replica.wait_ready()
     _until("pg-0 streaming once pg-1 is back", lambda: _streaming(replica, "pg-0"))
+
+
+def test_a_replica_whose_timeline_forked_off_is_cloned_anew_when_marked(pair):
+    """pg-1 promoted on its own (a split: a row only it has) cannot follow pg-0 again; once the switchover
+    module's mark is in its volume, its next clone-primary clones pg-0 anew, and only then."""
+    primary, replica, _passwords = pair
+    primary.start()
+    primary.wait_ready()
+    _start_replica(replica)
+    _until("pg-1 streaming", lambda: _streaming(primary, "pg-1"))
+    primary.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+    _until("the row on pg-1", lambda: replica.sql("SELECT count(*) FROM t", check=False).stdout.strip() == "1")
+    replica.sql("SELECT pg_promote(true, 60)")
+    replica.sql("INSERT INTO t VALUES (100)")  # only on pg-1's own timeline
+    primary.sql("INSERT INTO t VALUES (2)")
+    replica.stop()
+
+    # Without the mark: its data stays, and it cannot stream from pg-0 (its timeline is not pg-0's).
+    _start_replica(replica)
+    _until("pg-1 refused for its timeline", lambda: "of the primary is behind recovery timeline 2" in replica.output())
+    assert not _streaming(primary, "pg-1")
+    assert replica.sql("SELECT count(*) FROM t WHERE id = 100") == "1"
+    replica.stop()
+
+    mark = os.path.join(os.path.dirname(replica.pgdata), ".datastore-reclone")
+    with open(mark, "w"):
+        pass
+    if os.getuid() == 0:
+        os.chown(mark, replica.user.pw_uid, replica.user.pw_gid)
+    assert "clone the primary anew" in replica.run("clone-primary").stderr
+    assert not os.path.exists(mark)
+    replica.start()
+    replica.wait_ready()
+    _until("pg-1 streaming again", lambda: _streaming(primary, "pg-1"))
+    assert replica.sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM t") == "1,2"
+    assert replica.sql("SELECT pg_is_in_recovery()") == "t"

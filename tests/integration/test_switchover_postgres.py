@@ -12,7 +12,8 @@
   primary (``pg_is_in_recovery()`` false through it); a second run changes nothing;
 - the role run again keeps ``postgres-1`` as the primary (record, Service, servers) and replaces no pod;
 - (slow) a switchover back killed once the old primary has stopped is finished by the next run;
-- (slow) ``rolling_update`` with ``switchover_to`` restarts the primary's pod as a replica, after a switchover.
+- (slow) ``rolling_update`` with ``switchover_to`` restarts the primary's pod as a replica, after a switchover;
+- (slow) a member promoted on its own cannot follow again: the run stops, and with ``reclone`` clones it anew.
 """
 
 from __future__ import annotations
@@ -256,3 +257,42 @@ def test_rolling_restart_switches_over_before_the_primary(localenv, cluster, run
     assert ok_ids <= stored, "acknowledged writes lost: %s" % sorted(ok_ids - stored)[:10]
     for pod in PODS:
         assert psql(localenv, ns, pod, "SELECT count(*) FROM kept") == str(ROWS)
+
+
+@pytest.mark.slow
+def test_a_member_on_a_forked_timeline_is_cloned_anew_only_with_reclone(localenv, cluster, run_module):
+    """A replica promoted on its own (a split: a table only it has), stopped so it starts again as a standby:
+    PostgreSQL refuses to follow the primary's older timeline. The switchover stops and says so; with reclone it
+    clones the member anew, which then streams, holds every row of the primary and not its own table."""
+    ns = cluster["ns"]
+    primary = recorded(localenv, ns)
+    member = [p for p in PODS if p != primary][-1]
+    until("%s streaming from %s" % (member, primary),
+          lambda: any(r.startswith(member + "|") for r in streaming(localenv, ns, primary)))
+    uid = pods(localenv, ns)[member]["metadata"]["uid"]
+    psql(localenv, ns, member, "SELECT pg_promote(true, 60)")
+    psql(localenv, ns, member, "CREATE TABLE forked (id int); INSERT INTO forked VALUES (1)")
+    before = restarts(localenv, ns, member)
+    kubectl(localenv, "exec", "-n", ns, member, "-c", "postgres", "--", "sh", "-c",
+            'for d in /usr/lib/postgresql/*/bin; do PATH=$PATH:$d; done; pg_ctl stop --pgdata="$PGDATA" --mode=fast',
+            check=False)
+    until("%s back as a standby" % member,
+          lambda: restarts(localenv, ns, member) > before and in_recovery(localenv, ns, member), timeout=300)
+    params = {"name": NAME, "namespace": ns, "to": primary, "container": "postgres", "timeout": 60}
+
+    refused = run_module("switchover", params)
+    assert refused.get("failed") and "run again with reclone: true" in refused["msg"], refused
+    assert pods(localenv, ns)[member]["metadata"]["uid"] == uid
+    assert psql(localenv, ns, member, "SELECT count(*) FROM forked") == "1"
+
+    result = run_module("switchover", dict(params, reclone=True, timeout=600))
+    assert not result.get("failed"), result.get("msg")
+    assert result["recloned"] == [member]
+    assert pods(localenv, ns)[member]["metadata"]["uid"] != uid
+    until("%s streaming from %s" % (member, primary),
+          lambda: any(r.startswith(member + "|") for r in streaming(localenv, ns, primary)))
+    assert in_recovery(localenv, ns, member)
+    assert psql(localenv, ns, member, "SELECT count(*) FROM pg_class WHERE relname = 'forked'") == "0"
+    assert psql(localenv, ns, member, "SELECT count(*) FROM kept") == str(ROWS)
+    again = run_module("switchover", params)
+    assert not again.get("failed") and again["changed"] is False

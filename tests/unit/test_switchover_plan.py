@@ -142,3 +142,37 @@ def test_rolling_update_switches_over_only_when_the_primary_is_to_be_replaced():
         _day2._switchover_target(dict(params, switchover_to="pg-5"), "postgres", "pg-0", members, members)
     with pytest.raises(InvalidInput, match="engine postgres only"):
         _day2._switchover_target(params, "elasticsearch", "pg-0", members, members)
+
+
+class Members:
+    """Just what ``reclone`` uses of the cluster: each member's state, its commands and its pod's deletion."""
+
+    def __init__(self, states):
+        self.states, self.ns, self.commands, self.deleted = states, "db", [], []
+        self.client = self
+
+    def state(self, pod):
+        return self.states.get(pod)
+
+    def run(self, pod, script):
+        self.commands.append((pod, script))
+
+    def pods(self):
+        return [{"metadata": {"name": name, "uid": "uid-" + name}} for name in MEMBERS]
+
+    def delete(self, _api, kind, name, ns, preconditions=None):
+        self.deleted.append((kind, ns, name, preconditions))
+
+
+def test_a_member_is_cloned_anew_only_as_a_standby_and_only_from_the_primary():
+    members = Members({"pg-0": primary(), "pg-2": STANDBY})
+    sw.reclone(members, "pg-0", "pg-2")
+    assert members.commands == [("pg-2", 'exec touch "$(dirname "$PGDATA")/.datastore-reclone"')]
+    assert members.deleted == [("Pod", "db", "pg-2", {"uid": "uid-pg-2"})]
+    for states, reason in (({"pg-0": STANDBY, "pg-2": STANDBY}, "pg-0 does not answer as the primary"),
+                           ({"pg-0": primary(), "pg-2": primary()}, "pg-2 is not a standby"),
+                           ({"pg-0": primary()}, "pg-2 is not a standby")):
+        refused = Members(states)
+        with pytest.raises(sw.SwitchoverError, match=reason):
+            sw.reclone(refused, "pg-0", "pg-2")
+        assert refused.commands == [] and refused.deleted == []

@@ -33,6 +33,9 @@ PRIMARY_PORT=${PRIMARY_PORT:-5432}
 DATA_ROOT=$(dirname "$PGDATA")
 # Written once the primary's databases and replication role match the settings (see setup).
 SETUP_MARK=$DATA_ROOT/.datastore-setup
+# Written by the switchover module (option reclone) into a replica whose timeline forked off the
+# primary's: the next start of its pod clones the primary anew, its own data removed.
+RECLONE_MARK=$DATA_ROOT/.datastore-reclone
 # The primary: PRIMARY_POD when set, else ordinal 0. When PRIMARY_HOST is ordinal 0's stable DNS name,
 # the primary's is the same with its pod name.
 PRIMARY_POD=${PRIMARY_POD:-${HOSTNAME%-*}-0}
@@ -199,6 +202,11 @@ clone_primary() {
   if [ -s "$PGDATA/PG_VERSION" ] && ! pg_isready --host="$PRIMARY_HOST" --port="$PRIMARY_PORT" --timeout=5 >/dev/null; then
     log "the primary $PRIMARY_HOST does not answer: starting from the data present, the slot $SLOT as it is"
     return 0
+  fi
+  if [ -e "$RECLONE_MARK" ]; then
+    log "asked to clone the primary anew (this replica's timeline forked off it): its data goes"
+    rm -rf "$PGDATA"
+    rm -f "$RECLONE_MARK"
   fi
   state=$(slot_state)
   if [ "$state" = lost ]; then
