@@ -315,7 +315,8 @@ def test_scale_down_refused_with_rf3_then_decommissions_a_node(localenv, cluster
     assert [d["pod"] for d in result["decommissioned"]] == ["cassandra-2"]
     figures("scale_down", {"from": 3, "to": 2, "killed_while": state_when_killed, "seconds_both_runs": round(seconds, 1),
                            "rerun": result["decommissioned"], "load_moving_bytes":
-                           result["plan"]["cassandra"]["load_moving_bytes"], "stale_cleared": result["stale_cleared"]})
+                           result["plan"]["cassandra"]["load_moving_bytes"], "stale_cleared": result["stale_cleared"],
+                           "stale_in_the_check_mode_plan": planned["plan"]["cassandra"]["clear_stale"]})
     assert sts_json(localenv, ns)["spec"]["replicas"] == 2
     until("cassandra-2 gone", lambda: "cassandra-2" not in pod_ips(localenv, ns))
     assert "data-cassandra-2" not in claims(localenv, ns) and "data-cassandra-1" in claims(localenv, ns)
