@@ -248,6 +248,21 @@ class Cluster:
             time.sleep(INTERVAL)
 
 
+def following_or_forked(cluster: Cluster, to: str, member: str) -> str | None:
+    """``"streaming"`` once ``member`` streams from ``to``; ``"forked"`` when it never will: a standby whose
+    last checkpoint is on a later timeline than the primary writes (PostgreSQL refuses to follow a primary
+    whose timeline is behind its own); else ``None``."""
+    primary = cluster.state(to) or {}
+    if member in streaming_from(primary, _ips(cluster.pods())):
+        return "streaming"
+    mine = (cluster.state(member) or {})
+    theirs = primary.get("wal_timeline")
+    if mine.get("in_recovery") and mine.get("checkpoint_timeline") and theirs and \
+            int(mine["checkpoint_timeline"]) > int(theirs):
+        return "forked"
+    return None
+
+
 def reclone(cluster: Cluster, to: str, member: str) -> None:
     """Have ``member`` cloned from ``to`` anew: the role's mark in its volume, then its pod deleted.
 
@@ -416,14 +431,19 @@ def run_switchover(task: Task, client: KubeClient) -> Result:
         pods = cluster.pods()
         if member not in streaming_from(cluster.state(to), _ips(pods)) and member not in old:
             cluster.run(member, _STOP)
+        how, why = "streaming", ""
         try:
-            cluster.until("%s streaming from %s" % (member, to),
-                          lambda m=member: m in streaming_from(cluster.state(to), _ips(cluster.pods())), timeout)
+            how = cluster.until("%s streaming from %s" % (member, to),
+                                lambda m=member: following_or_forked(cluster, to, m), timeout)
         except WaitTimeout as exc:
+            how, why = "", exc.msg
+        if how == "forked":
+            why = "its timeline is ahead of the primary's: it forked off (it was promoted on its own)"
+        if how != "streaming":
             if not params.get("reclone"):
-                raise SwitchoverError("%s is the primary; %s does not stream from it: %s. When its log says its "
-                                      "timeline forked off before its position, it needs a new clone: run again with "
-                                      "reclone: true" % (to, member, exc.msg))
+                raise SwitchoverError("%s is the primary; %s does not stream from it: %s. A member whose timeline "
+                                      "forked off before its position needs a new clone: run again with reclone: "
+                                      "true" % (to, member, why))
             reclone(cluster, to, member)
             result["recloned"].append(member)
             try:

@@ -74,10 +74,10 @@ options:
     default: 300
   reclone:
     description:
-      - What to do with a member that does not stream from O(to) within O(timeout) once it was restarted to
-        follow it - typically a server whose timeline forked off before its position (it was promoted on its own,
-        or wrote after the fork), which PostgreSQL refuses to follow (its log says the primary's timeline is
-        behind its own).
+      - What to do with a member that does not stream from O(to) once it was restarted to follow it - a server
+        whose timeline forked off before its position (it was promoted on its own, or wrote after the fork), which
+        PostgreSQL refuses to follow. A standby whose last checkpoint is on a later timeline than O(to) writes is
+        known as such at once; any other member not streaming within O(timeout) is treated the same.
       - V(false) stops the run there, with the reason.
       - V(true) clones it anew. The postgres role's mark C(.datastore-reclone) goes into its volume, beside the
         data directory; then its pod is deleted. The role's clone step, which runs when the pod is made again,

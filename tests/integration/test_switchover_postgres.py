@@ -278,14 +278,15 @@ def test_a_member_on_a_forked_timeline_is_cloned_anew_only_with_reclone(localenv
             check=False)
     until("%s back as a standby" % member,
           lambda: restarts(localenv, ns, member) > before and in_recovery(localenv, ns, member), timeout=300)
-    params = {"name": NAME, "namespace": ns, "to": primary, "container": "postgres", "timeout": 60}
+    params = {"name": NAME, "namespace": ns, "to": primary, "container": "postgres", "timeout": 300}
 
     refused = run_module("switchover", params)
-    assert refused.get("failed") and "run again with reclone: true" in refused["msg"], refused
+    assert refused.get("failed") and "its timeline is ahead of the primary's" in refused["msg"], refused
+    assert "run again with reclone: true" in refused["msg"]
     assert pods(localenv, ns)[member]["metadata"]["uid"] == uid
     assert psql(localenv, ns, member, "SELECT count(*) FROM forked") == "1"
 
-    result = run_module("switchover", dict(params, reclone=True, timeout=600))
+    result = run_module("switchover", dict(params, reclone=True))
     assert not result.get("failed"), result.get("msg")
     assert result["recloned"] == [member]
     assert pods(localenv, ns)[member]["metadata"]["uid"] != uid

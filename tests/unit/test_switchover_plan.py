@@ -154,6 +154,7 @@ class Members:
     def state(self, pod):
         return self.states.get(pod)
 
+
     def run(self, pod, script):
         self.commands.append((pod, script))
 
@@ -176,3 +177,15 @@ def test_a_member_is_cloned_anew_only_as_a_standby_and_only_from_the_primary():
         with pytest.raises(sw.SwitchoverError, match=reason):
             sw.reclone(refused, "pg-0", "pg-2")
         assert refused.commands == [] and refused.deleted == []
+
+
+def test_a_standby_on_a_later_timeline_than_the_primary_is_known_as_forked_at_once():
+    on = {"in_recovery": False, "wal_timeline": 3, "replication": [{"client_addr": IPS["pg-1"], "state": "streaming"}]}
+    members = Members({"pg-0": on, "pg-1": dict(STANDBY, checkpoint_timeline=3),
+                       "pg-2": dict(STANDBY, checkpoint_timeline=4)})
+    members.pods = lambda: [{"metadata": {"name": n, "uid": "u"}, "status": {"podIP": IPS[n]}} for n in MEMBERS]
+    assert sw.following_or_forked(members, "pg-0", "pg-1") == "streaming"
+    assert sw.following_or_forked(members, "pg-0", "pg-2") == "forked"
+    # An old primary on the timeline before the promotion, not streaming yet: waited for.
+    members.states["pg-2"] = dict(STANDBY, checkpoint_timeline=2)
+    assert sw.following_or_forked(members, "pg-0", "pg-2") is None
