@@ -134,18 +134,26 @@ def rows_counted(env, ns):
     return int(numbers[0]) if numbers else None
 
 
-def restart_round(kube, ns):
+def ours(ns, drain):
+    total, result = module_process("rolling_update", {"name": NAME, "namespace": ns, "engine": "cassandra",
+                                                      "container": CONTAINER, "restart": True, "drain": drain,
+                                                      "gate_timeout": 600, "pod_timeout": 900})
+    if result.get("failed"):
+        raise RuntimeError("rolling_update (drain %s) failed: %s" % (drain, result.get("msg")))
+    return round(total, 3), result["pods"]
+
+
+def restart_round(kube, ns, without_drain):
     own = {}
     for pod in PODS:
         ready = own_restart(kube, ns, pod)
         ring = wait_ring(kube, ns)
         own[pod] = {"ready_seconds": round(ready, 3), "ring_seconds": round(ring, 3), "seconds": round(ready + ring, 3)}
-    total, result = module_process("rolling_update", {"name": NAME, "namespace": ns, "engine": "cassandra",
-                                                      "container": CONTAINER, "restart": True, "gate_timeout": 600,
-                                                      "pod_timeout": 900})
-    if result.get("failed"):
-        raise RuntimeError("rolling_update failed: %s" % result.get("msg"))
-    return {"own": own, "ours_total": round(total, 3), "ours_pods": result["pods"]}
+    sample = {"own": own}
+    sample["ours_total"], sample["ours_pods"] = ours(ns, True)
+    if without_drain:
+        sample["ours_no_drain_total"], sample["ours_no_drain_pods"] = ours(ns, False)
+    return sample
 
 
 def scale_down(env, kube, ns, label, first, count):
@@ -194,7 +202,7 @@ def fixed_part(points):
 
 def summarise(rounds):
     pods = len(PODS)
-    return {
+    summary = {
         "own_restart_per_pod": statistics.median(sum(p["seconds"] for p in r["own"].values()) / pods for r in rounds),
         "own_ready_per_pod": statistics.median(sum(p["ready_seconds"] for p in r["own"].values()) / pods for r in rounds),
         "own_ring_per_pod": statistics.median(sum(p["ring_seconds"] for p in r["own"].values()) / pods for r in rounds),
@@ -203,6 +211,11 @@ def summarise(rounds):
         "ours_gate_per_pod": statistics.median(sum(p.get("gate_seconds", 0) for p in r["ours_pods"]) / pods for r in rounds),
         "overhead_per_pod": statistics.median((r["ours_total"] - sum(p["seconds"] for p in r["own"].values())) / pods
                                               for r in rounds)}
+    if all("ours_no_drain_total" in r for r in rounds):
+        summary["ours_no_drain_per_pod"] = statistics.median(r["ours_no_drain_total"] / pods for r in rounds)
+        summary["overhead_no_drain_per_pod"] = statistics.median(
+            (r["ours_no_drain_total"] - sum(p["seconds"] for p in r["own"].values())) / pods for r in rounds)
+    return summary
 
 
 def md_lines(results):
@@ -222,16 +235,20 @@ def md_lines(results):
                   "| rolling_update per pod (whole run / 3) | %.2f s |" % s["ours_per_pod"],
                   "| rolling_update: delete to Ready per pod (its own figure) | %.2f s |" % s["ours_ready_per_pod"],
                   "| rolling_update: gate after Ready per pod | %.2f s |" % s["ours_gate_per_pod"],
-                  "| rolling_update: the rest per pod (drain, process, reads and writes) | %.2f s |"
+                  "| rolling_update: the rest per pod (gate before the first pod, drains, process, writes) | %.2f s |"
                   % (s["ours_per_pod"] - s["ours_ready_per_pod"] - s["ours_gate_per_pod"]),
-                  "| **overhead per pod** (ours - own) | **%.2f s** |" % s["overhead_per_pod"], "",
+                  "| **overhead per pod** (ours - own) | **%.2f s** |" % s["overhead_per_pod"]]
+        if "overhead_no_drain_per_pod" in s:
+            lines += ["| rolling_update with `drain: false` per pod (whole run / 3) | %.2f s |" % s["ours_no_drain_per_pod"],
+                      "| overhead per pod with `drain: false` (ours - own) | %.2f s |" % s["overhead_no_drain_per_pod"]]
+        lines += ["",
                   "The own restart: each pod (highest ordinal first) deleted, its successor waited for until Ready "
                   "(a watch), then until every node is UN in `nodetool status` as every pod sees it (all pods asked "
                   "at once, each answer a JVM start, so it counts up to one poll after the ring converged; the "
                   "role's preStop hook drains the node in both restarts). Ours: `rolling_update` engine cassandra, "
                   "`restart: true`, with the default `drain: true` (a `nodetool drain` before each delete, part of "
-                  "the rest row), its gate asking the pods one after another, timed as a whole module process, "
-                  "Python's start-up included.", ""]
+                  "the rest row, as is the gate it passes once before the first pod), its gate asking the pods one "
+                  "after another, timed as a whole module process, Python's start-up included.", ""]
     if results.get("rounds_error"):
         lines += ["Rolling restart failed: `%s`" % results["rounds_error"], ""]
     lines += ["## Scale-down 3 -> 2 against the data moved", "",
@@ -277,6 +294,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sizes-mb", default="1,50", help="MB written before each scale-down (comma separated)")
+    parser.add_argument("--without-drain", action="store_true",
+                        help="each round also runs rolling_update with drain: false after the default one")
     parser.add_argument("--namespace", help="use this namespace's ring (already deployed, keyspace absent) and keep it")
     args = parser.parse_args()
     env = read_env()
@@ -295,7 +314,7 @@ def main():
         write_rows(env, kube, ns, "initial", 0, 16)
         try:
             for number in range(args.rounds):
-                results["rounds"].append(restart_round(kube, ns))
+                results["rounds"].append(restart_round(kube, ns, args.without_drain))
                 print("round %d: %s" % (number + 1, json.dumps(results["rounds"][-1])), flush=True)
             results["summary"] = summarise(results["rounds"])
         except Exception as exc:  # recorded, and the scale-down still measured
