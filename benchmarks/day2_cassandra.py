@@ -156,6 +156,53 @@ def restart_round(kube, ns, without_drain):
     return sample
 
 
+def ring_view(kube, ns, pod="cassandra-0"):
+    _day2, exec_, health, _cass, _plan = _kube_utils()
+    result = exec_.run(kube, ns, pod, health.CASSANDRA_COMMAND, container=CONTAINER, timeout=120)
+    return health.parse_nodetool_status(result.stdout_text) if result.rc == 0 else None
+
+
+def observe_decommission(kube, ns, running, leaving):
+    """While the module runs: when cassandra-0 first sees the leaving node UL, when its address is gone from the
+    ring (seconds from the module's start), and any other address listed with its host id (a ghost)."""
+    start = time.monotonic()
+    seen = {"leaving_seen_seconds": None, "left_seconds": None, "ghosts": []}
+    while not running.done():
+        view = ring_view(kube, ns)
+        elapsed = round(time.monotonic() - start, 1)
+        if view is not None:
+            codes = {node["address"]: node["code"] for node in view}
+            if codes.get(leaving["address"]) == "UL" and seen["leaving_seen_seconds"] is None:
+                seen["leaving_seen_seconds"] = elapsed
+            if leaving["address"] not in codes and seen["left_seconds"] is None:
+                seen["left_seconds"] = elapsed
+            for node in view:
+                if node["host_id"] == leaving["host_id"] and node["address"] != leaving["address"] \
+                        and node["address"] not in [g["address"] for g in seen["ghosts"]]:
+                    seen["ghosts"].append({"address": node["address"], "code": node["code"], "seen_seconds": elapsed})
+        time.sleep(3)
+    return seen
+
+
+def clear_ghosts(env, kube, ns, entry):
+    """After a failed run: every DN entry cassandra-0 lists is removed with nodetool assassinate (what the module's
+    message says to do), then the module runs again to finish (it lowers replicas and deletes the claim)."""
+    down = [node["address"] for node in ring_view(kube, ns) or [] if node["code"].startswith("D")]
+    for address in down:
+        exec_in(env, ns, "cassandra-0", CONTAINER, "nodetool", "assassinate", address, check=False)
+    entry["assassinated"] = down
+    total, again = module_process("scale_down", scale_down_args(ns))
+    entry["rerun_seconds"] = round(total, 3)
+    entry["rerun_failed"] = again.get("msg") if again.get("failed") else None
+    entry["ring_whole_after_seconds"] = round(wait_ring(kube, ns, timeout=600), 3)
+
+
+def scale_down_args(ns):
+    # decommission_timeout bounds a run that waits on a node listed again as DN (it then fails and says so).
+    return {"name": NAME, "namespace": ns, "engine": "cassandra", "container": CONTAINER, "replicas": 2,
+            "delete_pvcs": True, "wait_timeout": 600, "decommission_timeout": 360}
+
+
 def scale_down(env, kube, ns, label, first, count):
     """Write ``count`` more rows, then 3 -> 2; the figures, or the failure as the module reported it."""
     entry = {"label": label, "rows_written": count, "row_bytes": ROW_BYTES}
@@ -163,26 +210,34 @@ def scale_down(env, kube, ns, label, first, count):
     write_rows(env, kube, ns, label, first, count)
     entry["write_seconds"] = round(time.monotonic() - started, 3)
     flush_all(kube, ns)
-    total, result = module_process("scale_down", {"name": NAME, "namespace": ns, "engine": "cassandra",
-                                                  "container": CONTAINER, "replicas": 2, "delete_pvcs": True,
-                                                  "wait_timeout": 600, "decommission_timeout": 900})
+    address = kube.get("v1", "Pod", "cassandra-2", ns)["status"]["podIP"]
+    # The load other nodes list comes through gossip, broadcast about once a minute: waited for until it shows
+    # the leaving node's own figure, so the plan's load and the module's load_bytes are the data written.
+    own = [node for node in ring_view(kube, ns, "cassandra-2") or [] if node["address"] == address][0]["load_bytes"]
+    entry["leaving_own_load_bytes"] = own
+    waited = time.monotonic()
+    until("cassandra-0 to see cassandra-2's load", lambda: [node for node in ring_view(kube, ns) or [] if node[
+        "address"] == address and node["load_bytes"] >= 0.9 * own], timeout=240, interval=3, retry_on=(Exception,))
+    entry["load_gossip_wait_seconds"] = round(time.monotonic() - waited, 1)
+    leaving = [node for node in ring_view(kube, ns) or [] if node["address"] == address][0]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(module_process, "scale_down", scale_down_args(ns))
+        entry["observed"] = observe_decommission(kube, ns, running, leaving)
+    entry["observed"]["load_bytes"] = leaving["load_bytes"]
+    if entry["observed"]["left_seconds"]:
+        entry["observed"]["mb_per_second"] = round(leaving["load_bytes"] / 1e6 / entry["observed"]["left_seconds"], 3)
+        total, result = running.result()
     entry["module_seconds"] = round(total, 3)
     entry["load_moving_bytes"] = ((result.get("plan") or {}).get("cassandra") or {}).get("load_moving_bytes")
     entry["decommissioned"] = result.get("decommissioned")
     if result.get("failed"):
         entry["failed"] = result.get("msg")
-        # A node that left can come back as a DN entry once its pod stopped (the module says so and names the
-        # command): cleared as the message says, so the next size starts from a whole ring.
-        ghost = re.search(r"nodetool assassinate (\S+)", entry["failed"] or "")
-        if ghost:
-            exec_in(env, ns, "cassandra-0", CONTAINER, "nodetool", "assassinate", ghost.group(1), check=False)
-            entry["assassinated"] = ghost.group(1)
-            entry["ring_whole_after_seconds"] = round(wait_ring(kube, ns, timeout=600), 3)
-        return entry
+        clear_ghosts(env, kube, ns, entry)
+    else:
+        done = (result.get("decommissioned") or [{}])[0]
+        if done.get("seconds") and done.get("load_bytes"):
+            entry["mb_per_second"] = round(done["load_bytes"] / 1e6 / done["seconds"], 3)
     entry["rows_counted_quorum"] = rows_counted(env, ns)
-    done = (result.get("decommissioned") or [{}])[0]
-    if done.get("seconds") and done.get("load_bytes"):
-        entry["mb_per_second"] = round(done["load_bytes"] / 1e6 / done["seconds"], 3)
     return entry
 
 
@@ -216,6 +271,29 @@ def summarise(rounds):
         summary["overhead_no_drain_per_pod"] = statistics.median(
             (r["ours_no_drain_total"] - sum(p["seconds"] for p in r["own"].values())) / pods for r in rounds)
     return summary
+
+
+def scale_down_row(entry):
+    if entry.get("error"):
+        return "| %s | | | **error**: %s | | | | | |" % (entry["label"], entry["error"].replace("|", "/")[:300])
+    done = (entry.get("decommissioned") or [{}])[0]
+    seen = entry.get("observed") or {}
+    notes = []
+    if seen.get("ghosts"):
+        notes.append("the node's earlier address listed again with its host id: %s" % ", ".join(
+            "%s %s at %.0f s" % (g["address"], g["code"], g["seen_seconds"]) for g in seen["ghosts"]))
+    if entry.get("failed"):
+        notes.append("**failed**: %s" % entry["failed"].replace("|", "/")[:400])
+    if entry.get("assassinated") is not None:
+        notes.append("then nodetool assassinate %s and a rerun (%.1f s%s)" % (
+            ", ".join(entry["assassinated"]) or "(nothing DN)", entry["rerun_seconds"],
+            ", failed: " + entry["rerun_failed"][:200] if entry.get("rerun_failed") else ""))
+    return "| %s | %d x %d B | %.2f MB | %s | %s | %s / %s | %.1f s | %s | %s |" % (
+        entry["label"], entry["rows_written"], entry["row_bytes"], (seen.get("load_bytes") or 0) / 1e6,
+        "%.1f s" % done["seconds"] if done.get("seconds") else "-",
+        "%.1f s" % seen["left_seconds"] if seen.get("left_seconds") else "-",
+        entry.get("mb_per_second", "-"), seen.get("mb_per_second", "-"), entry["module_seconds"],
+        entry.get("rows_counted_quorum"), "; ".join(notes))
 
 
 def md_lines(results):
@@ -252,27 +330,24 @@ def md_lines(results):
     if results.get("rounds_error"):
         lines += ["Rolling restart failed: `%s`" % results["rounds_error"], ""]
     lines += ["## Scale-down 3 -> 2 against the data moved", "",
-              "| data | rows written | load moved (plan) | decommission (module's figure) | MB/s | whole module run | rows after (QUORUM) |",
-              "|---|---|---|---|---|---|---|"]
+              "| data | rows written | leaving node's load | decommission (module's `seconds`) | node left (observed) "
+              "| MB/s (module / observed) | whole module run | rows after (QUORUM) | notes |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for entry in results["scale_down"]:
-        done = (entry.get("decommissioned") or [{}])[0]
-        if entry.get("failed") or entry.get("error"):
-            lines.append("| %s | %s | %s | **failed**: %s | | %s | |" % (
-                entry["label"], entry.get("rows_written"), entry.get("load_moving_bytes"),
-                (entry.get("failed") or entry.get("error")).replace("|", "/")[:300], entry.get("module_seconds")))
-            continue
-        lines.append("| %s | %d x %d B | %.1f MB | %.1f s (%.1f MB node load) | %s | %.1f s | %s |" % (
-            entry["label"], entry["rows_written"], entry["row_bytes"], (entry["load_moving_bytes"] or 0) / 1e6,
-            done["seconds"], done["load_bytes"] / 1e6, entry.get("mb_per_second"), entry["module_seconds"],
-            entry.get("rows_counted_quorum")))
+        lines.append(scale_down_row(entry))
     fixed = results.get("fixed_part")
     if fixed:
-        lines += ["", "A line through the two decommissions: %.1f s fixed, %s MB/s beyond it."
+        lines += ["", "A line through the two (node left, observed, against its load): %.1f s fixed, %s MB/s beyond it."
                   % (fixed["fixed_seconds"], fixed["mb_per_second_beyond"])]
     lines += ["", "Before each scale-down the keyspace has replication factor 2 and every node is flushed, so the load "
               "`nodetool status` reports (what the plan and `load_bytes` give) is the data on disk. The decommission's "
               "seconds run from the check before `nodetool decommission` until the node is gone from every staying "
               "pod's ring; the whole run adds the checks, lowering `replicas`, the pod's stop and the claim's delete. "
+              "*Node left (observed)*: from the module's start until cassandra-0's `nodetool status` (asked every 3 s "
+              "by the benchmark while the module runs) no longer lists the leaving node's address; it is the figure "
+              "when the module waits on a ghost entry. A failed run is kept as it failed; the benchmark then clears "
+              "the DN entries with `nodetool assassinate` and runs the module again so the next size starts from a "
+              "whole ring. "
               "Between the two sizes the ring is grown back to three nodes (`kubectl scale`, the new node "
               "bootstraps) and more rows are written: the second size is the first plus those. Samples in "
               "day2-cassandra-bench.json (the integration test's figures are in day2-cassandra.json).", ""]
@@ -336,8 +411,8 @@ def main():
             first += max(count, 1)
             results["scale_down"].append(entry)
             print("scale-down %s: %s" % (label, json.dumps(entry)), flush=True)
-        points = [(e["decommissioned"][0]["seconds"], e["decommissioned"][0]["load_bytes"])
-                  for e in results["scale_down"] if not e.get("failed") and e.get("decommissioned")]
+        points = [(e["observed"]["left_seconds"], e["observed"]["load_bytes"])
+                  for e in results["scale_down"] if (e.get("observed") or {}).get("left_seconds")]
         results["fixed_part"] = fixed_part(points)
     finally:
         results["load_end"] = load_average()
