@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import time
 import uuid
@@ -302,8 +301,8 @@ def md_lines(results):
              "2 s, the first two ordinals seeds), keyspace `%s` written at QUORUM. The machine has 2 cores and runs "
              "the control plane and other work at the same time: the figures are noisy. Reproduce: `make bench-day2` "
              "(the shared environment: `DATASTORE_K8S_STATE=... LOCALENV_PORT_OFFSET=...`). Started %s; load average "
-             "%s at the start, %s at the end." % (KEYSPACE, results["started"], results["load_start"],
-                                                   results["load_end"]), ""]
+             "%s at the start, %s at the end." % (KEYSPACE, results["started"], results["load_start"], results["load_end"]),
+             ""]
     s = results.get("summary")
     if s:
         lines += ["## Rolling restart, %d rounds alternating (medians)" % len(results["rounds"]), "",
