@@ -8,7 +8,8 @@
 #   make reliability  fault injection, generated bad input, secret scan, load, orphaned leases,
 #                  and the integration tests marked slow (make integration-slow runs those alone)
 #   make bench     benchmarks against the alternatives (results in benchmarks/results/)
-#   make bench-day2  rolling restart of PostgreSQL on the real node: our overhead per pod
+#   make bench-day2  day-2 on the real node: rolling restart of PostgreSQL, then of Cassandra (our overhead
+#                  per pod) and Cassandra's scale-down against the data moved (bench-day2-cassandra alone)
 #   make compat    every supported ansible-core line (tools/compat/versions.txt): docs, unit tests,
 #                  every module in the worker and as a module process, site.yml; sanity on the edges
 #   make compat-bench  worker vs module process overhead on the oldest and newest line
@@ -312,9 +313,16 @@ bench: localenv-up collection-link
 
 # Health-gated rolling restart of PostgreSQL against its own restart time, on the real node of the
 # running environment (it does not start one); results in benchmarks/results/day2.json and day2.md.
-.PHONY: bench-day2
+# Then Cassandra (bench-day2-cassandra, alone too): restart overhead per pod and scale-down time against
+# the data moved, in benchmarks/results/day2-cassandra-bench.json and day2-cassandra.md.
+DAY2_CASSANDRA_ARGS ?=
+.PHONY: bench-day2 bench-day2-cassandra
 bench-day2: venv collection-link
 	$(WITH_ENV) $(PY) benchmarks/day2.py
+	$(WITH_ENV) $(PY) benchmarks/day2_cassandra.py $(DAY2_CASSANDRA_ARGS)
+
+bench-day2-cassandra: venv collection-link
+	$(WITH_ENV) $(PY) benchmarks/day2_cassandra.py $(DAY2_CASSANDRA_ARGS)
 
 # Worker against module process on the oldest and the newest ansible-core line (or LINES=2.16,2.19);
 # results in benchmarks/results/compat.json and compat.md.

@@ -29,7 +29,8 @@ import uuid
 
 import pytest
 from testlib import collections_root, created_namespace
-from testlib.realnode import IMAGES, NODE_LABEL, exec_in, kubectl, placement, require_real_node, run_role, until
+from testlib.realnode import (IMAGES, NODE_LABEL, day2_cassandra_variables, exec_in, kubectl, require_real_node, run_role,
+                              until)
 
 pytestmark = pytest.mark.slow
 
@@ -191,15 +192,7 @@ def cluster(localenv, cass_ns):
     """Three nodes from the role (the first two seeds), a keyspace of replication factor 3 with ROWS rows."""
     ns = cass_ns
     started = time.monotonic()
-    run_role(localenv, "cassandra", dict(
-        placement("cassandra"), cassandra_namespace=ns, cassandra_image=IMAGES["cassandra"],
-        cassandra_replicas=3, cassandra_seed_count=2,
-        cassandra_storage_class=localenv.get("LOCALENV_REAL_STORAGE_CLASS"), cassandra_storage_size="1Gi",
-        cassandra_max_heap_size="384M", cassandra_heap_newsize="96M",
-        cassandra_resources={"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1Gi"}},
-        cassandra_readiness_probe={"tcpSocket": {"port": "cql"}, "periodSeconds": 2, "timeoutSeconds": 3,
-                                   "failureThreshold": 2},
-        cassandra_termination_grace_period_seconds=120, cassandra_wait_timeout=1500), timeout=2400)
+    run_role(localenv, "cassandra", day2_cassandra_variables(localenv, ns), timeout=2400)
     until("every node UN from each", lambda: all_un_from_each(localenv, ns, PODS), timeout=600, interval=3)
     out = client_pod(localenv, ns, "loader", ["load", "%s.%s.svc.cluster.local" % (NAME, ns), str(ROWS)])
     assert "loaded %d" % ROWS in out, out

@@ -127,6 +127,22 @@ def day2_postgres_variables(localenv, namespace, **overrides):
     return variables
 
 
+def day2_cassandra_variables(localenv, namespace, **overrides):
+    """The cassandra role's variables for a three-node ring (the first two ordinals seeds) that fits the real node:
+    a small heap, 1 GiB of memory, the CQL port probed every 2 s; as the day-2 tests and benchmark run it."""
+    variables = dict(placement("cassandra"), cassandra_namespace=namespace, cassandra_image=IMAGES["cassandra"],
+                     cassandra_replicas=3, cassandra_seed_count=2,
+                     cassandra_storage_class=localenv.get("LOCALENV_REAL_STORAGE_CLASS"), cassandra_storage_size="1Gi",
+                     cassandra_max_heap_size="384M", cassandra_heap_newsize="96M",
+                     cassandra_resources={"requests": {"cpu": "100m", "memory": "1Gi"},
+                                          "limits": {"cpu": "2", "memory": "1Gi"}},
+                     cassandra_readiness_probe={"tcpSocket": {"port": "cql"}, "periodSeconds": 2, "timeoutSeconds": 3,
+                                                "failureThreshold": 2},
+                     cassandra_termination_grace_period_seconds=120, cassandra_wait_timeout=1500)
+    variables.update(overrides)
+    return variables
+
+
 def streaming(localenv, namespace, primary="postgres-0"):
     rows = psql(localenv, namespace, primary, "SELECT application_name, state FROM pg_stat_replication ORDER BY 1")
     return [line for line in rows.splitlines() if line.endswith("|streaming")]
