@@ -20,7 +20,6 @@ from __future__ import annotations
 __metaclass__ = type
 
 import datetime
-import json
 import time
 from typing import Any
 
@@ -374,7 +373,7 @@ class Cassandra(Engine):
                     free[name] = None
         info = cass.scale_down_check(sts_name, target, nodes, self._ips(pods), keyspaces, free)
         ring_pods = info["staying"] + [n["pod"] for n in info["leaving"]]
-        stale, _ = self._stale(ring_pods, self._ips(pods), peer, nodes)
+        stale = self._stale(ring_pods, self._ips(pods), peer, nodes)[0]
         info.update(pod=peer, decommissioned=[], ring_pods=ring_pods, stale=stale, cleared=[])
         return info
 

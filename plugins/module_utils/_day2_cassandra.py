@@ -296,7 +296,7 @@ def parse_gossipinfo(text: str | None) -> dict[str, Obj]:
             continue
         if current is None:
             continue
-        key, _, rest = line.strip().partition(":")
+        key, rest = (line.strip().split(":", 1) + [""])[:2]
         if key in ("generation", "heartbeat"):
             current[key] = int(rest) if rest.strip().isdigit() else None
             continue

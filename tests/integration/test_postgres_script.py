@@ -205,6 +205,24 @@ def _start_replica(replica):
     replica.wait_ready()
 
 
+def _streaming_pair(pair):
+    """pg-0 the primary, pg-1 streaming from it."""
+    primary, replica, _passwords = pair
+    primary.start()
+    primary.wait_ready()
+    _start_replica(replica)
+    _until("pg-1 streaming", lambda: _streaming(primary, "pg-1"))
+    return primary, replica
+
+
+def _streaming_pair_with_a_row(pair):
+    """pg-0 the primary, pg-1 streaming from it, a table ``t`` with the row 1 on both."""
+    primary, replica = _streaming_pair(pair)
+    primary.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+    _until("the row on pg-1", lambda: replica.sql("SELECT count(*) FROM t", check=False).stdout.strip() == "1")
+    return primary, replica
+
+
 def test_primary_is_ready_only_once_set_up(pair):
     primary, _replica, _passwords = pair
     primary.start()
@@ -222,11 +240,8 @@ def test_primary_is_ready_only_once_set_up(pair):
 
 
 def test_replica_streams_through_its_slot_and_refuses_writes(pair):
-    primary, replica, passwords = pair
-    primary.start()
-    primary.wait_ready()
-    _start_replica(replica)
-    _until("pg-1 streaming", lambda: _streaming(primary, "pg-1"))
+    passwords = pair[2]
+    primary, replica = _streaming_pair(pair)
     assert primary.sql("SELECT slot_name, slot_type, active FROM pg_replication_slots") == "pg_1|physical|t"
     assert replica.sql("SELECT pg_is_in_recovery()") == "t"
 
@@ -258,11 +273,8 @@ def test_replica_streams_through_its_slot_and_refuses_writes(pair):
 
 
 def test_replication_survives_restarts_and_password_changes(pair):
-    primary, replica, passwords = pair
-    primary.start()
-    primary.wait_ready()
-    _start_replica(replica)
-    _until("pg-1 streaming", lambda: _streaming(primary, "pg-1"))
+    passwords = pair[2]
+    primary, replica = _streaming_pair(pair)
     primary.sql("CREATE TABLE t (id int PRIMARY KEY)")
 
     # The superuser's password changes; the replication role is not affected.
@@ -323,13 +335,7 @@ def test_interrupted_clone_and_initdb_leave_nothing_behind(pair):
 def test_the_pod_primary_pod_names_is_the_primary_and_the_old_one_follows_it(pair):
     """A switchover as the switchover module does it, with the script's own subcommands: the record (PRIMARY_POD)
     names pg-1, pg-0 stops cleanly, pg-1 is promoted, pg-0 starts again as its standby on timeline 2."""
-    primary, replica, _passwords = pair
-    primary.start()
-    primary.wait_ready()
-    _start_replica(replica)
-    _until("pg-1 streaming", lambda: _streaming(primary, "pg-1"))
-    primary.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
-    _until("the row on pg-1", lambda: replica.sql("SELECT count(*) FROM t", check=False).stdout.strip() == "1")
+    primary, replica = _streaming_pair_with_a_row(pair)
 
     for server in (primary, replica):
         server.env.update(PRIMARY_POD="pg-1", PRIMARY_PORT=str(replica.port))
@@ -373,13 +379,7 @@ def test_the_pod_primary_pod_names_is_the_primary_and_the_old_one_follows_it(pai
 def test_a_replica_whose_timeline_forked_off_is_cloned_anew_when_marked(pair):
     """pg-1 promoted on its own (a split: a row only it has) cannot follow pg-0 again; once the switchover
     module's mark is in its volume, its next clone-primary clones pg-0 anew, and only then."""
-    primary, replica, _passwords = pair
-    primary.start()
-    primary.wait_ready()
-    _start_replica(replica)
-    _until("pg-1 streaming", lambda: _streaming(primary, "pg-1"))
-    primary.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
-    _until("the row on pg-1", lambda: replica.sql("SELECT count(*) FROM t", check=False).stdout.strip() == "1")
+    primary, replica = _streaming_pair_with_a_row(pair)
     replica.sql("SELECT pg_promote(true, 60)")
     replica.sql("INSERT INTO t VALUES (100)")  # only on pg-1's own timeline
     primary.sql("INSERT INTO t VALUES (2)")

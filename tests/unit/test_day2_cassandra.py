@@ -291,7 +291,8 @@ def test_unsafe_scale_down_writes_nothing(monkeypatch):
     assert fake.writes() == [] and kube.writes() == []
 
 
-def decommission(monkeypatch, fake):
+def planned(monkeypatch, fake):
+    """The engine, the pods and the plan of a scale-down 3 -> 2 on ``fake``'s answers."""
     monkeypatch.setattr(_exec, "run", fake)
     monkeypatch.setattr(_day2, "GATE_INTERVAL", 0)
     kube = with_ips(cluster())
@@ -299,6 +300,11 @@ def decommission(monkeypatch, fake):
     pods = _day2.read_pods(kube, kube.get("apps/v1", "StatefulSet", "web", "db"))
     info = engine.scale_down_plan("web", pods, 2)
     info.update(ref="StatefulSet db/web")
+    return engine, pods, info
+
+
+def decommission(monkeypatch, fake):
+    engine, pods, info = planned(monkeypatch, fake)
     engine.before_scale_down(info, pods, cass_params(scale_down, replicas=2, decommission_timeout=60))
     return info
 
@@ -378,13 +384,7 @@ def test_stale_addresses_of_restarted_pods_are_cleared_before_the_decommission(m
 def test_a_stale_address_every_pod_still_knows_is_waited_for_then_reported(monkeypatch):
     fake = FakeNodes([status()])
     fake.gossip = {"*": gossip(**{"10_88_0_9": ("shutdown", "web-2")})}
-    monkeypatch.setattr(_exec, "run", fake)
-    monkeypatch.setattr(_day2, "GATE_INTERVAL", 0)
-    kube = with_ips(cluster())
-    engine = _day2.engine_for(Task(cass_params(scale_down, replicas=2)), kube)
-    pods = _day2.read_pods(kube, kube.get("apps/v1", "StatefulSet", "web", "db"))
-    info = engine.scale_down_plan("web", pods, 2)
-    info.update(ref="StatefulSet db/web")
+    engine, pods, info = planned(monkeypatch, fake)
     with pytest.raises(_day2.WaitTimeout, match=r"the ring still gossips about 10\.88\.0\.9 .*host id now at "
                                                 r"10\.88\.0\.5 \(web-2\)"):
         engine.before_scale_down(info, pods, cass_params(scale_down, replicas=2, decommission_timeout=0))

@@ -154,7 +154,6 @@ class Members:
     def state(self, pod):
         return self.states.get(pod)
 
-
     def run(self, pod, script):
         self.commands.append((pod, script))
 
