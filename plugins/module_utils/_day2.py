@@ -310,6 +310,23 @@ class Cassandra(Engine):
                 (cass.without_jvm_notice(result.stderr_text).strip() or result.stdout_text.strip())[-300:]), pod=pod)
         return result.stdout_text
 
+    @staticmethod
+    def _on_each(func: Any, args_list: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
+        """``func(*args)`` for every entry at once (each a command in a pod): ``(True, value)``, or ``(False,
+        exception)`` when the command could not run, failed or printed what could not be read."""
+        def one(*args: Any) -> tuple[bool, Any]:
+            try:
+                return True, func(*args)
+            except (ExecError, KubeApiError, ValueError) as exc:
+                return False, exc
+
+        outcomes = []
+        for ok, value in run_batch(one, args_list, concurrency=max(1, len(args_list))):
+            if not ok:
+                raise value  # anything else is a bug: not hidden
+            outcomes.append(value)
+        return outcomes
+
     def _status(self, pod: str) -> list[Obj]:
         return _health.parse_nodetool_status(self._run(pod, _health.CASSANDRA_COMMAND))
 
@@ -330,12 +347,10 @@ class Cassandra(Engine):
         the answer."""
         ips = self._ips(pods)
         asked = sorted(ips, key=plan.ordinal, reverse=True)
-        views = run_batch(self._status, [(pod,) for pod in asked], concurrency=len(asked))
+        views = self._on_each(self._status, [(pod,) for pod in asked])
         nodes: list[Obj] = []
         for pod, (ok, value) in zip(asked, views):
             if not ok:
-                if not isinstance(value, (ExecError, KubeApiError, ValueError)):
-                    raise value
                 return ["%s: %s" % (pod, getattr(value, "msg", None) or value)], None
             nodes = value
             problems = cass.view_problems(pod, nodes, ips)
@@ -363,14 +378,26 @@ class Cassandra(Engine):
         peer = self._ask_pod(pods, target)
         nodes = self._status(peer)
         keyspaces = cass.parse_cql_json(self._run(peer, ["cqlsh", "-e", cass.KEYSPACES_CQL]))
+        # Each staying pod's free space, and each leaving pod's own view of the ring, all at once. A peer
+        # learns a node's load through gossip, about once a minute: right after writes its figure is low.
+        # The leaving node's own figure is current.
+        staying = [plan.pod_name(p) for p in pods if plan.ordinal(plan.pod_name(p)) < target]
+        leaving = [plan.pod_name(p) for p in pods if plan.ordinal(plan.pod_name(p)) >= target and plan.is_ready(p)
+                   and not plan.is_terminating(p)]
+        asks = [(name, cass.DF_COMMAND) for name in staying] + [(name, _health.CASSANDRA_COMMAND) for name in leaving]
+        answers = self._on_each(self._run, asks)
         free: dict[str, int | None] = {}
-        for pod in pods:
-            name = plan.pod_name(pod)
-            if plan.ordinal(name) < target:
-                try:
-                    free[name] = cass.parse_df_available(self._run(name, cass.DF_COMMAND))
-                except (ExecError, KubeApiError, ValueError):
-                    free[name] = None
+        own: dict[str, list[Obj]] = {}
+        for (name, command), (ok, value) in zip(asks, answers):
+            try:
+                if command is cass.DF_COMMAND:
+                    free[name] = cass.parse_df_available(value) if ok else None
+                elif ok:
+                    own[name] = _health.parse_nodetool_status(value)
+            except ValueError:
+                if command is cass.DF_COMMAND:
+                    free[name] = None  # not known: the check refuses
+        nodes = cass.with_own_loads(nodes, own, self._ips(pods))
         info = cass.scale_down_check(sts_name, target, nodes, self._ips(pods), keyspaces, free)
         ring_pods = info["staying"] + [n["pod"] for n in info["leaving"]]
         stale = self._stale(ring_pods, self._ips(pods), peer, nodes)[0]
@@ -384,7 +411,7 @@ class Cassandra(Engine):
                gone: tuple[str, ...] = ()) -> tuple[list[Obj], dict[str, set[str]]]:
         """The stale endpoints any of ``ring_pods`` gossips about (``cass.stale_endpoints``, the ring as ``peer``
         sees it), and the addresses each pod gossips about; every pod asked at once."""
-        outcomes = run_batch(self._gossip, [(pod,) for pod in ring_pods], concurrency=len(ring_pods))
+        outcomes = self._on_each(self._gossip, [(pod,) for pod in ring_pods])
         views: dict[str, dict[str, Obj]] = {}
         for pod, (ok, value) in zip(ring_pods, outcomes):
             if not ok:

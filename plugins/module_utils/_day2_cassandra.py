@@ -244,6 +244,24 @@ def scale_down_check(sts_name: str, target: int, nodes: list[Obj], pod_ips: dict
             "free_bytes": {p: free_bytes.get(p) for p in staying_pods}, "force_for": force}
 
 
+def with_own_loads(nodes: list[Obj], own_views: dict[str, list[Obj]], pod_ips: dict[str, str | None]) -> list[Obj]:
+    """``nodes`` (a peer's ``nodetool status``) with each node's load as the node itself reports it, when that
+    is higher: a peer hears of a node's load through gossip, about once a minute, so right after writes its
+    figure is low. ``own_views``: ``nodetool status`` as some pods see the ring."""
+    own_load = {}
+    for pod, view in own_views.items():
+        for entry in view:
+            if entry.get("address") == pod_ips.get(pod) and entry.get("load_bytes") is not None:
+                own_load[entry["address"]] = int(entry["load_bytes"])
+    merged = []
+    for node in nodes:
+        mine = own_load.get(node.get("address"))
+        if mine is not None and (node.get("load_bytes") is None or mine > int(node["load_bytes"])):
+            node = dict(node, load_bytes=mine)
+        merged.append(node)
+    return merged
+
+
 def decommission_command(info: Obj) -> list[str]:
     """``nodetool decommission``, with ``--force`` when only system keyspaces at their defaults would block it."""
     return ["nodetool", "decommission"] + (["--force"] if info.get("force_for") else [])

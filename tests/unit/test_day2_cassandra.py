@@ -221,7 +221,9 @@ class FakeNodes:
         command = self.unwrap(command)
         self.commands.append((pod, " ".join(command[:3]) if command[0] == "nodetool" else command[0], timeout))
         if command == _health.CASSANDRA_COMMAND:
-            answer = self.status_answers.pop(0) if len(self.status_answers) > 1 else self.status_answers[0]
+            # web-2 (the pod a scale-down to 2 removes) is asked for its own load: it sees the current answer.
+            take = len(self.status_answers) > 1 and pod != "web-2"
+            answer = self.status_answers.pop(0) if take else self.status_answers[0]
             return _exec.ExecResult(0, answer.encode(), b"", "v5.channel.k8s.io")
         if command[0] == "cqlsh":
             return _exec.ExecResult(0, (KEYSPACES % (self.rows, 6)).encode(), b"", "v5.channel.k8s.io")
@@ -271,8 +273,10 @@ def test_scale_down_check_mode_shows_the_plan_and_writes_nothing(monkeypatch):
     assert planned["asked"] == "web-0" and planned["free_bytes"] == {"web-0": 61444198400, "web-1": 61444198400}
     assert result["decommissioned"] == []
     assert fake.writes() == [] and kube.writes() == []
-    # The ring and the schema asked of a pod that stays; df of each staying pod; gossip of every pod in the ring.
-    assert {c[0] for c in fake.commands if c[1] != "nodetool gossipinfo"} == {"web-0", "web-1"}
+    # The ring and the schema asked of a pod that stays; df of each staying pod; the leaving pod's own view of
+    # the ring (its load); gossip of every pod in the ring.
+    assert {c[0] for c in fake.commands if c[1] not in ("nodetool gossipinfo", "nodetool status")} == {"web-0", "web-1"}
+    assert sorted(c[0] for c in fake.commands if c[1] == "nodetool status") == ["web-0", "web-2"]
     assert sorted(c[0] for c in fake.commands if c[1] == "nodetool gossipinfo") == ["web-0", "web-1", "web-2"]
     assert planned["clear_stale"] == [] and result["stale_cleared"] == []
 
@@ -319,7 +323,7 @@ def test_decommission_runs_in_the_leaving_pod_and_waits_until_the_peer_lost_it(m
     assert [d["pod"] for d in info["decommissioned"]] == ["web-2"]
     # The plan and the check before it ask the peer; then until the node is gone as every staying pod sees it.
     status_asked = [c[0] for c in fake.commands if c[1] == "nodetool status"]
-    assert status_asked == ["web-0", "web-0", "web-0", "web-0", "web-1"]
+    assert status_asked == ["web-0", "web-2", "web-0", "web-0", "web-0", "web-1"]
 
 
 def test_a_rerun_waits_for_a_node_already_leaving_without_a_second_decommission(monkeypatch):
@@ -343,7 +347,7 @@ def test_the_run_waits_until_every_staying_pod_lost_the_node(monkeypatch):
     fake.web_1 = [status(web_2="UL"), status(web_2="UL")]
     info = decommission(monkeypatch, fake)
     assert [c[0] for c in fake.commands if c[1] == "nodetool status"] == [
-        "web-0", "web-0", "web-0", "web-1", "web-0", "web-1", "web-0", "web-1"]
+        "web-0", "web-2", "web-0", "web-0", "web-1", "web-0", "web-1", "web-0", "web-1"]
     assert [d["pod"] for d in info["decommissioned"]] == ["web-2"]
 
 
@@ -471,3 +475,29 @@ def test_only_addresses_no_pod_has_whose_host_id_lives_elsewhere_or_left_are_sta
         ("10.88.0.6", "host id of a node that left the ring"), ("10.88.0.9", "host id now at 10.88.0.4 (web-1)")]
     # A host id whose node is down is nobody's to clear for.
     assert cass.stale_endpoints(view, nodes(web_1="DN", web_2=None), ips) == []
+
+
+def test_a_leaving_node_s_own_load_counts_when_a_peer_has_not_heard_of_it_yet():
+    # web-0 still has web-2 at 1.2 MiB (gossip, about once a minute); web-2 itself says 1.2 GiB.
+    own = status().replace("1.2 MiB", "1.2 GiB")
+    merged = cass.with_own_loads(nodes(), {"web-2": _health.parse_nodetool_status(own)}, IPS)
+    assert [n["load_bytes"] for n in merged] == [n["load_bytes"] for n in nodes()][:2] + [int(1.2 * 1024 ** 3)]
+    small = {"web-0": 10 ** 8, "web-1": 10 ** 8}
+    with pytest.raises(InvalidInput, match="less than its share"):
+        cass.scale_down_check("web", 2, merged, IPS, keyspaces(), small)
+    # A lower own figure (the peer's is newer) changes nothing.
+    lower = status().replace("1.2 MiB", "1.0 KiB")
+    assert cass.with_own_loads(nodes(), {"web-2": _health.parse_nodetool_status(lower)}, IPS) == nodes()
+
+
+def test_a_pod_that_cannot_answer_holds_the_gate_even_in_a_ring_of_one(monkeypatch):
+    def refused(client, namespace, pod, command, container=None, timeout=None):
+        return _exec.ExecResult(1, b"", b"nodetool: Failed to connect to '127.0.0.1:7199'", "v5.channel.k8s.io")
+
+    monkeypatch.setattr(_exec, "run", refused)
+    kube = with_ips(cluster(pods=(("web-0", "r1", True),)))
+    engine = _day2.engine_for(Task(cass_params(rolling_update)), kube)
+    pods = _day2.read_pods(kube, kube.get("apps/v1", "StatefulSet", "web", "db"))
+    problems, report = engine.gate(pods, None, cass_params(rolling_update))
+    assert report is None and len(problems) == 1
+    assert problems[0].startswith("web-0: pod db/web-0: nodetool status exited with 1: nodetool: Failed to connect")
