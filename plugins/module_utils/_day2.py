@@ -716,10 +716,12 @@ def run_rolling_update(task: Task, client: KubeClient) -> Result:
             # The primary's pod goes as a replica: writers lose the switchover's downtime, not its restart.
             result["switchover"] = _switch_over(task, client, switch_to)
             primary = switch_to
+        started = time.monotonic()
         engine.before_replace(pod_name, read_pods(client, sts), params)
+        before_seconds = time.monotonic() - started
         seconds = replace_pod(client, ns, pod_name, pod, update_revision, params["pod_timeout"])
         engine.after_replace(pod_name, read_pods(client, sts), params)
-        entry: Obj = {"pod": pod_name, "ready_seconds": round(seconds, 3)}
+        entry: Obj = {"pod": pod_name, "before_seconds": round(before_seconds, 3), "ready_seconds": round(seconds, 3)}
         if pod_name in stuck:
             result["stuck_deleted"].append(pod_name)
             stuck.discard(pod_name)

@@ -213,6 +213,7 @@ pods:
   elements: dict
   contains:
     pod: {description: Pod name., type: str}
+    before_seconds: {description: 'The engine''s work before the delete (O(engine=cassandra) with O(drain) - C(nodetool drain)).', type: float}
     ready_seconds: {description: From the delete to the successor Ready on the new revision., type: float}
     gate_seconds: {description: From Ready until the gate passed., type: float}
 stuck_deleted:
