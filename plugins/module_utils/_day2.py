@@ -368,6 +368,8 @@ class Cassandra(Engine):
         current = [p for p in pods if plan.pod_name(p) == pod]
         if not current or not plan.is_ready(current[0]) or plan.is_terminating(current[0]):
             return  # a stuck pod serves nothing: there is nothing to drain
+        if cass.prestop_drains(current[0], self.container):
+            return  # its preStop hook drains it as it stops: a second drain here would only cost a JVM start
         self._run(pod, ["nodetool", "drain"], timeout=float(params["pod_timeout"]))
 
     def scale_down_plan(self, sts_name: str, pods: list[Obj], target: int) -> Obj:

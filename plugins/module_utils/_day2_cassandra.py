@@ -153,8 +153,23 @@ def gate_description(drain: bool) -> list[str]:
              "every node UN (up, normal: none joining, leaving or moving) in nodetool status as each pod sees "
              "the ring, every pod's address among them"]
     if drain:
-        gates.insert(0, "before each pod: nodetool drain in it (memtables flushed, clients and gossip stopped)")
+        gates.insert(0, "before each pod: nodetool drain in it (memtables flushed, clients and gossip stopped); "
+                        "by its preStop hook as it stops when the hook runs nodetool drain, else by this run "
+                        "before the delete")
     return gates
+
+
+def prestop_drains(pod: Obj, container: str | None) -> bool:
+    """Whether ``pod``'s Cassandra container drains the node itself as it stops (a ``preStop`` hook that runs
+    ``nodetool drain``, as the cassandra role's does): the kubelet runs it before the container is told to stop."""
+    containers = (pod.get("spec") or {}).get("containers") or []
+    chosen = [c for c in containers if c.get("name") == container] if container else containers[:1]
+    for spec in chosen:
+        command = (((spec.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command") or []
+        words = " ".join(str(part) for part in command).split()
+        if "nodetool" in words and "drain" in words:
+            return True
+    return False
 
 
 def _leaving(name: str, sts_name: str, target: int) -> bool:

@@ -143,6 +143,9 @@ options:
         O(pod_timeout)) - its memtables are flushed and it stops serving clients and gossip, so the other nodes mark it
         down at once instead of after a failure-detection delay. A pod that is not Ready is deleted without it.
       - A failed drain stops the run before the pod is deleted; the next run goes on from there.
+      - A pod whose Cassandra container has a C(preStop) hook that runs C(nodetool drain) (the cassandra role's
+        does) is drained by that hook as it stops, before the container is told to stop; the run does not drain it
+        a second time.
     type: bool
     default: true
 """

@@ -428,6 +428,23 @@ def test_a_ready_pod_is_drained_before_it_goes_unless_asked_not_to(monkeypatch):
     engine.before_replace("web-1", pods, cass_params(rolling_update))  # not ready: nothing to drain
     engine.before_replace("web-0", pods, cass_params(rolling_update, drain=False))
     assert fake.writes() == [("web-0", "nodetool drain", 600.0)]
+    # The cassandra role's container drains itself as it stops (preStop): not drained a second time.
+    hooked = [dict(p, spec={"containers": [{"name": "cassandra", "lifecycle": {"preStop": {"exec": {
+        "command": ["nodetool", "drain"]}}}}]}) for p in pods]
+    engine.before_replace("web-0", hooked, cass_params(rolling_update))
+    assert fake.writes() == [("web-0", "nodetool drain", 600.0)]
+
+
+def test_only_a_prestop_hook_that_runs_nodetool_drain_counts():
+    def pod(command, name="cassandra"):
+        return {"spec": {"containers": [{"name": "sidecar"}, {"name": name, "lifecycle": {
+            "preStop": {"exec": {"command": command}}}}]}}
+    assert cass.prestop_drains(pod(["nodetool", "drain"]), "cassandra")
+    assert cass.prestop_drains(pod(["sh", "-c", "nodetool drain && sleep 5"]), "cassandra")
+    assert not cass.prestop_drains(pod(["nodetool", "flush"]), "cassandra")
+    assert not cass.prestop_drains(pod(["nodetool", "drain"], name="other"), "cassandra")
+    # Without a container named, the first one is the datastore's (here the sidecar, without a hook).
+    assert not cass.prestop_drains(pod(["nodetool", "drain"]), None)
 
 
 def test_rolling_update_check_mode_shows_the_gates(monkeypatch):
