@@ -323,12 +323,13 @@ def md_lines(results):
                   "(a watch), then until every node is UN in `nodetool status` as every pod sees it (all pods asked "
                   "at once, each answer a JVM start, so it counts up to one poll after the ring converged; the "
                   "role's preStop hook drains the node in both restarts). Ours: `rolling_update` engine cassandra, "
-                  "`restart: true`, with the default `drain: true` (a `nodetool drain` before each delete, part of "
-                  "the rest row, as is the gate it passes once before the first pod), its gate asking the pods one "
-                  "after another, timed as a whole module process, Python's start-up included. Draining first makes the stop that follows "
-                  "short (the preStop drain finds little left to do), so our delete to Ready is shorter than the own "
-                  "one and the drain shows in the rest row instead; `drain: false` (measured in the same rounds with "
-                  "`--without-drain`) changes the whole little.", ""]
+                  "`restart: true`, default `drain: true`, timed as a whole module process, Python's start-up "
+                  "included; its gate asks every pod at once, and the rest row holds the gate before the first pod, "
+                  "the StatefulSet's writes and whatever the run does before each delete (`before_seconds`: a "
+                  "`nodetool drain` for a pod whose container does not drain itself in a preStop hook; a run older "
+                  "than that rule drained every pod itself, and that drain moved out of the delete-to-Ready time "
+                  "into this row). Per-round samples, with each pod's `before_seconds` where the run reported it, "
+                  "are in day2-cassandra-bench.json.", ""]
     if results.get("rounds_error"):
         lines += ["Rolling restart failed: `%s`" % results["rounds_error"], ""]
     lines += ["## Scale-down 3 -> 2 against the data moved", "",
@@ -342,18 +343,24 @@ def md_lines(results):
         lines += ["", "A line through the two (node left, observed, against its load): %.1f s fixed, %s MB/s beyond it."
                   % (fixed["fixed_seconds"], fixed["mb_per_second_beyond"])]
     elif fixed:
-        lines += ["", "The larger load did not take longer (node left, observed): at these sizes a decommission is its "
-                  "fixed part, about %.0f s here (Cassandra's own waits for the ring to settle), and the streaming "
-                  "is lost in the noise; the MB/s figures are load / seconds, not a streaming rate." % max(
-                      e["observed"]["left_seconds"] for e in results["scale_down"]
-                      if (e.get("observed") or {}).get("left_seconds"))]
+        lines += ["", "The larger load did not take longer: at these sizes a decommission is Cassandra's fixed waits "
+                  "(the ring delay before it streams and again once it has left), %s s here by the module's own "
+                  "figure, and the streaming is lost in the noise; the MB/s figures are load / seconds, not a "
+                  "streaming rate." % " and ".join(
+                      "%.0f" % (e.get("decommissioned") or [{}])[0].get("seconds", 0) for e in results["scale_down"]
+                      if (e.get("decommissioned") or [{}])[0].get("seconds"))]
+    for entry in results["scale_down"]:
+        began = (entry.get("observed") or {}).get("leaving_seen_seconds")
+        if began and began > 60:
+            lines += ["", "%s: the node was seen leaving %.0f s after the module started. Until then the run waited "
+                      "for the ring to forget the addresses the pods had before the restart rounds just before it "
+                      "(stale gossip, cleared before any decommission; docs/day2.md)." % (entry["label"], began)]
     waits = [e["load_gossip_wait_seconds"] for e in results["scale_down"] if "load_gossip_wait_seconds" in e]
     if waits:
         lines += ["", "The leaving node's load reached cassandra-0's `nodetool status` %s s after the flush (gossip "
-                  "broadcasts it about once a minute). The module's plan (`load_moving_bytes`) and `load_bytes` read "
-                  "the load there, so right after a burst of writes they understate the data moving; the benchmark "
-                  "waits until that view shows at least 90%% of the node's own figure before it runs the module."
-                  % " and ".join("%.0f" % w for w in waits)]
+                  "carries it about once a minute). The module's plan takes the leaving node's own figure when it is "
+                  "higher, so it is right at once; the benchmark still waits until cassandra-0's view shows at least "
+                  "90%% of it, so the two agree." % " and ".join("%.0f" % w for w in waits)]
     lines += ["", "Before each scale-down the keyspace has replication factor 2 and every node is flushed, so the load "
               "`nodetool status` reports (what the plan and `load_bytes` give) is the data on disk. The decommission's "
               "seconds run from the check before `nodetool decommission` until the node is gone from every staying "
