@@ -265,6 +265,9 @@ def summarise(rounds):
         "ours_gate_per_pod": statistics.median(sum(p.get("gate_seconds", 0) for p in r["ours_pods"]) / pods for r in rounds),
         "overhead_per_pod": statistics.median((r["ours_total"] - sum(p["seconds"] for p in r["own"].values())) / pods
                                               for r in rounds)}
+    if all("before_seconds" in p for r in rounds for p in r["ours_pods"]):
+        summary["ours_before_per_pod"] = statistics.median(sum(p["before_seconds"] for p in r["ours_pods"]) / pods
+                                                           for r in rounds)
     if all("ours_no_drain_total" in r for r in rounds):
         summary["ours_no_drain_per_pod"] = statistics.median(r["ours_no_drain_total"] / pods for r in rounds)
         summary["overhead_no_drain_per_pod"] = statistics.median(
@@ -313,8 +316,11 @@ def md_lines(results):
                   "| rolling_update: delete to Ready per pod (its own figure) | %.2f s |" % s["ours_ready_per_pod"],
                   "| rolling_update: gate after Ready per pod | %.2f s |" % s["ours_gate_per_pod"],
                   "| rolling_update: the rest per pod (gate before the first pod, drains, process, writes) | %.2f s |"
-                  % (s["ours_per_pod"] - s["ours_ready_per_pod"] - s["ours_gate_per_pod"]),
-                  "| **overhead per pod** (ours - own) | **%.2f s** |" % s["overhead_per_pod"]]
+                  % (s["ours_per_pod"] - s["ours_ready_per_pod"] - s["ours_gate_per_pod"])]
+        if "ours_before_per_pod" in s:
+            lines += ["| of which before each delete (`before_seconds`: a drain the run does itself) | %.2f s |"
+                      % s["ours_before_per_pod"]]
+        lines += ["| **overhead per pod** (ours - own) | **%.2f s** |" % s["overhead_per_pod"]]
         if "overhead_no_drain_per_pod" in s:
             lines += ["| rolling_update with `drain: false` per pod (whole run / 3) | %.2f s |" % s["ours_no_drain_per_pod"],
                       "| overhead per pod with `drain: false` (ours - own) | %.2f s |" % s["overhead_no_drain_per_pod"]]
@@ -332,8 +338,11 @@ def md_lines(results):
                   "are in day2-cassandra-bench.json.", ""]
     if results.get("rounds_error"):
         lines += ["Rolling restart failed: `%s`" % results["rounds_error"], ""]
-    lines += ["## Scale-down 3 -> 2 against the data moved", "",
-              "| data | rows written | leaving node's load | decommission (module's `seconds`) | node left (observed) "
+    lines += ["## Scale-down 3 -> 2 against the data moved", ""]
+    if results.get("scale_down_started"):
+        lines += ["From the run started %s (this one timed the rolling restart only)." % results["scale_down_started"],
+                  ""]
+    lines += ["| data | rows written | leaving node's load | decommission (module's `seconds`) | node left (observed) "
               "| MB/s (module / observed) | whole module run | rows after (QUORUM) | notes |",
               "|---|---|---|---|---|---|---|---|---|"]
     for entry in results["scale_down"]:
@@ -394,6 +403,8 @@ def main():
     parser.add_argument("--without-drain", action="store_true",
                         help="each round also runs rolling_update with drain: false after the default one")
     parser.add_argument("--report-only", action="store_true", help="rewrite day2-cassandra.md from the JSON")
+    parser.add_argument("--restart-only", action="store_true",
+                        help="only the rolling restart rounds; the scale-down figures of the last full run are kept")
     parser.add_argument("--namespace", help="use this namespace's ring (already deployed, keyspace absent) and keep it")
     args = parser.parse_args()
     if args.report_only:
@@ -420,6 +431,11 @@ def main():
             results["summary"] = summarise(results["rounds"])
         except Exception as exc:  # recorded, and the scale-down still measured
             results["rounds_error"] = str(exc)[:2000]
+        if args.restart_only:
+            earlier = json.loads((HERE / "results" / "day2-cassandra-bench.json").read_text())
+            results.update(scale_down=earlier.get("scale_down") or [], fixed_part=earlier.get("fixed_part"),
+                           scale_down_started=earlier.get("scale_down_started") or earlier.get("started"))
+            return
         kubectl(env, "exec", "-n", ns, "cassandra-0", "-c", CONTAINER, "--", "cqlsh", "-e",
                 "ALTER KEYSPACE %s WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 2}" % KEYSPACE)
         first = 16

@@ -436,8 +436,8 @@ class Cassandra(Engine):
 
         There Cassandra marks the address as left at once. In a pod that still knows the address it
         would first hold that pod's gossip for the ring delay (30 s), long enough for its peers to think
-        it down; every node forgets such an address on its own within a minute or two, so the run waits
-        for one that has. A ring of one pod has no peer to mislead, and is used as it is.
+        it down; every node forgets such an address on its own within minutes (2-4 here after a rolling
+        restart), so the run waits for one that has. A ring of one pod has no peer to mislead, and is used as it is.
         """
         ips = self._ips(pods)
         while True:
