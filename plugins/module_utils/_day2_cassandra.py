@@ -311,6 +311,7 @@ def parse_gossipinfo(text: str | None) -> dict[str, Obj]:
     ``NAME:version:value`` (``generation`` and ``heartbeat`` as ``name:value``).
     """
     entries: dict[str, Obj] = {}
+    with_port: set[str] = set()  # addresses whose status came from STATUS_WITH_PORT, which STATUS must not undo
     current: Obj | None = None
     for line in (text or "").splitlines():
         if not line.strip():
@@ -336,13 +337,12 @@ def parse_gossipinfo(text: str | None) -> dict[str, Obj]:
         value = rest.partition(":")[2]
         if key == "HOST_ID":
             current["host_id"] = value.strip() or None
-        elif key == "STATUS_WITH_PORT" or (key == "STATUS" and not current.get("_with_port")):
+        elif key == "STATUS_WITH_PORT" or (key == "STATUS" and current["address"] not in with_port):
             current["status"] = value.split(",", 1)[0].strip() or None
-            current["_with_port"] = current.get("_with_port") or key == "STATUS_WITH_PORT"
+            if key == "STATUS_WITH_PORT":
+                with_port.add(current["address"])
     if not entries:
         raise ValueError("nodetool gossipinfo listed no endpoint: %s" % (text or "").strip()[:200])
-    for entry in entries.values():
-        entry.pop("_with_port", None)
     return entries
 
 
